@@ -1,0 +1,33 @@
+"""conhook: lightweight cooperative threads for Python with an explicit switch syntax.
+
+``import conhook`` installs the import hook: from then on, modules that opt in (they
+import ``con`` or ``conhook`` at top level, or lie under a path or package given to
+``install``) may use ``f@(args)`` and ``sibling f@(args)``.  The API is the module
+``con``; the runner is ``python -m conhook script.py``.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from ._pipeline import compile_con  # noqa: E402
+
+
+def install(paths=(), packages=()):
+    """Rewrite modules that opt in, and every module under ``paths`` or in ``packages``.
+
+    Calling it again replaces the earlier configuration.  ``import conhook`` calls it
+    with no arguments.
+    """
+    from . import _hook
+    _hook.install(paths, packages)
+
+
+def uninstall():
+    """Remove the import hook; modules already imported stay as they are."""
+    from . import _hook
+    _hook.uninstall()
+
+
+install()
+
+__all__ = ["install", "uninstall", "compile_con", "__version__"]

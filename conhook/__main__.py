@@ -1,0 +1,139 @@
+"""``python -m conhook``: run con programs the way ``python`` runs Python ones.
+
+    python -m conhook script.py [args...]
+    python -m conhook -m module [args...]
+    python -m conhook -c code [args...]
+    python -m conhook --show FILE      the token-rewritten source
+    python -m conhook --dis FILE       the rewritten bytecode
+
+``sys.argv``, ``__main__`` and ``sys.path[0]`` are set as CPython sets them.  The
+program itself is always rewritten, whether or not it imports ``con``.
+"""
+from __future__ import annotations
+
+import dis
+import importlib.machinery
+import importlib.util
+import os
+import signal
+import sys
+import types
+
+import conhook
+from conhook import _pipeline
+
+USAGE = """\
+usage: python -m conhook [--show FILE | --dis FILE] (script.py | -m module | -c code) [args...]
+"""
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        sys.stdout.write(USAGE)
+        return 0 if argv else 2
+    option, rest = argv[0], argv[1:]
+    if option in ("--show", "--dis"):
+        if len(rest) != 1:
+            sys.stderr.write(USAGE)
+            return 2
+        return show(rest[0], disassemble=option == "--dis")
+    if option == "-c":
+        if not rest:
+            sys.stderr.write("Argument expected for the -c option\n" + USAGE)
+            return 2
+        return run_code(rest[0], "<string>", ["-c", *rest[1:]], path0="")
+    if option == "-m":
+        if not rest:
+            sys.stderr.write("Argument expected for the -m option\n" + USAGE)
+            return 2
+        return run_module(rest[0], rest[1:])
+    if option.startswith("-"):
+        sys.stderr.write(f"unknown option {option!r}\n" + USAGE)
+        return 2
+    return run_script(option, rest)
+
+
+def show(filename: str, disassemble: bool) -> int:
+    with open(filename, "rb") as file:
+        source = _pipeline.decode_source(file.read())
+    if disassemble:
+        dis.dis(_pipeline.compile_con(source, filename))
+    else:
+        sys.stdout.write(_pipeline.rewrite_tokens(source, filename).source)
+    return 0
+
+
+def run_script(path: str, args: list[str]) -> int:
+    try:
+        with open(path, "rb") as file:
+            source = file.read()
+    except OSError as error:
+        sys.stderr.write(f"{sys.executable}: can't open file {path!r}: [Errno {error.errno}] "
+                         f"{error.strerror}\n")
+        return 2
+    path0 = os.path.dirname(os.path.realpath(path))
+    loader = importlib.machinery.SourceFileLoader("__main__", path)
+    return run_code(source, path, [path, *args], path0=path0, file=path, loader=loader)
+
+
+def run_module(name: str, args: list[str]) -> int:
+    sys.path[0] = os.getcwd()
+    try:
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.submodule_search_locations is not None:
+            spec = importlib.util.find_spec(name + ".__main__")
+    except ImportError as error:
+        spec, reason = None, str(error)
+    else:
+        reason = f"No module named {name}"
+    if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+        sys.stderr.write(f"{sys.executable}: {reason}\n")
+        return 1
+    with open(spec.origin, "rb") as file:
+        source = file.read()
+    return run_code(source, spec.origin, [spec.origin, *args], path0=sys.path[0],
+                    file=spec.origin, loader=spec.loader, spec=spec)
+
+
+def run_code(source, filename, argv, *, path0, file=None, loader=None, spec=None) -> int:
+    sys.argv[:] = argv
+    sys.path[0] = path0
+    main_module = types.ModuleType("__main__")
+    namespace = main_module.__dict__
+    namespace.update(__file__=file, __loader__=loader, __spec__=spec, __builtins__=__builtins__)
+    if file is None:
+        del namespace["__file__"]
+    sys.modules["__main__"] = main_module
+    try:
+        code = _pipeline.compile_con(source, filename)
+    except SyntaxError as error:
+        error.__traceback__ = None
+        return report(error)
+    try:
+        _pipeline.prepare_namespace(namespace)
+        exec(code, namespace)
+    except SystemExit:
+        raise
+    except BaseException as error:  # noqa: BLE001 - reported like the interpreter does
+        return report(error)
+    return 0
+
+
+_PACKAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(conhook.__file__)), "")
+
+
+def report(error: BaseException) -> int:
+    """Print ``error`` as ``python`` would, without the runner's own frames."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        tb = tb.tb_next
+    sys.excepthook(type(error), error, tb)
+    if isinstance(error, KeyboardInterrupt):
+        # Like CPython: die of SIGINT so that the parent sees how we ended.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

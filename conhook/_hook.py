@@ -1,0 +1,187 @@
+"""The import hook: which modules are rewritten, how they are loaded, how they are cached.
+
+A module is rewritten when it opts in (SPEC 2.1): it imports ``con`` or ``conhook``
+at top level (a line that starts with ``import``/``from`` naming one of them), or it
+lies under a path or package given to ``conhook.install()``.  Every other module is
+handed back exactly as the path finder found it; the standard library and
+site-packages are declined before their files are even opened.
+
+The finder sits just before ``PathFinder`` on ``sys.meta_path`` so that finders placed
+in front of the path finder keep their precedence.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.machinery
+import importlib.util
+import marshal
+import os
+import re
+import struct
+import sys
+import sysconfig
+import types
+
+from . import _pipeline
+
+API_MODULE = "con"
+_OPT_IN = re.compile(
+    rb"^(?:from[ \t]+(?:con|conhook)(?:\.\w+)*[ \t]+import\b|import[ \t]+[^\n#;]*\b(?:con|conhook)\b)",
+    re.MULTILINE)
+
+
+def _trace(message: str) -> None:
+    """Diagnostics for the hook, off unless CONHOOK_TRACE is set."""
+    if os.environ.get("CONHOOK_TRACE"):
+        sys.stderr.write(f"conhook: {message}\n")
+
+
+def _never_rewritten_roots() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    roots = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
+    return tuple(os.path.join(os.path.realpath(root), "") for root in roots)
+
+
+class ConFinder:
+    """Finds modules to rewrite; everything else is passed through untouched."""
+
+    def __init__(self, paths=(), packages=()):
+        self.paths = tuple(os.path.join(os.path.abspath(p), "") for p in paths)
+        self.packages = tuple(packages)
+        self.skip_roots = _never_rewritten_roots()
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname == API_MODULE:
+            return importlib.util.spec_from_loader(API_MODULE, _ApiLoader())
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
+        if spec is None or type(spec.loader) is not importlib.machinery.SourceFileLoader:
+            return spec  # not found, or not plain source (extension, namespace, .pyc)
+        if not self.opts_in(fullname, spec.origin):
+            return spec
+        _trace(f"rewriting {fullname} ({spec.origin})")
+        spec.loader = ConLoader(fullname, spec.origin)
+        return spec
+
+    def opts_in(self, fullname: str, origin: str) -> bool:
+        if any(fullname == p or fullname.startswith(p + ".") for p in self.packages):
+            return True
+        if self.paths and origin.startswith(self.paths):
+            return True
+        if origin.startswith(self.skip_roots):
+            return False  # the standard library and site-packages never opt in by themselves
+        try:
+            with open(origin, "rb") as file:
+                data = file.read()
+        except OSError:
+            return False  # let the ordinary loader report it
+        return _OPT_IN.search(data) is not None
+
+    def invalidate_caches(self):
+        pass
+
+
+class ConLoader(importlib.machinery.SourceFileLoader):
+    """A source loader whose code goes through the con pipeline and its own cache."""
+
+    def exec_module(self, module):
+        _pipeline.prepare_namespace(module.__dict__)
+        super().exec_module(module)
+
+    def get_code(self, fullname):
+        source_path = self.get_filename(fullname)
+        stat = os.stat(source_path)
+        cache_path = cache_path_for(source_path)
+        code = read_cache(cache_path, stat) if cache_path else None
+        if code is None:
+            code = _pipeline.compile_con(self.get_data(source_path), source_path)
+            if cache_path and not sys.dont_write_bytecode:
+                write_cache(cache_path, code, stat)
+        return code
+
+
+class _ApiLoader:
+    """Serves ``import con`` as the public API module (there is no file named con)."""
+
+    def create_module(self, spec):
+        return importlib.import_module("conhook.api")
+
+    def exec_module(self, module):
+        pass
+
+
+# -- the cache ------------------------------------------------------------------------
+
+def _cache_key() -> bytes:
+    import bytecode
+    from . import __version__
+    return f"conhook {__version__} bytecode {bytecode.__version__}".encode()
+
+
+_HEADER = struct.Struct("<4sqq")
+
+
+def cache_path_for(source_path: str) -> str | None:
+    """``__pycache__/name.<tag>-conhook.pyc`` beside the ordinary one, or None."""
+    try:
+        ordinary = importlib.util.cache_from_source(source_path)
+    except NotImplementedError:
+        return None
+    tag = sys.implementation.cache_tag
+    head, sep, tail = ordinary.rpartition(tag)
+    return f"{head}{tag}-conhook{tail}" if sep else None
+
+
+def read_cache(path: str, stat: os.stat_result) -> types.CodeType | None:
+    """The cached code, or None if it is missing, stale or damaged in any way."""
+    try:
+        with open(path, "rb") as file:
+            data = file.read()
+    except OSError:
+        return None
+    key = _cache_key()
+    try:
+        magic, mtime, size = _HEADER.unpack_from(data)
+        start = _HEADER.size
+        if (magic, mtime, size) != (importlib.util.MAGIC_NUMBER, stat.st_mtime_ns, stat.st_size):
+            return None
+        if data[start:start + len(key)] != key:
+            return None
+        code = marshal.loads(data[start + len(key):])
+    except Exception:  # noqa: BLE001 - a damaged cache is only a cache miss
+        _trace(f"ignoring damaged cache {path}")
+        return None
+    return code if isinstance(code, types.CodeType) else None
+
+
+def write_cache(path: str, code: types.CodeType, stat: os.stat_result) -> None:
+    """Write atomically (temporary file, then rename); failure only skips caching."""
+    data = (_HEADER.pack(importlib.util.MAGIC_NUMBER, stat.st_mtime_ns, stat.st_size)
+            + _cache_key() + marshal.dumps(code))
+    temporary = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(temporary, "wb") as file:
+            file.write(data)
+        os.replace(temporary, path)
+    except OSError as error:
+        _trace(f"not caching {path}: {error}")
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+
+
+# -- installation -----------------------------------------------------------------------
+
+def install(paths=(), packages=()) -> ConFinder:
+    """Put a finder on ``sys.meta_path`` (replacing an earlier one of ours)."""
+    uninstall()
+    finder = ConFinder(paths, packages)
+    index = next((i for i, f in enumerate(sys.meta_path) if f is importlib.machinery.PathFinder),
+                 len(sys.meta_path))
+    sys.meta_path.insert(index, finder)
+    return finder
+
+
+def uninstall() -> None:
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, ConFinder)]

@@ -1,0 +1,73 @@
+"""The one compile pipeline, used by every entry point.
+
+    source -> token rewrite (markers) -> AST step -> compile -> bytecode rewrite
+
+``--show`` prints the first stage (``rewrite_tokens``), ``--dis`` the last.
+"""
+from __future__ import annotations
+
+import ast
+import types
+
+from . import _bytecode, _syntax, _tokens
+
+
+def rewrite_tokens(source: str, filename: str = "<con>") -> _tokens.TokenRewrite:
+    return _tokens.rewrite_source(source, filename)
+
+
+def compile_con(source: str | bytes, filename: str = "<con>", mode: str = "exec", *,
+                toplevel: bool = False, optimize: int = -1) -> types.CodeType:
+    """Compile con source into a code object whose non-atomic functions are coroutines.
+
+    ``toplevel`` lets the module level itself make non-atomic calls and start threads
+    (for ``%%con`` cells and the REPL); the module code is then a coroutine too.
+    """
+    if isinstance(source, bytes):
+        source = decode_source(source)
+    try:
+        rewrite = rewrite_tokens(source, filename)
+        try:
+            tree = ast.parse(rewrite.source, filename, mode)
+        except SyntaxError as error:
+            raise _restore_syntax_error(error, rewrite) from None
+        tree = _syntax.transform(tree, rewrite, filename, toplevel=toplevel)
+        code = compile(tree, filename, mode, dont_inherit=True, optimize=optimize)
+    except SyntaxError as error:
+        # Only the user's file matters in a syntax error: drop the pipeline's frames.
+        raise error.with_traceback(None) from None
+    return _bytecode.make_nonatomic(code)
+
+
+def decode_source(data: bytes) -> str:
+    """Bytes of a source file to text, honouring the coding cookie and BOM (PEP 263)."""
+    import importlib.util
+    return importlib.util.decode_source(data)
+
+
+def prepare_namespace(namespace: dict) -> dict:
+    """Give a namespace what compiled con code refers to (the reserved ``__con__``)."""
+    try:
+        from . import _scope
+    except ImportError:  # the runtime lands with issue 3
+        return namespace
+    namespace[_syntax.RUNTIME_NAME] = _scope
+    return namespace
+
+
+def _restore_syntax_error(error: SyntaxError, rewrite: _tokens.TokenRewrite) -> SyntaxError:
+    """Point a SyntaxError of the rewritten text at the original text."""
+    columns = rewrite.columns
+    if not columns or error.lineno is None:
+        return error
+    lines = columns.original_lines
+    lineno, end_lineno = error.lineno, error.end_lineno or error.lineno
+    offset = error.offset
+    end_offset = error.end_offset
+    if offset is not None and offset > 0:
+        offset = columns.char_to_original(lineno, offset - 1) + 1
+    if end_offset is not None and end_offset > 0:
+        end_offset = columns.char_to_original(end_lineno, end_offset - 1) + 1
+    text = lines[lineno - 1] if 0 < lineno <= len(lines) else error.text
+    restored = SyntaxError(error.msg, (error.filename, lineno, offset, text, end_lineno, end_offset))
+    return restored

@@ -1,0 +1,335 @@
+"""AST step: check where con syntax may stand, build prejoin scopes, restore columns.
+
+Runs between the token layer and ``compile``.  It
+
+* rejects non-atomic calls where SPEC 1.1 forbids them, with a ``SyntaxError`` that
+  names the original line and column and says what to do instead;
+* turns each ``sibling`` statement into a call on the prejoin scope of its function,
+  and wraps the body of every function that starts threads in that scope (below);
+* on Python 3.11, where comprehensions are functions of their own, marks the call of
+  a comprehension that makes non-atomic calls so that it is awaited too;
+* moves every node's columns back to the original text, so that compiled code,
+  tracebacks and carets point at what the user wrote.
+
+The prejoin scope of a function that starts threads::
+
+    __con_scope__ = __con__.prejoin()
+    try:
+        <body, with each `sibling F@(A)` as  __con_scope__.start(F, A)>
+    except BaseException as __con_exc__:
+        if await __con_scope__.failed(__con_exc__):
+            raise
+    finally:
+        await __con_scope__.join()
+
+(``await`` written as the marker, which the bytecode layer turns into the real thing.)
+"""
+from __future__ import annotations
+
+import ast
+import sys
+
+from ._tokens import AWAIT_MARKER, SIBLING_MARKER, ColumnMap, TokenRewrite
+
+RUNTIME_NAME = "__con__"
+SCOPE_NAME = "__con_scope__"
+EXC_NAME = "__con_exc__"
+
+COMPREHENSIONS_ARE_FUNCTIONS = sys.version_info < (3, 12)
+
+_FUNCTION = "function"
+_LAMBDA = "lambda"
+_MODULE = "module"
+_CLASS = "class"
+_GENEXP = "generator expression"
+
+_WHERE_REMEDY = {
+    _MODULE: "at module level; move it into a function and run that with con.bootstrap()",
+    _CLASS: "in a class body; move it into a method",
+    _GENEXP: "in a generator expression; use a list comprehension instead",
+}
+
+
+def is_marker(node: ast.AST) -> bool:
+    return isinstance(node, ast.Attribute) and node.attr == AWAIT_MARKER
+
+
+def transform(tree: ast.Module, rewrite: TokenRewrite, filename: str, *, toplevel: bool = False) -> ast.Module:
+    """Check and transform ``tree`` (parsed from ``rewrite.source``) in place.
+
+    ``toplevel`` allows non-atomic calls and siblings at module level (``%%con`` cells
+    and the REPL); the module body is then a prejoin scope of its own.
+    """
+    if rewrite.columns:
+        _restore_columns(tree, rewrite.columns)
+    checker = _Checker(filename, rewrite.columns.original_lines, toplevel)
+    checker.visit(tree)
+    if toplevel and checker.module_starts_threads:
+        tree.body = _prejoin_scope(tree.body, tree.body[0] if tree.body else tree)
+    return tree
+
+
+def _restore_columns(tree: ast.AST, columns: ColumnMap) -> None:
+    edited = columns.edits
+    for node in ast.walk(tree):
+        lineno = getattr(node, "lineno", None)
+        if lineno is None:
+            continue
+        if lineno in edited:
+            node.col_offset = columns.byte_to_original(lineno, node.col_offset)
+        end = node.end_lineno
+        if end in edited and node.end_col_offset is not None:
+            node.end_col_offset = columns.byte_to_original(end, node.end_col_offset)
+
+
+class _Checker(ast.NodeTransformer):
+    """Walks the tree keeping the kind of the innermost scope."""
+
+    def __init__(self, filename: str, lines: list[str], toplevel: bool):
+        self.filename = filename
+        self.lines = lines
+        self.scopes = [_FUNCTION if toplevel else _MODULE]
+        self.generator = [False]
+        self.starts_threads = [False]
+        self.markers = [0]
+        self.in_annotation = False
+        self.module_starts_threads = False
+
+    def enter(self, kind: str, generator: bool) -> None:
+        self.scopes.append(kind)
+        self.generator.append(generator)
+        self.starts_threads.append(False)
+        self.markers.append(0)
+
+    def leave(self) -> int:
+        """Close the innermost scope; return how many markers it holds."""
+        self.scopes.pop()
+        self.generator.pop()
+        self.starts_threads.pop()
+        return self.markers.pop()
+
+    # -- errors -----------------------------------------------------------------
+
+    def error(self, message: str, node: ast.AST) -> SyntaxError:
+        line = self.lines[node.lineno - 1] if 0 < node.lineno <= len(self.lines) else ""
+        col = _char_col(line, node.col_offset)
+        end = _char_col(line, node.end_col_offset) if node.end_lineno == node.lineno else None
+        return SyntaxError(message, (self.filename, node.lineno, col + 1, line,
+                                     node.lineno, (end if end is not None else col + 1) + 1))
+
+    # -- scopes -----------------------------------------------------------------
+
+    def visit_FunctionDef(self, node):
+        self.visit_outside(node.decorator_list)
+        self.visit_arguments_outside(node.args)
+        if node.returns is not None:
+            self.visit_annotation(node.returns)
+        self.enter(_FUNCTION, _contains_yield(node.body))
+        node.body = self.visit_body(node.body)
+        starts_threads = self.starts_threads[-1]
+        self.leave()
+        if starts_threads:
+            node.body = _prejoin_scope(node.body, node)
+        return node
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_Lambda(self, node):
+        self.visit_arguments_outside(node.args)
+        self.enter(_LAMBDA, _contains_yield([node.body]))
+        node.body = self.visit(node.body)
+        self.leave()
+        return node
+
+    def visit_ClassDef(self, node):
+        self.visit_outside(node.decorator_list)
+        self.visit_outside(node.bases)
+        self.visit_outside(node.keywords)
+        self.enter(_CLASS, False)
+        node.body = self.visit_body(node.body)
+        self.leave()
+        return node
+
+    def visit_GeneratorExp(self, node):
+        return self.visit_comprehension(node, _GENEXP)
+
+    def visit_ListComp(self, node):
+        return self.visit_comprehension(node, self.scopes[-1])
+
+    visit_SetComp = visit_DictComp = visit_ListComp
+
+    def visit_comprehension(self, node, kind):
+        # The first iterable is evaluated in the enclosing scope, the rest in the
+        # comprehension's own.  On 3.12+ list, set and dict comprehensions are inlined
+        # (PEP 709); on 3.11 each is a function of its own, and when its own part makes
+        # non-atomic calls it is a coroutine that the enclosing scope must await.
+        first = node.generators[0]
+        first.iter = self.visit(first.iter)
+        self.enter(kind, self.generator[-1])
+        first.target = self.visit(first.target)
+        first.ifs = [self.visit(x) for x in first.ifs]
+        node.generators[1:] = [self.visit(g) for g in node.generators[1:]]
+        for part in ("elt", "key", "value"):
+            if hasattr(node, part):
+                setattr(node, part, self.visit(getattr(node, part)))
+        markers = self.leave()
+        if not markers:
+            return node
+        if kind != _GENEXP and COMPREHENSIONS_ARE_FUNCTIONS:
+            node = ast.copy_location(ast.Attribute(node, AWAIT_MARKER, ast.Load()), node)
+            self.markers[-1] += 1
+        else:
+            self.markers[-1] += markers
+        return node
+
+    # -- helpers for parts evaluated outside the new scope ----------------------------
+
+    def visit_outside(self, nodes):
+        for i, n in enumerate(nodes):
+            nodes[i] = self.visit(n)
+
+    def visit_arguments_outside(self, args: ast.arguments):
+        args.defaults = [self.visit(d) for d in args.defaults]
+        args.kw_defaults = [self.visit(d) if d is not None else None for d in args.kw_defaults]
+        for arg in (*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg):
+            if arg is not None and arg.annotation is not None:
+                self.visit_annotation(arg.annotation)
+
+    def visit_annotation(self, node):
+        saved, self.in_annotation = self.in_annotation, True
+        self.visit(node)
+        self.in_annotation = saved
+
+    def visit_AnnAssign(self, node):
+        self.visit_annotation(node.annotation)
+        node.target = self.visit(node.target)
+        if node.value is not None:
+            node.value = self.visit(node.value)
+        return node
+
+    def visit_body(self, body):
+        new = []
+        for stmt in body:
+            result = self.visit(stmt)
+            if isinstance(result, list):
+                new.extend(result)
+            elif result is not None:
+                new.append(result)
+        return new
+
+    # -- the con syntax itself -----------------------------------------------------
+
+    def visit_Attribute(self, node):
+        if node.attr != AWAIT_MARKER:
+            return self.generic_visit(node)
+        if not isinstance(node.ctx, ast.Load):
+            raise self.error("cannot assign to or delete a non-atomic call", node)
+        self.check_place(node, "a non-atomic call")
+        self.generic_visit(node)
+        self.markers[-1] += 1
+        return node
+
+    def check_place(self, node, what: str) -> None:
+        if self.in_annotation:
+            raise self.error(f"{what} cannot stand in an annotation", node)
+        scope = self.scopes[-1]
+        if scope in _WHERE_REMEDY:
+            raise self.error(f"{what} is not allowed {_WHERE_REMEDY[scope]}", node)
+        if self.generator[-1]:
+            raise self.error(f"{what} is not allowed in a generator function (it contains "
+                             "'yield'); make it a function that returns a list, or "
+                             "use a con.Queue between threads", node)
+
+    def visit_Expr(self, node):
+        value = node.value
+        if (isinstance(value, ast.BinOp) and isinstance(value.op, ast.MatMult)
+                and isinstance(value.left, ast.Name) and value.left.id == SIBLING_MARKER):
+            return self.sibling_statement(node, value)
+        return self.generic_visit(node)
+
+    def sibling_statement(self, node, value):
+        call = value.right
+        where = ast.Name(SIBLING_MARKER)
+        ast.copy_location(where, value)
+        if not isinstance(call, ast.Call):
+            raise self.error("'sibling' takes a non-atomic call: write 'sibling f@(args)'", value)
+        self.check_place(where, "'sibling'")
+        if self.scopes[-1] == _LAMBDA:
+            raise self.error("'sibling' is a statement and cannot stand in a lambda", value)
+        call = self.generic_visit(call)
+        self.starts_threads[-1] = True
+        if len(self.scopes) == 1:
+            self.module_starts_threads = True
+        start = ast.Attribute(value=ast.Name(SCOPE_NAME, ast.Load()), attr="start", ctx=ast.Load())
+        spawn = ast.Call(func=start, args=[call.func, *call.args], keywords=call.keywords)
+        ast.copy_location(start, value)
+        ast.copy_location(start.value, value)
+        ast.copy_location(spawn, value)
+        node.value = spawn
+        return node
+
+    def visit_Name(self, node):
+        if node.id == SIBLING_MARKER:
+            raise self.error("'sibling' is a statement of its own: write 'sibling f@(args)' "
+                             "on a line (or after ';' or ':') of its own", node)
+        return node
+
+
+def _char_col(line: str, byte_col: int | None) -> int:
+    if byte_col is None:
+        return 0
+    if line.isascii():
+        return byte_col
+    return len(line.encode("utf-8")[:byte_col].decode("utf-8", "ignore"))
+
+
+def _contains_yield(body) -> bool:
+    """Whether the scope whose statements are ``body`` is a generator."""
+    stack = list(body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.Yield, ast.YieldFrom)):
+            return True
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            # Nested scopes: only their default values and decorators belong to us.
+            if not isinstance(node, ast.Lambda):
+                stack.extend(node.decorator_list)
+            if not isinstance(node, ast.ClassDef):
+                stack.extend(node.args.defaults)
+                stack.extend(d for d in node.args.kw_defaults if d is not None)
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+    return False
+
+
+def _prejoin_scope(body: list[ast.stmt], where: ast.AST) -> list[ast.stmt]:
+    """Wrap ``body`` in the prejoin scope described in the module docstring.
+
+    The generated nodes carry the location of ``where`` (the ``def``), which is what a
+    traceback shows for the creator's frame when a thread's failure leaves it.
+    """
+    docstring = []
+    if (body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)):
+        docstring, body = body[:1], body[1:]
+
+    def at(node):
+        node.lineno, node.end_lineno = where.lineno, where.lineno
+        node.col_offset, node.end_col_offset = where.col_offset, where.col_offset
+        return node
+
+    def name(id_, ctx=ast.Load):
+        return at(ast.Name(id_, ctx()))
+
+    def method(obj, attr, *args):
+        return at(ast.Call(at(ast.Attribute(name(obj), attr, ast.Load())), list(args), []))
+
+    def awaited(expr):
+        return at(ast.Attribute(expr, AWAIT_MARKER, ast.Load()))
+
+    setup = at(ast.Assign([name(SCOPE_NAME, ast.Store)], method(RUNTIME_NAME, "prejoin")))
+    reraise = at(ast.If(awaited(method(SCOPE_NAME, "failed", name(EXC_NAME))), [at(ast.Raise())], []))
+    handler = at(ast.ExceptHandler(type=name("BaseException"), name=EXC_NAME, body=[reraise]))
+    join = at(ast.Expr(awaited(method(SCOPE_NAME, "join"))))
+    wrapped = at(ast.Try(body=body or [at(ast.Pass())], handlers=[handler], orelse=[], finalbody=[join]))
+    return docstring + [setup, wrapped]
