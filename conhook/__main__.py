@@ -127,6 +127,7 @@ def report(error: BaseException) -> int:
     tb = error.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
         tb = tb.tb_next
+    error.__traceback__ = tb
     sys.excepthook(type(error), error, tb)
     if isinstance(error, KeyboardInterrupt):
         # Like CPython: die of SIGINT so that the parent sees how we ended.
