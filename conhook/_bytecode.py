@@ -60,22 +60,31 @@ def _flatten(code_or_bytecode) -> list[tuple[object, _Handler | None]]:
 
 
 def _emit(items) -> list:
-    """The inverse of ``_flatten``: instructions with TryBegin/TryEnd around regions."""
+    """The inverse of ``_flatten``: instructions with TryBegin/TryEnd around regions.
+
+    A TryEnd goes right after the last instruction of its region, before any label
+    that follows; the ``bytecode`` library's stack-depth analysis depends on it.
+    """
     out = []
     open_begin = None
     open_handler = None
+    after_last_instr = 0
     for item, handler in items:
-        if isinstance(item, Instr) and handler is not open_handler:
-            if open_begin is not None:
-                out.append(TryEnd(open_begin))
-                open_begin = None
-            if handler is not None:
-                open_begin = TryBegin(handler.target, handler.push_lasti, handler.stack_depth)
-                out.append(open_begin)
-            open_handler = handler
-        out.append(item)
+        if isinstance(item, Instr):
+            if handler is not open_handler:
+                if open_begin is not None:
+                    out.insert(after_last_instr, TryEnd(open_begin))
+                    open_begin = None
+                if handler is not None:
+                    open_begin = TryBegin(handler.target, handler.push_lasti, handler.stack_depth)
+                    out.append(open_begin)
+                open_handler = handler
+            out.append(item)
+            after_last_instr = len(out)
+        else:
+            out.append(item)
     if open_begin is not None:
-        out.append(TryEnd(open_begin))
+        out.insert(after_last_instr, TryEnd(open_begin))
     return out
 
 
@@ -111,9 +120,7 @@ class AwaitTemplate:
             return labels[old]
 
         def handler(old):
-            if old is None:
-                return None
-            if self._is_guard(old):
+            if old is None or self._is_guard(old):
                 return site_handler
             key = id(old.target)
             if key not in regions:
