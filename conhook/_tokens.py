@@ -116,7 +116,7 @@ class _Rewriter:
         self.tokens = tokens
         self.lines = lines
         self.filename = filename
-        self.closers = _match_brackets(tokens)
+        self.closers, self.depths = _match_brackets(tokens)
         self.openers = {closer: opener for opener, closer in self.closers.items()}
         self.edits: dict[int, list[_Edit]] = {}
         self.sibling_lines: set[int] = set()
@@ -175,9 +175,9 @@ class _Rewriter:
             return False
         if nxt.type == NAME and keyword.iskeyword(nxt.string):
             return False
-        prev = next((t for t in reversed(self.tokens[:index]) if t.type != COMMENT), None)
-        if prev is not None and not (prev.type in _STATEMENT_START_TYPES
-                                     or (prev.type == OP and prev.string in (";", ":"))):
+        prev = self.tokens[index - 1] if index else None
+        if self.depths[index] or (prev is not None and not (
+                prev.type in _STATEMENT_START_TYPES or (prev.type == OP and prev.string in (";", ":")))):
             raise self.error("'sibling' starts a statement; it cannot be used inside an "
                              "expression: put 'sibling f@(args)' on a line of its own",
                              self.tokens[index])
@@ -246,17 +246,20 @@ def _ends_primary(tok: tokenize.TokenInfo) -> bool:
     return tok.type in _PRIMARY_END_TYPES
 
 
-def _match_brackets(tokens) -> dict[int, int]:
+def _match_brackets(tokens) -> tuple[dict[int, int], list[int]]:
+    """Index of the closer of each opening bracket, and the bracket depth of each token."""
     closers: dict[int, int] = {}
+    depths: list[int] = []
     stack: list[int] = []
     for index, tok in enumerate(tokens):
+        depths.append(len(stack))
         if tok.type != OP:
             continue
         if tok.string in _OPENERS:
             stack.append(index)
         elif tok.string in (")", "]", "}") and stack:
             closers[stack.pop()] = index
-    return closers
+    return closers, depths
 
 
 def _fstring_field_calls(body: str):

@@ -1,0 +1,178 @@
+"""The AST step: rejected places, and the prejoin scope around functions that start threads."""
+import sys
+import textwrap
+
+import pytest
+
+from conhook._pipeline import compile_con
+from pipeline_helpers import Park, run
+
+REJECTED = {
+    "module-level": ("x = f@(1)\n", 1, 5, "module level"),
+    "module-level-sibling": ("sibling f@(1)\n", 1, 1, "module level"),
+    "class-body": ("class C:\n    x = f@(1)\n", 2, 9, "class body"),
+    "generator-function": ("def g():\n    yield f@(1)\n", 2, 11, "generator"),
+    "generator-function-later-yield": ("def g():\n    f@(1)\n    yield\n", 2, 5, "generator"),
+    "async-generator": ("async def g():\n    f@(1)\n    yield\n", 2, 5, "generator"),
+    "generator-expression": ("def g():\n    return list(f@(x) for x in y)\n", 2, 17,
+                             "generator expression"),
+    "argument-annotation": ("def g():\n    def h(x: f@(1)): pass\n", 2, 14, "annotation"),
+    "return-annotation": ("def g():\n    def h() -> f@(1): pass\n", 2, 16, "annotation"),
+    "variable-annotation": ("def g():\n    x: f@(1) = 2\n", 2, 8, "annotation"),
+    "assignment-target": ("def g():\n    f@(1) = 2\n", 2, 5, "assign"),
+    "augmented-target": ("def g():\n    f@(1) += 2\n", 2, 5, "assign"),
+    "del-target": ("def g():\n    del f@(1)\n", 2, 9, "delete"),
+    "sibling-in-class": ("class C:\n    sibling f@(1)\n", 2, 5, "class body"),
+    "sibling-in-lambda": ("def g():\n    return lambda: sibling f@(1)\n", 2, 20, "statement"),
+    "sibling-in-call": ("def g():\n    h(\n    sibling f@(1))\n", 3, 5, "statement"),
+}
+
+
+@pytest.mark.parametrize("source,line,col,words", REJECTED.values(), ids=REJECTED.keys())
+def test_rejected_places_name_file_line_column(source, line, col, words):
+    with pytest.raises(SyntaxError) as info:
+        compile_con(source, "mod.py")
+    error = info.value
+    assert (error.filename, error.lineno, error.offset) == ("mod.py", line, col), error
+    assert error.text.rstrip("\n") == source.splitlines()[line - 1]
+    assert words in error.msg
+
+
+def test_syntax_error_of_plain_python_points_at_original_columns():
+    source = "def g():\n    x = f@(1) + (\n"
+    with pytest.raises(SyntaxError) as info:
+        compile_con(source, "mod.py")
+    assert info.value.lineno == 2
+    assert info.value.text.rstrip("\n") == "    x = f@(1) + ("
+    assert info.value.offset == len("    x = f@(1) + (")
+
+
+def test_syntax_error_traceback_holds_no_pipeline_frames():
+    with pytest.raises(SyntaxError) as info:
+        compile_con("x = f@(1)\n", "mod.py")
+    tb = info.value.__traceback__
+    files = []
+    while tb is not None:
+        files.append(tb.tb_frame.f_code.co_filename)
+        tb = tb.tb_next
+    assert files[-1].endswith("_pipeline.py") and not any(f.endswith(("conhook/_syntax.py", "conhook/_tokens.py", "/ast.py")) for f in files)
+
+
+class Recorder:
+    """Stands in for the runtime's prejoin scopes and records what the code does."""
+
+    def __init__(self):
+        self.events = []
+
+    def prejoin(self):
+        self.events.append("prejoin")
+        return self
+
+    def start(self, fn, *args, **kwargs):
+        self.events.append(("start", fn.__name__, args, kwargs))
+
+    async def failed(self, exc):
+        self.events.append(("failed", type(exc).__name__))
+        await Park("failed")
+        return True
+
+    async def join(self):
+        self.events.append("join")
+        await Park("join")
+
+
+def con_with_recorder(source):
+    recorder = Recorder()
+    ns = {"__con__": recorder, "Park": Park}
+    exec(compile_con(textwrap.dedent(source), "<scope>"), ns)
+    return ns, recorder
+
+
+def test_sibling_starts_through_the_scope_with_arguments():
+    ns, rec = con_with_recorder("""
+        def worker(*a, **k): pass
+        def main(x):
+            sibling worker@(x, 2, *[3], key=x, **{"k2": 4})
+            return "done"
+    """)
+    assert run(ns["main"](1))[0] == "done"
+    assert rec.events == ["prejoin", ("start", "worker", (1, 2, 3), {"key": 1, "k2": 4}), "join"]
+
+
+def test_sibling_arguments_may_make_nonatomic_calls():
+    ns, rec = con_with_recorder("""
+        def worker(x): pass
+        def main():
+            sibling worker@(Park@("arg"))
+    """)
+    result, tags = run(ns["main"](), send=lambda t, s: "value")
+    assert tags == ["arg", "join"]
+    assert rec.events[1] == ("start", "worker", ("value",), {})
+
+
+@pytest.mark.parametrize("exit_kind", ["return", "fallthrough", "raise", "break-return"])
+def test_the_scope_encloses_every_exit(exit_kind):
+    ns, rec = con_with_recorder("""
+        def worker(): pass
+        def main(kind):
+            sibling worker@()
+            for i in range(3):
+                if kind == "break-return":
+                    break
+            if kind == "return":
+                return 1
+            if kind == "raise":
+                raise KeyError("x")
+            if kind == "break-return":
+                return 2
+    """)
+    coro = ns["main"](exit_kind)
+    if exit_kind == "raise":
+        with pytest.raises(KeyError):
+            run(coro)
+        assert rec.events[-2:] == [("failed", "KeyError"), "join"]
+    else:
+        run(coro)
+        assert rec.events[-1] == "join"
+        assert not any(isinstance(e, tuple) and e[0] == "failed" for e in rec.events)
+
+
+def test_exception_reraised_unchanged_when_it_is_the_first_failure():
+    ns, rec = con_with_recorder("""
+        def worker(): pass
+        def main():
+            sibling worker@()
+            raise ValueError("mine")
+    """)
+    with pytest.raises(ValueError, match="mine") as info:
+        run(ns["main"]())
+    assert info.value.__context__ is None
+    assert [f.lineno for f in __import__("traceback").extract_tb(info.value.__traceback__)][-1] == 5
+
+
+def test_docstring_of_prejoining_function_survives():
+    ns, _ = con_with_recorder('''
+        def main():
+            """Starts things."""
+            sibling main@()
+    ''')
+    assert ns["main"].__doc__ == "Starts things."
+
+
+def test_functions_without_sibling_have_no_scope():
+    ns, rec = con_with_recorder("""
+        def main():
+            return Park@()
+    """)
+    run(ns["main"]())
+    assert rec.events == []
+
+
+def test_toplevel_mode_allows_calls_and_siblings_at_module_level():
+    recorder = Recorder()
+    code = compile_con("x = Park@('top')\nsibling worker@(x)\n", "<cell>", toplevel=True)
+    ns = {"__con__": recorder, "Park": Park, "worker": lambda x: None}
+    coro = eval(code, ns)
+    run(coro, send=lambda t, s: 42)
+    assert ns["x"] == 42
+    assert recorder.events[:2] == ["prejoin", ("start", "<lambda>", (42,), {})]
