@@ -140,9 +140,12 @@ class _Rewriter:
                                      f"rename {tok.string!r}", tok)
             elif tok.type == STRING and sys.version_info < (3, 12):
                 self.check_fstring_311(tok)
-        for index, tok in enumerate(self.tokens):
-            if tok.type == OP and tok.string == "@" and self.is_nonatomic_call(index):
-                self.rewrite_call(index, marker=index not in thread_calls)
+        calls = [index for index, tok in enumerate(self.tokens)
+                 if tok.type == OP and tok.string == "@" and self.is_nonatomic_call(index)]
+        if calls and FSTRING_START is not None:
+            self.check_fstring_debug_fields(calls)
+        for index in calls:
+            self.rewrite_call(index, marker=index not in thread_calls)
         return self.apply()
 
     # -- non-atomic calls ------------------------------------------------------------
@@ -222,6 +225,28 @@ class _Rewriter:
                 "non-atomic calls inside f-strings need Python 3.12 or newer; "
                 "compute the value into a variable before the f-string",
                 self.filename, row, col, self.lines[row - 1])
+
+    # -- f-strings on 3.12+ ------------------------------------------------------------
+
+    def check_fstring_debug_fields(self, calls: list[int]) -> None:
+        """Reject ``f"{g@(x)=}"``: the '=' would print the rewritten text."""
+        fields = []  # (index of '{', bracket depth inside the f-string) of open fields
+        in_fstring = []
+        for index, tok in enumerate(self.tokens):
+            if tok.type == FSTRING_START:
+                in_fstring.append(self.depths[index])
+            elif tok.type == FSTRING_END:
+                in_fstring.pop()
+            elif tok.type == OP and in_fstring:
+                if tok.string == "{" and self.depths[index] == in_fstring[-1]:
+                    fields.append(index)
+                elif tok.string == "}" and fields and self.closers.get(fields[-1]) == index:
+                    fields.pop()
+                elif (tok.string == "=" and fields and self.depths[index] == self.depths[fields[-1]] + 1
+                      and self.tokens[index + 1].string in ("}", "!", ":")
+                      and any(fields[-1] < call < index for call in calls)):
+                    raise self.error("an f-string's '=' specifier cannot show a non-atomic call; "
+                                     "compute the value into a variable first", tok)
 
     # -- output ----------------------------------------------------------------------
 

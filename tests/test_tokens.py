@@ -84,6 +84,8 @@ REWRITTEN = {
 
 if PY312:
     REWRITTEN["fstring"] = ('x = f"{g@(1)}!"\n', 'x = f"{g(1).__con_await__}!"\n')
+    REWRITTEN["fstring-comparison"] = ('x = f"{g@(1) == 2}"\n', 'x = f"{g(1).__con_await__ == 2}"\n')
+    REWRITTEN["fstring-debug-other-field"] = ('x = f"{a=} {g@(1)}"\n', 'x = f"{a=} {g(1).__con_await__}"\n')
 
 
 @pytest.mark.parametrize("source", UNTOUCHED.values(), ids=UNTOUCHED.keys())
@@ -139,7 +141,9 @@ SYNTAX_ERRORS = {
     "sibling-call-not-last": ("sibling f@(x) + 1\n", 1, 1),
     "reserved-name": ("__con_x = 1\n", 1, 1),
 }
-if not PY312:
+if PY312:
+    SYNTAX_ERRORS["fstring-debug-specifier"] = ('x = f"{g@(1)=}"\n', 1, 13)
+else:
     SYNTAX_ERRORS["fstring-311"] = ('x = f"a{g@(1)}"\n', 1, 10)
 
 
