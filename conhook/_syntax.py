@@ -175,7 +175,7 @@ class _Checker(ast.NodeTransformer):
         markers = self.leave()
         if not markers:
             return node
-        if kind != _GENEXP and COMPREHENSIONS_ARE_FUNCTIONS:
+        if kind != _GENEXP and COMPREHENSIONS_ARE_FUNCTIONS and not _awaited_by_python(node):
             node = ast.copy_location(ast.Attribute(node, AWAIT_MARKER, ast.Load()), node)
             self.markers[-1] += 1
         else:
@@ -273,6 +273,16 @@ class _Checker(ast.NodeTransformer):
             raise self.error("'sibling' is a statement of its own: write 'sibling f@(args)' "
                              "on a line (or after ';' or ':') of its own", node)
         return node
+
+
+def _awaited_by_python(comprehension) -> bool:
+    """Whether CPython 3.11 itself makes this comprehension a coroutine and awaits it."""
+    if any(gen.is_async for gen in comprehension.generators):
+        return True
+    parts = [comprehension.generators[0].target, *comprehension.generators[0].ifs,
+             *comprehension.generators[1:]]
+    parts += [getattr(comprehension, name) for name in ("elt", "key", "value") if hasattr(comprehension, name)]
+    return any(isinstance(n, ast.Await) for part in parts for n in ast.walk(part))
 
 
 def _char_col(line: str, byte_col: int | None) -> int:

@@ -245,6 +245,19 @@ def test_comprehensions():
     assert result == ([1, 2], {0, 1}, {2: 20}, [[2, 3], [3, 4]], [1, 2])
 
 
+def test_comprehension_mixing_await_and_nonatomic_calls_in_async_def():
+    ns = con("""
+        async def main(xs):
+            a = [await park(x) + park@(x) for x in xs]
+            b = [park@(x) async for x in agen(xs)]
+            return a, b
+        async def agen(xs):
+            for x in xs:
+                yield x
+    """)
+    assert run(ns["main"]([1, 2]), send=lambda t, s: t)[0] == ([2, 4], [1, 2])
+
+
 def test_comprehension_with_lambda_is_not_awaited():
     ns = con("""
         def main():
