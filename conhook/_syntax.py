@@ -151,14 +151,14 @@ class _Checker(ast.NodeTransformer):
         return node
 
     def visit_GeneratorExp(self, node):
-        return self.visit_comprehension(node, _GENEXP)
+        return self.comprehension_scope(node, _GENEXP)
 
     def visit_ListComp(self, node):
-        return self.visit_comprehension(node, self.scopes[-1])
+        return self.comprehension_scope(node, self.scopes[-1])
 
     visit_SetComp = visit_DictComp = visit_ListComp
 
-    def visit_comprehension(self, node, kind):
+    def comprehension_scope(self, node, kind):
         # The first iterable is evaluated in the enclosing scope, the rest in the
         # comprehension's own.  On 3.12+ list, set and dict comprehensions are inlined
         # (PEP 709); on 3.11 each is a function of its own, and when its own part makes
