@@ -239,10 +239,11 @@ def test_comprehensions():
             dct = {x: park@(x * 10) for x in xs if park@(x) > 1}
             nested = [[park@(x + y) for y in xs] for x in xs]
             first_iter = [x for x in park@(xs)]
-            return lst, st, dct, nested, first_iter
+            pairs = [(x, park@(y)) for x in xs for y in park@(xs) if y > 1]
+            return lst, st, dct, nested, first_iter, pairs
     """)
     result = run(ns["main"]([1, 2]), send=lambda t, s: t)[0]
-    assert result == ([1, 2], {0, 1}, {2: 20}, [[2, 3], [3, 4]], [1, 2])
+    assert result == ([1, 2], {0, 1}, {2: 20}, [[2, 3], [3, 4]], [1, 2], [(1, 2), (2, 2)])
 
 
 def test_comprehension_mixing_await_and_nonatomic_calls_in_async_def():
