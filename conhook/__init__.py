@@ -9,7 +9,11 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from ._pipeline import compile_con  # noqa: E402
+
+def compile_con(source, filename="<con>", mode="exec", *, toplevel=False, optimize=-1):
+    """Compile con source into a code object (see ``conhook._pipeline.compile_con``)."""
+    from ._pipeline import compile_con as compile_
+    return compile_(source, filename, mode, toplevel=toplevel, optimize=optimize)
 
 
 def install(paths=(), packages=()):

@@ -22,8 +22,6 @@ import sys
 import sysconfig
 import types
 
-from . import _pipeline
-
 API_MODULE = "con"
 _OPT_IN = re.compile(
     rb"^(?:from[ \t]+(?:con|conhook)(?:\.\w+)*[ \t]+import\b|import[ \t]+[^\n#;]*\b(?:con|conhook)\b)",
@@ -84,6 +82,7 @@ class ConLoader(importlib.machinery.SourceFileLoader):
     """A source loader whose code goes through the con pipeline and its own cache."""
 
     def exec_module(self, module):
+        from . import _pipeline
         _pipeline.prepare_namespace(module.__dict__)
         super().exec_module(module)
 
@@ -93,6 +92,7 @@ class ConLoader(importlib.machinery.SourceFileLoader):
         cache_path = cache_path_for(source_path)
         code = read_cache(cache_path, stat) if cache_path else None
         if code is None:
+            from . import _pipeline
             code = _pipeline.compile_con(self.get_data(source_path), source_path)
             if cache_path and not sys.dont_write_bytecode:
                 write_cache(cache_path, code, stat)
