@@ -25,8 +25,11 @@ import types
 from . import _pipeline
 
 API_MODULE = "con"
+# ``from con[.x] import ...``, or ``import`` with ``con``/``conhook`` as one of the
+# dotted names it lists (not as an alias: ``import numpy as con`` does not opt in).
 _OPT_IN = re.compile(
-    rb"^(?:from[ \t]+(?:con|conhook)(?:\.\w+)*[ \t]+import\b|import[ \t]+[^\n#;]*\b(?:con|conhook)\b)",
+    rb"^(?:from[ \t]+(?:con|conhook)(?:\.\w+)*[ \t]+import\b"
+    rb"|import[ \t]+(?:[\w.]+(?:[ \t]+as[ \t]+\w+)?[ \t]*,[ \t]*)*(?:con|conhook)\b)",
     re.MULTILINE)
 
 
