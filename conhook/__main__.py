@@ -11,6 +11,7 @@ program itself is always rewritten, whether or not it imports ``con``.
 """
 from __future__ import annotations
 
+import builtins
 import dis
 import importlib.machinery
 import importlib.util
@@ -54,8 +55,13 @@ def main(argv: list[str]) -> int:
 
 
 def show(filename: str, disassemble: bool) -> int:
-    with open(filename, "rb") as file:
-        source = _pipeline.decode_source(file.read())
+    try:
+        with open(filename, "rb") as file:
+            source = _pipeline.decode_source(file.read())
+    except OSError as error:
+        sys.stderr.write(f"python -m conhook: can't open file {filename!r}: "
+                         f"[Errno {error.errno}] {error.strerror}\n")
+        return 2
     if disassemble:
         dis.dis(_pipeline.compile_con(source, filename))
     else:
@@ -64,45 +70,86 @@ def show(filename: str, disassemble: bool) -> int:
 
 
 def run_script(path: str, args: list[str]) -> int:
+    # CPython makes the script's name absolute (joined to the working directory, not
+    # normalized, symlinks kept) for __file__, tracebacks and its error message.
+    filename = path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
     try:
-        with open(path, "rb") as file:
+        with open(filename, "rb") as file:
             source = file.read()
     except OSError as error:
-        sys.stderr.write(f"{sys.executable}: can't open file {path!r}: [Errno {error.errno}] "
-                         f"{error.strerror}\n")
+        sys.stderr.write(f"{sys.orig_argv[0]}: can't open file '{filename}': "
+                         f"[Errno {error.errno}] {error.strerror}\n")
         return 2
-    path0 = os.path.dirname(os.path.realpath(path))
-    loader = importlib.machinery.SourceFileLoader("__main__", path)
-    return run_code(source, path, [path, *args], path0=path0, file=path, loader=loader)
+    path0 = os.path.dirname(os.path.realpath(filename))
+    loader = importlib.machinery.SourceFileLoader("__main__", filename)
+    return run_code(source, filename, [path, *args], path0=path0, file=filename, loader=loader)
+
+
+class _NoModule(Exception):
+    """``-m`` cannot run the module; the message is CPython's (``runpy``)."""
+
+
+def find_main_spec(name: str):
+    """The spec ``python -m name`` runs, as ``runpy._get_module_details`` finds it."""
+    if name.startswith("."):
+        raise _NoModule("Relative module names not supported")
+    parent = name.rpartition(".")[0]
+    if parent:
+        try:
+            __import__(parent)
+        except ImportError as error:
+            if error.name is None or (error.name != parent and not parent.startswith(error.name + ".")):
+                raise
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, AttributeError, TypeError, ValueError) as error:
+        message = f"Error while finding module specification for {name!r} ({type(error).__name__}: {error})"
+        if name.endswith(".py"):
+            message += f". Try using '{name[:-3]}' instead of '{name}' as the module name."
+        raise _NoModule(message) from error
+    if spec is None:
+        raise _NoModule(f"No module named {name}")
+    if spec.submodule_search_locations is not None:
+        if name == "__main__" or name.endswith(".__main__"):
+            raise _NoModule("Cannot use package as __main__ module")
+        try:
+            return find_main_spec(name + ".__main__")
+        except _NoModule as error:
+            if name not in sys.modules:
+                raise
+            raise _NoModule(f"{error}; {name!r} is a package and cannot be directly executed") from None
+    if spec.loader is None:
+        raise _NoModule(f"{name!r} is a namespace package and cannot be executed")
+    if spec.origin is None or not spec.origin.endswith(".py"):
+        raise _NoModule(f"No code object available for {name}")
+    return spec
 
 
 def run_module(name: str, args: list[str]) -> int:
-    sys.path[0] = os.getcwd()
     try:
-        spec = importlib.util.find_spec(name)
-        if spec is not None and spec.submodule_search_locations is not None:
-            spec = importlib.util.find_spec(name + ".__main__")
-    except ImportError as error:
-        spec, reason = None, str(error)
-    else:
-        reason = f"No module named {name}"
-    if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
-        sys.stderr.write(f"{sys.executable}: {reason}\n")
+        spec = find_main_spec(name)
+    except _NoModule as error:
+        sys.stderr.write(f"{sys.executable}: {error}\n")  # runpy's wording
         return 1
     with open(spec.origin, "rb") as file:
         source = file.read()
-    return run_code(source, spec.origin, [spec.origin, *args], path0=sys.path[0],
+    return run_code(source, spec.origin, [spec.origin, *args], path0=os.getcwd(),
                     file=spec.origin, loader=spec.loader, spec=spec)
 
 
 def run_code(source, filename, argv, *, path0, file=None, loader=None, spec=None) -> int:
     sys.argv[:] = argv
-    sys.path[0] = path0
+    if not sys.flags.safe_path:  # -P / PYTHONSAFEPATH: CPython puts no directory first
+        sys.path[0] = path0
     main_module = types.ModuleType("__main__")
     namespace = main_module.__dict__
-    namespace.update(__file__=file, __loader__=loader, __spec__=spec, __builtins__=__builtins__)
+    namespace.update(__file__=file, __loader__=loader, __spec__=spec, __builtins__=builtins)
     if file is None:
         del namespace["__file__"]
+    else:  # as runpy (for -m) and the interpreter (for a script) set them
+        namespace["__cached__"] = spec.cached if spec is not None else None
+        if spec is not None:
+            namespace["__package__"] = spec.parent
     sys.modules["__main__"] = main_module
     try:
         code = _pipeline.compile_con(source, filename)
