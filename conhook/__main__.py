@@ -15,6 +15,7 @@ import builtins
 import dis
 import importlib.machinery
 import importlib.util
+import linecache
 import os
 import signal
 import sys
@@ -42,6 +43,9 @@ def main(argv: list[str]) -> int:
         if not rest:
             sys.stderr.write("Argument expected for the -c option\n" + USAGE)
             return 2
+        if sys.version_info >= (3, 13):  # like python -c, show the code's lines in tracebacks
+            linecache.cache["<string>"] = (len(rest[0]), None,
+                                           [line + "\n" for line in rest[0].splitlines()], "<string>")
         return run_code(rest[0], "<string>", ["-c", *rest[1:]], path0="")
     if option == "-m":
         if not rest:

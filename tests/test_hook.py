@@ -203,6 +203,20 @@ def test_opted_in_module_is_rewritten(tmp_path, line):
     assert run(module.twice(21)) == 42
 
 
+@pytest.mark.parametrize("encode", [
+    lambda text: b"\xef\xbb\xbf" + text.encode(),
+    lambda text: text.replace("\n", "\r\n").encode(),
+    lambda text: ("# -*- coding: latin-1 -*-\n" + text.replace("VALUE = 1", "VALUE = 'caf\xe9'")).encode("latin-1"),
+], ids=["utf8-bom", "crlf", "latin1-cookie"])
+def test_opt_in_line_in_any_source_encoding(tmp_path, encode):
+    (tmp_path / "encoded.py").write_bytes(encode(CON_MODULE))
+    write(tmp_path, {})
+    _hook.install()
+    module = importlib.import_module("encoded")
+    assert isinstance(module.__loader__, _hook.ConLoader)
+    assert run(module.twice(2)) == 4
+
+
 @needs_api
 def test_import_con_is_served_and_opts_in(tmp_path):
     write(tmp_path, {"opted.py": CON_MODULE.replace("import conhook", "import con")})
@@ -481,6 +495,18 @@ def test_corrupt_cache_is_recompiled_and_rewritten(tmp_path, pipeline_calls, cor
     assert len(pipeline_calls) == 2
     assert isinstance(_hook.read_cache(str(cache), os.stat(source)), types.CodeType)
     fresh_import("damaged")
+    assert len(pipeline_calls) == 2
+
+
+@pytest.mark.parametrize("owner, attribute", [("conhook", "__version__"), ("bytecode", "__version__")])
+def test_cache_is_invalidated_by_a_new_version(tmp_path, monkeypatch, pipeline_calls, owner, attribute):
+    # SPEC 2.2: the key holds the conhook and bytecode versions (and the magic number,
+    # see "wrong-magic" above; the cache tag in the name holds the Python version).
+    write(tmp_path, {"versioned.py": CON_MODULE})
+    _hook.install()
+    fresh_import("versioned")
+    monkeypatch.setattr(sys.modules[owner], attribute, "999.0")
+    assert run(fresh_import("versioned").twice(1)) == 2
     assert len(pipeline_calls) == 2
 
 

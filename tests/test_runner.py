@@ -235,6 +235,8 @@ EXITS = {
     "chained": "try:\n    1 / 0\nexcept ZeroDivisionError:\n    raise ValueError('v')",
     "syntax-error": "def f():\n    x = (1 +\n",
     "indentation-error": "if True:\nx = 1\n",
+    "keyboard-interrupt": "raise KeyboardInterrupt",
+    "exception-with-note": "e = ValueError('v')\ne.add_note('a note')\nraise e",
 }
 
 
@@ -245,13 +247,35 @@ def test_exit_status_and_stderr_match_plain_python(tmp_path, body):
     assert (ours.returncode, ours.stdout, ours.stderr) == (plain.returncode, plain.stdout, plain.stderr)
 
 
+@pytest.mark.parametrize("body", EXITS.values(), ids=EXITS.keys())
+def test_code_exit_status_and_stderr_match_python_dash_c(tmp_path, body):
+    plain, ours = both("-c", body, cwd=tmp_path)
+    assert (ours.returncode, ours.stdout, ours.stderr) == (plain.returncode, plain.stdout, plain.stderr)
+
+
+def test_main_namespace_is_the_main_module(tmp_path):
+    # pickle finds classes of the program through sys.modules["__main__"].
+    write(tmp_path, {"prog.py": """\
+        import pickle
+
+        class Point:
+            def __init__(self, x):
+                self.x = x
+
+        print(pickle.loads(pickle.dumps(Point(3))).x, Point.__module__)
+        """})
+    plain, ours = both("prog.py", cwd=tmp_path)
+    assert (ours.returncode, ours.stdout, ours.stderr) == (0, "3 __main__\n", "")
+    assert ours.stdout == plain.stdout
+
+
 def test_system_exit_3_exits_3(tmp_path):
     write(tmp_path, {"prog.py": "def main():\n    raise SystemExit(3)\nmain()\n"})
     result = con("prog.py", cwd=tmp_path)
     assert (result.returncode, result.stderr) == (3, "")
 
 
-def test_code_exit_status_matches_python_dash_c(tmp_path):
+def test_code_exit_status_5_matches_python_dash_c(tmp_path):
     plain, ours = both("-c", "import sys; print(sys.argv); sys.exit(5)", "x", cwd=tmp_path)
     assert (ours.returncode, ours.stdout, ours.stderr) == (plain.returncode, plain.stdout, plain.stderr)
     assert ours.returncode == 5
