@@ -87,9 +87,14 @@ class ConFinder:
 class ConLoader(importlib.machinery.SourceFileLoader):
     """A source loader whose code goes through the con pipeline and its own cache."""
 
-    def exec_module(self, module):
+    # The namespace is prepared here and exec_module is the inherited one, so that no
+    # frame of conhook stands between importlib's frames: an exception raised while the
+    # module runs then shows the traceback CPython shows (importlib frames removed).
+    # (reload() keeps the module, and with it what was put there the first time.)
+    def create_module(self, spec):
+        module = types.ModuleType(spec.name)
         _pipeline.prepare_namespace(module.__dict__)
-        super().exec_module(module)
+        return module
 
     def get_code(self, fullname):
         source_path = self.get_filename(fullname)

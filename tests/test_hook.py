@@ -745,6 +745,19 @@ def test_traceback_shows_original_line_and_columns(tmp_path, function, span):
     assert (marked[0], marked[-1] + 1) == (start, start + len(span)), "\n" + text + "\n" + marks
 
 
+def test_error_while_importing_a_rewritten_module_shows_no_conhook_frames(tmp_path):
+    # CPython removes importlib's frames from such tracebacks; a frame of the hook in
+    # between would stop it, and show the hook's own frames as well.
+    path = write(tmp_path, {"failing.py": CON_MODULE + "def fail():\n    raise KeyError('at import')\nfail()\n"}) / "failing.py"
+    _hook.install()
+    with pytest.raises(KeyError) as info:
+        __import__("failing")  # the import statement's path, where CPython trims frames
+    files = [frame.filename for frame in traceback.extract_tb(info.value.__traceback__)]
+    assert files[-2:] == [str(path), str(path)]
+    assert not any("importlib" in f or os.sep + "conhook" + os.sep in f for f in files), files
+    assert "failing" not in sys.modules  # not left half-imported
+
+
 # -- syntax errors at import ------------------------------------------------------------------
 
 SYNTAX_ERRORS = {

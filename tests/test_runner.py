@@ -311,6 +311,18 @@ def test_uncaught_exception_through_nonatomic_calls_has_no_conhook_frames(tmp_pa
     assert (marked[0], marked[-1] + 1) == (start, start + len("fail@(1)"))
 
 
+def test_error_while_importing_an_opted_in_module_matches_plain_python(tmp_path):
+    # Under plain python the helper is imported before conhook is; under the runner it is
+    # rewritten. The traceback must be the same: no importlib and no conhook frames.
+    write(tmp_path, {
+        "helper.py": "import conhook\ndef fail():\n    raise ValueError('at import')\nfail()\n",
+        "prog.py": "import helper\n",
+    })
+    plain, ours = both("prog.py", cwd=tmp_path)
+    assert (ours.returncode, ours.stderr) == (plain.returncode, plain.stderr)
+    assert "importlib" not in ours.stderr and ours.stderr.count("File ") == 3
+
+
 def test_con_syntax_error_points_at_the_users_file_line_and_column(tmp_path):
     write(tmp_path, {"prog.py": """\
         def gen():
