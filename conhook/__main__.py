@@ -15,6 +15,7 @@ import builtins
 import dis
 import importlib.machinery
 import importlib.util
+import itertools
 import linecache
 import os
 import signal
@@ -171,13 +172,43 @@ def run_code(source, filename, argv, *, path0, file=None, loader=None, spec=None
 
 
 _PACKAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(conhook.__file__)), "")
+_IMPORTLIB = ("<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>")
+
+
+def _without_machinery(tb):
+    """``tb`` without the runner's frames and without the import hook's frames.
+
+    The runner's frames lead the traceback.  The hook's frames (a ``SyntaxError`` from
+    the pipeline while a module is imported) sit in a run of importlib frames that
+    CPython would have removed but for them: such a run goes as a whole.
+    """
+    entries = []
+    while tb is not None:
+        entries.append(tb)
+        tb = tb.tb_next
+    kept = []
+    runs = itertools.groupby(entries, key=lambda entry: _frame_kind(entry) is not None)
+    for index, (machinery, run) in enumerate(runs):
+        run = list(run)
+        kinds = {_frame_kind(entry) for entry in run}
+        if machinery and (kinds == {"conhook"} if index == 0 else kinds == {"conhook", "importlib"}):
+            continue
+        kept.extend(run)
+    for entry, following in zip(kept, kept[1:] + [None]):
+        entry.tb_next = following
+    return kept[0] if kept else None
+
+
+def _frame_kind(entry) -> str | None:
+    filename = entry.tb_frame.f_code.co_filename
+    if filename.startswith(_PACKAGE_DIR):
+        return "conhook"
+    return "importlib" if filename in _IMPORTLIB else None
 
 
 def report(error: BaseException) -> int:
     """Print ``error`` as ``python`` would, without the runner's own frames."""
-    tb = error.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-        tb = tb.tb_next
+    tb = _without_machinery(error.__traceback__)
     error.__traceback__ = tb
     sys.excepthook(type(error), error, tb)
     if isinstance(error, KeyboardInterrupt):

@@ -323,6 +323,31 @@ def test_error_while_importing_an_opted_in_module_matches_plain_python(tmp_path)
     assert "importlib" not in ours.stderr and ours.stderr.count("File ") == 3
 
 
+def test_syntax_error_in_an_opted_in_module_matches_plain_python(tmp_path):
+    write(tmp_path, {"helper.py": "import conhook\nx = (1 +\n", "prog.py": "import helper\n"})
+    plain, ours = both("prog.py", cwd=tmp_path)
+    assert (ours.returncode, ours.stderr) == (plain.returncode, plain.stderr)
+
+
+def test_con_syntax_error_in_an_imported_module_shows_only_user_frames(tmp_path):
+    write(tmp_path, {
+        "helper.py": "import conhook\ndef gen():\n    s = 'é'; yield fetch@(1)\n",
+        "prog.py": "import helper\n",
+    })
+    result = con("prog.py", cwd=tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert lines[:5] == [
+        "Traceback (most recent call last):",
+        f'  File "{tmp_path / "prog.py"}", line 1, in <module>',
+        "    import helper",
+        f'  File "{tmp_path / "helper.py"}", line 3',
+        "    s = 'é'; yield fetch@(1)",
+    ]
+    assert lines[5].index("^") == lines[4].index("fetch@(1)")
+    assert lines[6].startswith("SyntaxError: ") and len(lines) == 7
+
+
 def test_con_syntax_error_points_at_the_users_file_line_and_column(tmp_path):
     write(tmp_path, {"prog.py": """\
         def gen():
