@@ -67,10 +67,14 @@ def show(filename: str, disassemble: bool) -> int:
         sys.stderr.write(f"python -m conhook: can't open file {filename!r}: "
                          f"[Errno {error.errno}] {error.strerror}\n")
         return 2
-    if disassemble:
-        dis.dis(_pipeline.compile_con(source, filename))
-    else:
-        sys.stdout.write(_pipeline.rewrite_tokens(source, filename).source)
+    try:
+        if disassemble:
+            dis.dis(_pipeline.compile_con(source, filename))
+        else:
+            sys.stdout.write(_pipeline.rewrite_tokens(source, filename).source)
+    except SyntaxError as error:
+        error.__traceback__ = None
+        return report(error)
     return 0
 
 

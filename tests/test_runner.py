@@ -422,6 +422,20 @@ def test_show_and_dis_of_a_missing_file_exit_2(tmp_path, option):
     assert "can't open file 'missing.py'" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("option, body, span", [
+    ("--show", "def f():\n    x = sibling g@(1)\n", "sibling"),
+    ("--dis", "def f():\n    yield g@(1)\n", "g@(1)"),
+])
+def test_show_and_dis_report_syntax_errors_like_python(tmp_path, option, body, span):
+    write(tmp_path, {"bad.py": body})
+    result = con(option, "bad.py", cwd=tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert lines[0] == '  File "bad.py", line 2'
+    assert lines[2].index("^") == lines[1].index(span)
+    assert lines[-1].startswith("SyntaxError: ") and len(lines) == 4
+
+
 @pytest.mark.parametrize("args", [["--show"], ["--dis", "a.py", "b.py"], ["-c"], ["-m"], ["--bogus"]])
 def test_bad_usage_exits_2(tmp_path, args):
     result = con(*args, cwd=tmp_path)
