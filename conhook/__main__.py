@@ -11,9 +11,12 @@ program itself is always rewritten, whether or not it imports ``con``.
 """
 from __future__ import annotations
 
+import builtins
 import dis
 import importlib.machinery
 import importlib.util
+import itertools
+import linecache
 import os
 import signal
 import sys
@@ -41,6 +44,9 @@ def main(argv: list[str]) -> int:
         if not rest:
             sys.stderr.write("Argument expected for the -c option\n" + USAGE)
             return 2
+        if sys.version_info >= (3, 13):  # like python -c, show the code's lines in tracebacks
+            linecache.cache["<string>"] = (len(rest[0]), None,
+                                           [line + "\n" for line in rest[0].splitlines()], "<string>")
         return run_code(rest[0], "<string>", ["-c", *rest[1:]], path0="")
     if option == "-m":
         if not rest:
@@ -54,55 +60,105 @@ def main(argv: list[str]) -> int:
 
 
 def show(filename: str, disassemble: bool) -> int:
-    with open(filename, "rb") as file:
-        source = _pipeline.decode_source(file.read())
-    if disassemble:
-        dis.dis(_pipeline.compile_con(source, filename))
-    else:
-        sys.stdout.write(_pipeline.rewrite_tokens(source, filename).source)
+    try:
+        with open(filename, "rb") as file:
+            source = _pipeline.decode_source(file.read())
+    except OSError as error:
+        sys.stderr.write(f"python -m conhook: can't open file {filename!r}: "
+                         f"[Errno {error.errno}] {error.strerror}\n")
+        return 2
+    try:
+        if disassemble:
+            dis.dis(_pipeline.compile_con(source, filename))
+        else:
+            sys.stdout.write(_pipeline.rewrite_tokens(source, filename).source)
+    except SyntaxError as error:
+        error.__traceback__ = None
+        return report(error)
     return 0
 
 
 def run_script(path: str, args: list[str]) -> int:
+    # CPython makes the script's name absolute (joined to the working directory, not
+    # normalized, symlinks kept) for __file__, tracebacks and its error message.
+    filename = path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
     try:
-        with open(path, "rb") as file:
+        with open(filename, "rb") as file:
             source = file.read()
     except OSError as error:
-        sys.stderr.write(f"{sys.executable}: can't open file {path!r}: [Errno {error.errno}] "
-                         f"{error.strerror}\n")
+        sys.stderr.write(f"{sys.orig_argv[0]}: can't open file '{filename}': "
+                         f"[Errno {error.errno}] {error.strerror}\n")
         return 2
-    path0 = os.path.dirname(os.path.realpath(path))
-    loader = importlib.machinery.SourceFileLoader("__main__", path)
-    return run_code(source, path, [path, *args], path0=path0, file=path, loader=loader)
+    path0 = os.path.dirname(os.path.realpath(filename))
+    loader = importlib.machinery.SourceFileLoader("__main__", filename)
+    return run_code(source, filename, [path, *args], path0=path0, file=filename, loader=loader)
+
+
+class _NoModule(Exception):
+    """``-m`` cannot run the module; the message is CPython's (``runpy``)."""
+
+
+def find_main_spec(name: str):
+    """The spec ``python -m name`` runs, as ``runpy._get_module_details`` finds it."""
+    if name.startswith("."):
+        raise _NoModule("Relative module names not supported")
+    parent = name.rpartition(".")[0]
+    if parent:
+        try:
+            __import__(parent)
+        except ImportError as error:
+            if error.name is None or (error.name != parent and not parent.startswith(error.name + ".")):
+                raise
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, AttributeError, TypeError, ValueError) as error:
+        message = f"Error while finding module specification for {name!r} ({type(error).__name__}: {error})"
+        if name.endswith(".py"):
+            message += f". Try using '{name[:-3]}' instead of '{name}' as the module name."
+        raise _NoModule(message) from error
+    if spec is None:
+        raise _NoModule(f"No module named {name}")
+    if spec.submodule_search_locations is not None:
+        if name == "__main__" or name.endswith(".__main__"):
+            raise _NoModule("Cannot use package as __main__ module")
+        try:
+            return find_main_spec(name + ".__main__")
+        except _NoModule as error:
+            if name not in sys.modules:
+                raise
+            raise _NoModule(f"{error}; {name!r} is a package and cannot be directly executed") from None
+    if spec.loader is None:
+        raise _NoModule(f"{name!r} is a namespace package and cannot be executed")
+    if spec.origin is None or not spec.origin.endswith(".py"):
+        raise _NoModule(f"No code object available for {name}")
+    return spec
 
 
 def run_module(name: str, args: list[str]) -> int:
-    sys.path[0] = os.getcwd()
     try:
-        spec = importlib.util.find_spec(name)
-        if spec is not None and spec.submodule_search_locations is not None:
-            spec = importlib.util.find_spec(name + ".__main__")
-    except ImportError as error:
-        spec, reason = None, str(error)
-    else:
-        reason = f"No module named {name}"
-    if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
-        sys.stderr.write(f"{sys.executable}: {reason}\n")
+        spec = find_main_spec(name)
+    except _NoModule as error:
+        sys.stderr.write(f"{sys.executable}: {error}\n")  # runpy's wording
         return 1
     with open(spec.origin, "rb") as file:
         source = file.read()
-    return run_code(source, spec.origin, [spec.origin, *args], path0=sys.path[0],
+    return run_code(source, spec.origin, [spec.origin, *args], path0=os.getcwd(),
                     file=spec.origin, loader=spec.loader, spec=spec)
 
 
 def run_code(source, filename, argv, *, path0, file=None, loader=None, spec=None) -> int:
     sys.argv[:] = argv
-    sys.path[0] = path0
+    if not sys.flags.safe_path:  # -P / PYTHONSAFEPATH: CPython puts no directory first
+        sys.path[0] = path0
     main_module = types.ModuleType("__main__")
     namespace = main_module.__dict__
-    namespace.update(__file__=file, __loader__=loader, __spec__=spec, __builtins__=__builtins__)
+    namespace.update(__file__=file, __loader__=loader, __spec__=spec, __builtins__=builtins)
     if file is None:
         del namespace["__file__"]
+    else:  # as runpy (for -m) and the interpreter (for a script) set them
+        namespace["__cached__"] = spec.cached if spec is not None else None
+        if spec is not None:
+            namespace["__package__"] = spec.parent
     sys.modules["__main__"] = main_module
     try:
         code = _pipeline.compile_con(source, filename)
@@ -120,13 +176,43 @@ def run_code(source, filename, argv, *, path0, file=None, loader=None, spec=None
 
 
 _PACKAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(conhook.__file__)), "")
+_IMPORTLIB = ("<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>")
+
+
+def _without_machinery(tb):
+    """``tb`` without the runner's frames and without the import hook's frames.
+
+    The runner's frames lead the traceback.  The hook's frames (a ``SyntaxError`` from
+    the pipeline while a module is imported) sit in a run of importlib frames that
+    CPython would have removed but for them: such a run goes as a whole.
+    """
+    entries = []
+    while tb is not None:
+        entries.append(tb)
+        tb = tb.tb_next
+    kept = []
+    runs = itertools.groupby(entries, key=lambda entry: _frame_kind(entry) is not None)
+    for index, (machinery, run) in enumerate(runs):
+        run = list(run)
+        kinds = {_frame_kind(entry) for entry in run}
+        if machinery and (kinds == {"conhook"} if index == 0 else kinds == {"conhook", "importlib"}):
+            continue
+        kept.extend(run)
+    for entry, following in zip(kept, kept[1:] + [None]):
+        entry.tb_next = following
+    return kept[0] if kept else None
+
+
+def _frame_kind(entry) -> str | None:
+    filename = entry.tb_frame.f_code.co_filename
+    if filename.startswith(_PACKAGE_DIR):
+        return "conhook"
+    return "importlib" if filename in _IMPORTLIB else None
 
 
 def report(error: BaseException) -> int:
     """Print ``error`` as ``python`` would, without the runner's own frames."""
-    tb = error.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-        tb = tb.tb_next
+    tb = _without_machinery(error.__traceback__)
     error.__traceback__ = tb
     sys.excepthook(type(error), error, tb)
     if isinstance(error, KeyboardInterrupt):

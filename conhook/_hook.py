@@ -23,8 +23,12 @@ import sysconfig
 import types
 
 API_MODULE = "con"
+# ``from con[.x] import ...``, or ``import`` with ``con``/``conhook`` as one of the
+# dotted names it lists (not as an alias: ``import numpy as con`` does not opt in),
+# at the start of a line (after the UTF-8 BOM on the first).
 _OPT_IN = re.compile(
-    rb"^(?:from[ \t]+(?:con|conhook)(?:\.\w+)*[ \t]+import\b|import[ \t]+[^\n#;]*\b(?:con|conhook)\b)",
+    rb"^(?:\xef\xbb\xbf)?(?:from[ \t]+(?:con|conhook)(?:\.\w+)*[ \t]+import\b"
+    rb"|import[ \t]+(?:[\w.]+(?:[ \t]+as[ \t]+\w+)?[ \t]*,[ \t]*)*(?:con|conhook)\b)",
     re.MULTILINE)
 
 
@@ -81,10 +85,15 @@ class ConFinder:
 class ConLoader(importlib.machinery.SourceFileLoader):
     """A source loader whose code goes through the con pipeline and its own cache."""
 
-    def exec_module(self, module):
+    # The namespace is prepared here and exec_module is the inherited one, so that no
+    # frame of conhook stands between importlib's frames: an exception raised while the
+    # module runs then shows the traceback CPython shows (importlib frames removed).
+    # (reload() keeps the module, and with it what was put there the first time.)
+    def create_module(self, spec):
         from . import _pipeline
+        module = types.ModuleType(spec.name)
         _pipeline.prepare_namespace(module.__dict__)
-        super().exec_module(module)
+        return module
 
     def get_code(self, fullname):
         source_path = self.get_filename(fullname)
