@@ -105,6 +105,9 @@ class AwaitTemplate:
         self.inline = items[load + 1:done]
         self.outline = items[returned + 1:guard_start]
         self.guard_block = items[guard_start:]
+        # 3.12+: CLEANUP_THROW regions, whose stack depths depend on each site.
+        self.has_regions = any(h is not None and not self._is_guard(h)
+                               for _, h in self.inline + self.outline)
 
     def _is_guard(self, handler: _Handler | None) -> bool:
         return handler is not None and self.guard is not None and handler.target is self.guard.target
@@ -171,7 +174,7 @@ def make_nonatomic(code: types.CodeType) -> types.CodeType:
 
 
 def _rewrite(code: types.CodeType, replaced_consts: dict[int, types.CodeType]) -> types.CodeType:
-    bytecode = Bytecode.from_code(code)
+    bytecode = Bytecode.from_code(code, conserve_exception_block_stackdepth=not TEMPLATE.has_regions)
     items = _flatten(bytecode)
     out = []
     tail = []
@@ -196,7 +199,9 @@ def _rewrite(code: types.CodeType, replaced_consts: dict[int, types.CodeType]) -
     bytecode.clear()
     bytecode.extend(_emit(out))
     bytecode.flags = (code.co_flags & ~_versions.CO_GENERATOR_KINDS) | _versions.CO_COROUTINE
-    return bytecode.to_code()
+    # Without regions of the template's own (3.11) every region is one of the original
+    # code's, with its depth: the library's recomputation could only get them wrong.
+    return bytecode.to_code(compute_exception_stack_depths=TEMPLATE.has_regions)
 
 
 def _into_coroutine(items):

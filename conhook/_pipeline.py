@@ -27,6 +27,10 @@ def compile_con(source: str | bytes, filename: str = "<con>", mode: str = "exec"
         source = decode_source(source)
     try:
         rewrite = rewrite_tokens(source, filename)
+        if not rewrite.changed:
+            # No con syntax: exactly what CPython compiles, at CPython's cost (SPEC 2.2).
+            code = compile(source, filename, mode, dont_inherit=True, optimize=optimize)
+            return _bytecode.make_nonatomic(code)
         try:
             tree = ast.parse(rewrite.source, filename, mode)
         except SyntaxError as error:
