@@ -121,9 +121,22 @@ class _ApiLoader:
 # -- the cache ------------------------------------------------------------------------
 
 def _cache_key() -> bytes:
-    import bytecode
     from . import __version__
-    return f"conhook {__version__} bytecode {bytecode.__version__}".encode()
+    return f"conhook {__version__} bytecode {_bytecode_version()}".encode()
+
+
+def _bytecode_version() -> str:
+    """The ``bytecode`` library's version, read without importing the library when a
+    cached import does not need it (importing it costs more than the whole import)."""
+    module = sys.modules.get("bytecode")
+    if module is None:
+        spec = importlib.util.find_spec("bytecode")
+        try:
+            with open(os.path.join(os.path.dirname(spec.origin), "version.py"), encoding="utf-8") as file:
+                return re.search(r"^__version__ = ['\"]([^'\"]+)", file.read(), re.MULTILINE).group(1)
+        except (AttributeError, TypeError, OSError):  # laid out otherwise: ask the library
+            import bytecode as module
+    return module.__version__
 
 
 _HEADER = struct.Struct("<4sqq")

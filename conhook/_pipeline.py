@@ -6,13 +6,17 @@
 """
 from __future__ import annotations
 
-import ast
 import types
 
-from . import _bytecode, _syntax, _tokens
+# The stages (and with them ``ast``, ``tokenize`` and the ``bytecode`` library) are
+# imported by the first compile, not here: a module imported from conhook's cache
+# needs only ``prepare_namespace``, and its import stays as cheap as an ordinary one.
+
+RUNTIME_NAME = "__con__"  # the name the AST step's code calls the runtime by (_syntax)
 
 
 def rewrite_tokens(source: str, filename: str = "<con>") -> _tokens.TokenRewrite:
+    from . import _tokens
     return _tokens.rewrite_source(source, filename)
 
 
@@ -28,9 +32,11 @@ def compile_con(source: str | bytes, filename: str = "<con>", mode: str = "exec"
     try:
         rewrite = rewrite_tokens(source, filename)
         if not rewrite.changed:
-            # No con syntax: exactly what CPython compiles, at CPython's cost (SPEC 2.2).
-            code = compile(source, filename, mode, dont_inherit=True, optimize=optimize)
-            return _bytecode.make_nonatomic(code)
+            # No con syntax, so no marker (the token layer rejects reserved names):
+            # exactly what CPython compiles, at CPython's cost (SPEC 2.2).
+            return compile(source, filename, mode, dont_inherit=True, optimize=optimize)
+        import ast
+        from . import _bytecode, _syntax
         try:
             tree = ast.parse(rewrite.source, filename, mode)
         except SyntaxError as error:
@@ -55,7 +61,7 @@ def prepare_namespace(namespace: dict) -> dict:
         from . import _scope
     except ImportError:  # the runtime lands with issue 3
         return namespace
-    namespace[_syntax.RUNTIME_NAME] = _scope
+    namespace[RUNTIME_NAME] = _scope
     return namespace
 
 

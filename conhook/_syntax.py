@@ -29,9 +29,9 @@ from __future__ import annotations
 import ast
 import sys
 
+from ._pipeline import RUNTIME_NAME
 from ._tokens import AWAIT_MARKER, SIBLING_MARKER, ColumnMap, TokenRewrite
 
-RUNTIME_NAME = "__con__"
 SCOPE_NAME = "__con_scope__"
 EXC_NAME = "__con_exc__"
 
