@@ -77,9 +77,13 @@ def _run(fn, args, backend=None):
         raise RuntimeError(
             "con.bootstrap() was called while a conhook scheduler is already running in this "
             "OS thread; start more threads with `sibling f@()` instead")
-    code = getattr(fn, "__code__", None)
-    coro = fn(*args) if code is not None and code.co_flags & CO_COROUTINE else _call(fn, args, {})
     kernel = Kernel(backend)
+    code = getattr(fn, "__code__", None)
+    try:
+        coro = fn(*args) if code is not None and code.co_flags & CO_COROUTINE else _call(fn, args, {})
+    except BaseException:
+        kernel.close()
+        raise
     previous = None
     if (threading.current_thread() is threading.main_thread()
             and signal.getsignal(signal.SIGINT) is signal.default_int_handler):

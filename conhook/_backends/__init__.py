@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import importlib
 import os
-import select
+import select as _os_select  # not "select": the submodule of that name would replace it
 
 READ = 1
 WRITE = 2
@@ -32,7 +32,7 @@ _AVAILABLE_IF = {"epoll": "epoll", "kqueue": "kqueue", "poll": "poll", "select":
 
 def available() -> list[str]:
     """The backends this machine has, best first."""
-    return [name for name in PREFERENCE if hasattr(select, _AVAILABLE_IF[name])]
+    return [name for name in PREFERENCE if hasattr(_os_select, _AVAILABLE_IF[name])]
 
 
 def backend_class(name: str | None = None):
