@@ -260,10 +260,23 @@ class Kernel:
         state.kernel = self
         try:
             self._loop()
+            self._close_orphans()
         finally:
             state.kernel = None
             self.current = None
         return self.outcome
+
+    def _close_orphans(self):
+        """Close the threads still queued when the root finished (only a closed coroutine
+        leaves threads behind: its scope could not wait for them)."""
+        ready = self.ready
+        while ready:
+            thread = ready.popleft()
+            if thread.coro is not None:
+                try:
+                    thread.coro.close()
+                except BaseException:
+                    pass
 
     def _loop(self):
         ready = self.ready
