@@ -313,9 +313,11 @@ class Kernel:
                     self._finish(thread, exc)
                     continue
                 if trap is IDLE and thread.interrupt is None:
+                    thread.parked_on = IDLE  # in the ready queue, but interruptible there
                     append(thread)
                 else:
                     self._trap(thread, trap)
+            self.current = None
 
     def _trap(self, thread, trap):
         """Handle what a thread yielded: park it, or throw an exception into it at once."""

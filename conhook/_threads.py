@@ -15,7 +15,7 @@ scopes it has open above the source, recursively.
 """
 from __future__ import annotations
 
-from ._traps import interrupted
+from ._traps import IDLE, interrupted
 
 
 class Thread:
@@ -66,7 +66,10 @@ def interrupt(kernel, thread, source, above=0):
     if trap is not None and trap.interruptible:
         trap.abort(kernel, thread)
         thread.pending = interrupted(thread)
-        kernel.wake(thread)
+        if trap is IDLE:
+            thread.parked_on = None  # it waits its turn in the ready queue already
+        else:
+            kernel.wake(thread)
     scopes = thread.scopes
     if scopes:
         for scope in scopes[above:]:

@@ -62,6 +62,7 @@ class _Idle(Trap):
     def park(self, kernel, thread):
         if thread.interrupt is not None:
             return interrupted(thread)
+        thread.parked_on = self
         kernel.ready.append(thread)
 
 

@@ -25,7 +25,7 @@ from ._scope import Scope
 _HIDDEN = {Scope.failed.__code__}
 
 
-def _chain(thread):
+def _chain(thread, running):
     """[(name, frame or None)] of the thread's non-atomic calls, outermost first."""
     items = []
     obj = thread.coro
@@ -40,7 +40,7 @@ def _chain(thread):
             obj = obj.gi_yieldfrom
         else:
             break
-    label = getattr(thread.parked_on, "label", None)
+    label = None if running else getattr(thread.parked_on, "label", None)
     if label:
         items.append((label, None))
     return items
@@ -65,8 +65,8 @@ def _scope_frames(thread, chain):
     return placed
 
 
-def _draw(thread, column, names_before, lines):
-    chain = _chain(thread)
+def _draw(kernel, thread, column, names_before, lines):
+    chain = _chain(thread, thread is kernel.current)
     names = names_before + [name for name, _ in chain]
     offset = len(names_before)
     lines.append(" " * column + " - ".join(names) if names else " " * column + "?")
@@ -82,7 +82,7 @@ def _draw(thread, column, names_before, lines):
             child = scope.head
             while child is not None:
                 start = len(lines)
-                _draw(child, bar + 2, [], lines)
+                _draw(kernel, child, bar + 2, [], lines)
                 lines[start] = " " * bar + "| " + lines[start][bar + 2:]
                 child = child.next
 
@@ -99,7 +99,7 @@ def tree(kernel=None):
     if root is None or root.coro is None:
         return "bootstrap"
     lines = []
-    _draw(root, 0, ["bootstrap"], lines)
+    _draw(kernel, root, 0, ["bootstrap"], lines)
     return "\n".join(line.rstrip() for line in lines)
 
 
