@@ -72,7 +72,7 @@ class _Program:
 class Kernel:
     __slots__ = ("ready", "current", "backend", "_wakeup", "_wakeup_fd", "io", "io_waiting",
                  "timers", "_timer_seq", "timers_cancelled", "posted", "workers_busy",
-                 "root", "outcome", "done", "deadlock", "sigint")
+                 "root", "outcome", "done", "deadlock", "sigint", "aborting")
 
     def __init__(self, backend=None):
         self.ready = deque()
@@ -93,6 +93,7 @@ class Kernel:
         self.done = False
         self.deadlock = None
         self.sigint = False
+        self.aborting = False  # a second Ctrl-C: stop at once, abandon the threads
 
     def close(self):
         self.backend.close()
@@ -266,6 +267,32 @@ class Kernel:
             self.current = None
         return self.outcome
 
+    def abandon(self):
+        """After a second Ctrl-C: close every live thread's coroutine, deepest first.
+
+        Their scopes are marked as closing first, so that ``failed`` and ``join`` do not wait
+        (a closing coroutine must not yield).  Exceptions from the closing are dropped.
+        """
+        order = []
+        stack = [self.root] if self.root is not None and self.root.coro is not None else []
+        while stack:
+            thread = stack.pop()
+            order.append(thread)
+            for scope in thread.scopes or ():
+                if hasattr(scope, "closing"):
+                    scope.closing = True
+                    child = scope.head
+                    while child is not None:
+                        stack.append(child)
+                        child = child.next
+        for thread in reversed(order):
+            if thread.coro is not None:
+                try:
+                    thread.coro.close()
+                except BaseException:
+                    pass
+        self.ready.clear()
+
     def _close_orphans(self):
         """Close the threads still queued when the root finished (only a closed coroutine
         leaves threads behind: its scope could not wait for them)."""
@@ -339,6 +366,8 @@ class Kernel:
                 return
 
     def _finish(self, thread, exc):
+        if self.aborting:
+            raise exc
         if type(exc) is StopIteration:
             value, exc = exc.value, None
         else:

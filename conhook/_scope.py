@@ -114,8 +114,12 @@ class Scope(Trap):
     async def failed(self, exc):
         """The body raised `exc`: record it, wait for the children; True if it is the first failure."""
         owner = self.owner
-        if owner.interrupt is self and isinstance(exc, Interrupted):
-            owner.interrupt = None  # the interruption this scope delivered has come back to it
+        if owner.interrupt is not None and isinstance(exc, Interrupted) and (
+                owner.interrupt is self or self.first is not None):
+            # The interruption this scope delivered has come back to it (or one from further
+            # out, after this scope had already failed): a consequence, not a failure.
+            if owner.interrupt is self:
+                owner.interrupt = None
             first = False
         elif self.first is None:
             self.first = exc
