@@ -18,6 +18,7 @@ from __future__ import annotations
 import signal
 import sys
 import types
+from inspect import CO_COROUTINE
 
 from ._kernel import current_kernel, state
 from ._scope import Scope
@@ -29,6 +30,19 @@ def _chain(thread, running):
     """[(name, frame or None)] of the thread's non-atomic calls, outermost first."""
     items = []
     obj = thread.coro
+    if running:
+        # A running coroutine has no cr_await: walk the Python stack down to its frame.
+        top = obj.cr_frame
+        frame = sys._getframe(1)
+        while frame is not None:
+            if frame.f_code.co_flags & CO_COROUTINE and frame.f_code not in _HIDDEN and \
+                    not frame.f_globals.get("__name__", "").startswith("conhook."):
+                items.append((frame.f_code.co_name, frame))
+            if frame is top:
+                break
+            frame = frame.f_back
+        items.reverse()
+        return items
     while obj is not None:
         if isinstance(obj, types.CoroutineType):
             if obj.cr_code not in _HIDDEN:
