@@ -281,10 +281,7 @@ class Kernel:
             for scope in thread.scopes or ():
                 if hasattr(scope, "closing"):
                     scope.closing = True
-                    child = scope.head
-                    while child is not None:
-                        stack.append(child)
-                        child = child.next
+                    stack.extend(scope.running())
         for thread in reversed(order):
             if thread.coro is not None:
                 try:
@@ -336,6 +333,13 @@ class Kernel:
                     else:
                         thread.pending = None
                         trap = thread.coro.throw(exc)
+                except StopIteration as stop:
+                    scope = thread.scope
+                    if scope is None:
+                        self._finish(thread, stop)
+                    else:
+                        scope.child_returned(self, thread)  # a sibling returned
+                    continue
                 except BaseException as exc:
                     self._finish(thread, exc)
                     continue

@@ -93,12 +93,10 @@ def _draw(kernel, thread, column, names_before, lines):
         i = index + offset
         bar = starts[i] + len(names[i]) + 1 if names else column
         for scope in scopes:
-            child = scope.head
-            while child is not None:
+            for child in scope.running():
                 start = len(lines)
                 _draw(kernel, child, bar + 2, [], lines)
                 lines[start] = " " * bar + "| " + lines[start][bar + 2:]
-                child = child.next
 
 
 def tree(kernel=None):

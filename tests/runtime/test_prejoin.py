@@ -309,9 +309,9 @@ def test_return_value_of_a_thread_is_discarded_and_it_is_forgotten():
         scope.start(returns)
         await con.idle()
         await con.idle()
-        return scope.live, scope.head
+        return scope.live, scope.running()
 
-    assert run(main) == (0, None)
+    assert run(main) == (0, [])
 
 
 def test_start_after_join_is_refused():
