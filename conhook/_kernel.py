@@ -13,6 +13,7 @@ Design rules:
 """
 from __future__ import annotations
 
+import errno
 import heapq
 import threading
 from collections import deque
@@ -204,7 +205,6 @@ class Kernel:
         for thread in (rec.reader, rec.writer):
             if thread is not None:
                 self.io_waiting -= 1
-                import errno
                 thread.pending = (exc_factory() if exc_factory else
                                   OSError(errno.EBADF, f"fd {fd} was closed while a thread waited on it"))
                 self.wake(thread)

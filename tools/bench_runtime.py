@@ -256,10 +256,6 @@ def memory_cost(peer, count):
         async def measure():
             result.append(rss_bytes() - base)
             event.set()
-        coros = [waiter() for _ in range(count)]
-        base = rss_bytes() - 0
-        del coros
-        gc.collect()
         base = rss_bytes()
         run([waiter() for _ in range(count)] + [measure()])
         return result[0] / count
