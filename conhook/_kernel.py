@@ -90,7 +90,7 @@ class Kernel:
         self.posted = deque()  # callables posted from signal handlers and other OS threads
         self.workers_busy = 0
         self.root = None
-        self.outcome = None  # (value, exception) of the root thread
+        self.outcome = (None, None)  # (value, exception) of the root thread
         self.done = False
         self.deadlock = None
         self.sigint = False
