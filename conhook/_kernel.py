@@ -321,9 +321,7 @@ class Kernel:
             if timers and timers[0][0] <= monotonic():
                 self._fire_timers()
             # Phase 3: run every thread that is ready now, once, in FIFO order.
-            n = len(ready)
-            while n:
-                n -= 1
+            for _ in range(len(ready)):
                 thread = popleft()
                 self.current = thread
                 try:
