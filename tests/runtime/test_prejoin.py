@@ -6,10 +6,8 @@ import traceback
 
 import pytest
 
-import conhook.api as con
-from conhook import _scope as __con__
 
-from .helpers import prejoining, run
+from .helpers import __con__, con, prejoining, run
 
 
 async def child(log, name, switches=1, fail=None):

@@ -9,10 +9,8 @@ import textwrap
 
 import pytest
 
-import conhook.api as con
-from conhook import _scope as __con__
 
-from .helpers import run
+from .helpers import __con__, con, run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
