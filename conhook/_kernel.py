@@ -26,6 +26,7 @@ from ._threads import Thread, interrupt, thread_name
 from ._wakeup import Wakeup
 
 _MAX_TIMEOUT = 86400.0  # longest single poll; longer sleeps simply poll again
+BUDGET = 128  # operations completing without a switch, per turn of the run loop (SPEC 1.5)
 
 
 class _State(threading.local):
@@ -73,7 +74,7 @@ class _Program:
 class Kernel:
     __slots__ = ("ready", "current", "backend", "_wakeup", "_wakeup_fd", "io", "io_waiting",
                  "timers", "_timer_seq", "timers_cancelled", "posted", "workers_busy",
-                 "root", "outcome", "done", "deadlock", "sigint", "aborting")
+                 "root", "outcome", "done", "deadlock", "sigint", "aborting", "budget")
 
     def __init__(self, backend=None):
         self.ready = deque()
@@ -95,6 +96,7 @@ class Kernel:
         self.deadlock = None
         self.sigint = False
         self.aborting = False  # a second Ctrl-C: stop at once, abandon the threads
+        self.budget = BUDGET  # operations that may complete without a switch, this turn
 
     def close(self):
         self.backend.close()
@@ -321,6 +323,7 @@ class Kernel:
             if timers and timers[0][0] <= monotonic():
                 self._fire_timers()
             # Phase 3: run every thread that is ready now, once, in FIFO order.
+            self.budget = BUDGET
             for _ in range(len(ready)):
                 thread = popleft()
                 self.current = thread
