@@ -100,7 +100,11 @@ class Kernel:
 
     def close(self):
         self.backend.close()
-        self._wakeup.close()
+        if not self.workers_busy:
+            self._wakeup.close()
+        # else a worker thread still running an abandoned call will post its result: its
+        # wake-up fd must not be closed (and its number reused) under it.  It is closed when
+        # the last reference goes.
 
     # -- waking and posting ----------------------------------------------------------------
 
