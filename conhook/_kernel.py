@@ -178,15 +178,30 @@ class Kernel:
             rec.writer = thread
         if not rec.mask & direction:
             try:
-                if rec.mask:
-                    self.backend.modify(fd, rec.mask | direction)
-                else:
-                    self.backend.register(fd, direction)
+                self._watch(fd, rec.mask, rec.mask | direction)
             except (OSError, ValueError) as exc:
                 self.abort_io(thread, fd, direction)
                 return exc
             rec.mask |= direction
         self.io_waiting += 1
+
+    def _watch(self, fd, old, new):
+        """Change what the backend watches `fd` for, from `old` to `new` (both non-zero: modify).
+
+        An fd closed and reopened under the same number without ``notify_closing`` is unknown
+        to the backend although we remember it (or the reverse): fall back to the other call.
+        """
+        backend = self.backend
+        if old:
+            try:
+                backend.modify(fd, new)
+            except FileNotFoundError:
+                backend.register(fd, new)
+        else:
+            try:
+                backend.register(fd, new)
+            except FileExistsError:
+                backend.modify(fd, new)
 
     def abort_io(self, thread, fd, direction):
         rec = self.io.get(fd)
