@@ -57,19 +57,9 @@ def decode_source(data: bytes) -> str:
 
 def prepare_namespace(namespace: dict) -> dict:
     """Give a namespace what compiled con code refers to (the reserved ``__con__``)."""
-    global _runtime_missing
-    if _runtime_missing:
-        return namespace
-    try:
-        from . import _scope
-    except ImportError:  # the runtime lands with issue 3
-        _runtime_missing = True  # a failed import costs more than a cached module's import
-        return namespace
+    from . import _scope
     namespace[RUNTIME_NAME] = _scope
     return namespace
-
-
-_runtime_missing = False
 
 
 def _restore_syntax_error(error: SyntaxError, rewrite: _tokens.TokenRewrite) -> SyntaxError:
