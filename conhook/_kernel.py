@@ -10,12 +10,19 @@ Design rules:
   thread waits for I/O or a wake-up was posted, never on a timer while threads are ready.
 * Wake-ups from signal handlers and other OS threads go through ``post``: a thread-safe deque
   plus an eventfd (or socket pair) registered with the backend.
+* Three hooks for test tools and diagnostics (``conhook.testing``, ``_debug``), all None or
+  the default when unused, none read per switch: ``clock`` (the time source of timers,
+  ``time.monotonic``), ``on_block`` (asked for the poll timeout when nothing is ready: a
+  virtual clock jumps there, ``wait_all_threads_blocked`` wakes there) and ``on_turn``
+  (called with the ready queue at the start of each phase 3: schedule fuzzing, watchdog;
+  read once when the loop starts).
 """
 from __future__ import annotations
 
 import errno
 import heapq
 import threading
+from os import environ
 from collections import deque
 from time import monotonic
 
@@ -74,7 +81,8 @@ class _Program:
 class Kernel:
     __slots__ = ("ready", "current", "backend", "_wakeup", "_wakeup_fd", "io", "io_waiting",
                  "timers", "_timer_seq", "timers_cancelled", "posted", "workers_busy",
-                 "root", "outcome", "done", "deadlock", "sigint", "aborting", "budget")
+                 "root", "outcome", "done", "deadlock", "sigint", "aborting", "budget",
+                 "clock", "on_block", "on_turn", "__weakref__")
 
     def __init__(self, backend=None):
         self.ready = deque()
@@ -97,6 +105,13 @@ class Kernel:
         self.sigint = False
         self.aborting = False  # a second Ctrl-C: stop at once, abandon the threads
         self.budget = BUDGET  # operations that may complete without a switch, this turn
+        self.clock = monotonic  # the time source of timers (conhook.testing.VirtualClock)
+        self.on_block = None  # () -> poll timeout or None (default), when nothing is ready
+        self.on_turn = None  # (ready queue) -> None, at the start of each phase 3
+        if ("CONHOOK_SCHEDULE_SEED" in environ or "CONHOOK_WATCHDOG" in environ
+                or "CONHOOK_DEBUG" in environ):
+            from ._debug import configure
+            configure(self)
 
     def close(self):
         self.backend.close()
@@ -139,7 +154,7 @@ class Kernel:
 
     def _fire_timers(self):
         timers = self.timers
-        now = monotonic()
+        now = self.clock()
         while timers and timers[0][0] <= now:
             target = heapq.heappop(timers)[2]
             if target is None:
@@ -155,8 +170,12 @@ class Kernel:
         while timers and timers[0][2] is None:
             heapq.heappop(timers)
             self.timers_cancelled -= 1
+        if self.on_block is not None:
+            timeout = self.on_block()
+            if timeout is not None:
+                return timeout
         if timers:
-            return min(max(timers[0][0] - monotonic(), 0.0), _MAX_TIMEOUT)
+            return min(max(timers[0][0] - self.clock(), 0.0), _MAX_TIMEOUT)
         if self.io_waiting or self.workers_busy or self.posted:
             return None
         return self._on_deadlock()
@@ -328,6 +347,7 @@ class Kernel:
         popleft = ready.popleft
         append = ready.append
         timers = self.timers
+        on_turn = self.on_turn
         while not self.done:
             # Phase 1: poll I/O (and the wake-ups posted by signal handlers and OS threads).
             if ready:
@@ -339,9 +359,11 @@ class Kernel:
                     break
                 self._poll(timeout)
             # Phase 2: fire the timers that are due.
-            if timers and timers[0][0] <= monotonic():
+            if timers and timers[0][0] <= self.clock():
                 self._fire_timers()
             # Phase 3: run every thread that is ready now, once, in FIFO order.
+            if on_turn is not None:
+                on_turn(ready)
             self.budget = BUDGET
             for _ in range(len(ready)):
                 thread = popleft()

@@ -1,8 +1,10 @@
-"""Time: ``sleep`` and ``timeout`` blocks (SPEC 3), on the kernel's monotonic timers."""
+"""Time: ``sleep`` and ``timeout`` blocks (SPEC 3), on the kernel's timers.
+
+Deadlines are taken on ``kernel.clock`` (the monotonic clock, or a test's virtual clock).
+"""
 from __future__ import annotations
 
 import math
-from time import monotonic
 
 from ._errors import Interrupted
 from ._kernel import current_kernel
@@ -11,14 +13,15 @@ from ._traps import IDLE, Trap
 
 
 class _Sleep(Trap):
-    __slots__ = ("deadline", "entry")
+    __slots__ = ("seconds", "entry")
     label = "sleep"
 
-    def __init__(self, deadline):
-        self.deadline = deadline
+    def __init__(self, seconds):
+        self.seconds = seconds
 
     def wait(self, kernel, thread):
-        self.entry = kernel.call_at(self.deadline, thread)
+        # The deadline is taken on the kernel's clock (conhook.testing may replace it).
+        self.entry = kernel.call_at(kernel.clock() + self.seconds, thread)
         thread.parked_on = self
 
     def abort(self, kernel, thread):
@@ -31,7 +34,7 @@ def sleep(seconds):
     ``sleep@(0)`` is ``idle@()``.  Time is measured on the monotonic clock.
     """
     if seconds > 0:
-        return _Sleep(monotonic() + seconds)
+        return _Sleep(seconds)
     if math.isnan(seconds):
         raise ValueError("sleep() needs a number of seconds, not NaN")
     return IDLE
@@ -68,7 +71,7 @@ class timeout:
             thread.scopes = [self]
         else:
             thread.scopes.append(self)
-        self.deadline = monotonic() + self.seconds
+        self.deadline = kernel.clock() + self.seconds
         self._entry = kernel.call_at(self.deadline, self._fire)
         return self
 

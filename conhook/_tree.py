@@ -27,13 +27,17 @@ _HIDDEN = {Scope.failed.__code__}
 
 
 def _chain(thread, running):
-    """[(name, frame or None)] of the thread's non-atomic calls, outermost first."""
+    """[(name, frame or None)] of the thread's non-atomic calls, outermost first.
+
+    `running` is false for a parked thread, else the innermost Python frame of the running
+    one (the watchdog draws it from another OS thread).
+    """
     items = []
     obj = thread.coro
     if running:
         # A running coroutine has no cr_await: walk the Python stack down to its frame.
         top = obj.cr_frame
-        frame = sys._getframe(1)
+        frame = running
         while frame is not None:
             if frame.f_code.co_flags & CO_COROUTINE and frame.f_code not in _HIDDEN and \
                     not frame.f_globals.get("__name__", "").startswith("conhook."):
@@ -79,8 +83,8 @@ def _scope_frames(thread, chain):
     return placed
 
 
-def _draw(kernel, thread, column, names_before, lines):
-    chain = _chain(thread, thread is kernel.current)
+def _draw(kernel, thread, column, names_before, lines, frame):
+    chain = _chain(thread, thread is kernel.current and frame)
     names = names_before + [name for name, _ in chain]
     offset = len(names_before)
     lines.append(" " * column + " - ".join(names) if names else " " * column + "?")
@@ -95,23 +99,27 @@ def _draw(kernel, thread, column, names_before, lines):
         for scope in scopes:
             for child in scope.running():
                 start = len(lines)
-                _draw(kernel, child, bar + 2, [], lines)
+                _draw(kernel, child, bar + 2, [], lines, frame)
                 lines[start] = " " * bar + "| " + lines[start][bar + 2:]
 
 
-def tree(kernel=None):
+def tree(kernel=None, frame=None):
     """The cactus stack of the running program, as a string (SPEC 1.7).
 
     The root thread's chain of non-atomic calls comes first (``bootstrap - main - ...``); each
     thread started by ``sibling`` follows on its own line, under the frame that started it.
+    `frame` is the innermost Python frame of the OS thread that runs `kernel` (default: the
+    caller's); only the watchdog, which draws from another OS thread, passes it.
     """
+    if frame is None:
+        frame = sys._getframe(1)
     if kernel is None:
         kernel = current_kernel()
     root = kernel.root
     if root is None or root.coro is None:
         return "bootstrap"
     lines = []
-    _draw(kernel, root, 0, ["bootstrap"], lines)
+    _draw(kernel, root, 0, ["bootstrap"], lines, frame)
     return "\n".join(line.rstrip() for line in lines)
 
 

@@ -11,6 +11,7 @@ from ._sync import Event, Lock, Queue, QueueEmpty, QueueFull, Semaphore
 from ._timeout import sleep, timeout
 from ._traps import idle
 from ._tree import tree as _tree
+from ._unrun import install as _install_unrun_warning
 from ._workers import to_thread
 
 
@@ -23,6 +24,8 @@ def tree():
     """
     return _tree()
 
+
+_install_unrun_warning()
 
 __all__ = [
     "bootstrap", "idle", "sleep", "timeout", "Interrupted", "Deadlock",
