@@ -110,25 +110,30 @@ class Watchdog:
         interval = max(self.threshold / 4, WATCHDOG_MIN_INTERVAL)
         seen = None  # (turn, thread) at the last look
         since = 0.0
-        reported = False
+        reported = None  # the name of the thread reported, while it still holds on
         while True:
             time.sleep(interval)
             kernel = self.kernel()
-            if kernel is None or kernel.done:
-                return
             now = time.monotonic()
+            if kernel is None or kernel.done:
+                if reported:
+                    self._let_go(reported, now - since)
+                return
             thread = kernel.current
             key = (self.turns, thread)
             if thread is not None and key == seen:
                 if not reported and now - since >= self.threshold:
-                    reported = True
+                    reported = _name(thread)  # (a finished thread has no name any more)
                     self._report(kernel, thread, now - since)
             else:
-                if reported and seen is not None:
-                    self._write(f"conhook watchdog: thread {_name(seen[1])} let go of the "
-                                f"scheduler after about {now - since:.3f} s\n")
-                seen, since, reported = key, now, False
+                if reported:
+                    self._let_go(reported, now - since)
+                seen, since, reported = key, now, None
             del kernel, thread
+
+    def _let_go(self, name, held):
+        self._write(f"conhook watchdog: thread {name} let go of the scheduler after "
+                    f"about {held:.3f} s\n")
 
     def _report(self, kernel, thread, held):
         frame = sys._current_frames().get(self.ident)

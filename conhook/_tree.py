@@ -46,6 +46,8 @@ def _chain(thread, running):
                 break
             frame = frame.f_back
         items.reverse()
+        if top is not None and top.f_globals.get("__name__", "").startswith("conhook."):
+            items.insert(0, (obj.__name__, top))  # a thread running an ordinary function
         return items
     while obj is not None:
         if isinstance(obj, types.CoroutineType):
