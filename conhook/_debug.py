@@ -97,9 +97,13 @@ class Watchdog:
         self.os_thread = None
         self.ident = threading.get_ident()  # the kernel runs in the OS thread that made it
         self.reports = 0
+        self._held = None  # (name, since) of the thread reported, until it lets go
+        self._lock = threading.Lock()
 
     def __call__(self, ready):
         self.turns += 1
+        if self._held is not None:  # a new turn: the thread reported has let go
+            self._let_go()
 
     def start(self):
         self.os_thread = threading.Thread(target=self._watch, name="conhook watchdog", daemon=True)
@@ -110,30 +114,35 @@ class Watchdog:
         interval = max(self.threshold / 4, WATCHDOG_MIN_INTERVAL)
         seen = None  # (turn, thread) at the last look
         since = 0.0
-        reported = None  # the name of the thread reported, while it still holds on
+        reported = False
         while True:
             time.sleep(interval)
             kernel = self.kernel()
             now = time.monotonic()
             if kernel is None or kernel.done:
-                if reported:
-                    self._let_go(reported, now - since)
+                self._let_go()
                 return
             thread = kernel.current
             key = (self.turns, thread)
             if thread is not None and key == seen:
                 if not reported and now - since >= self.threshold:
-                    reported = _name(thread)  # (a finished thread has no name any more)
+                    reported = True
+                    name = _name(thread)  # (kept: a finished thread has no name)
                     self._report(kernel, thread, now - since)
+                    self._held = (name, since)
             else:
-                if reported:
-                    self._let_go(reported, now - since)
-                seen, since, reported = key, now, None
+                self._let_go()
+                seen, since, reported = key, now, False
             del kernel, thread
 
-    def _let_go(self, name, held):
-        self._write(f"conhook watchdog: thread {name} let go of the scheduler after "
-                    f"about {held:.3f} s\n")
+    def _let_go(self):
+        """Say that the thread reported has let go (once; from either OS thread)."""
+        with self._lock:
+            held, self._held = self._held, None
+        if held is not None:
+            name, since = held
+            self._write(f"conhook watchdog: thread {name} let go of the scheduler after "
+                        f"about {time.monotonic() - since:.3f} s\n")
 
     def _report(self, kernel, thread, held):
         frame = sys._current_frames().get(self.ident)
