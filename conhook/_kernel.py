@@ -156,7 +156,11 @@ class Kernel:
     # -- I/O -----------------------------------------------------------------------------
 
     def wait_io(self, thread, fd, direction):
-        """Park `thread` until `fd` is ready for `direction` (READ or WRITE)."""
+        """Park `thread` until `fd` is ready for `direction` (READ or WRITE).
+
+        `thread` may also be a callable with a ``parked_on`` attribute (not None while it
+        waits): readiness then calls it instead of waking a thread.  That is how one thread
+        waits on several fds at once (a listener on several addresses, ``_net``)."""
         rec = self.io.get(fd)
         if rec is None:
             rec = self.io[fd] = _IORecord()
@@ -226,7 +230,10 @@ class Kernel:
                 else:
                     rec.reader = None
                     self.io_waiting -= 1
-                    self.wake(thread)
+                    if type(thread) is Thread:
+                        self.wake(thread)
+                    else:
+                        thread()  # a waiter on several fds (see wait_io)
             if mask & WRITE:
                 thread = rec.writer
                 if thread is None:
@@ -234,7 +241,10 @@ class Kernel:
                 else:
                     rec.writer = None
                     self.io_waiting -= 1
-                    self.wake(thread)
+                    if type(thread) is Thread:
+                        self.wake(thread)
+                    else:
+                        thread()
             if useless & rec.mask:
                 # Level-triggered readiness that nobody waits for: narrow the interest, so the
                 # next poll does not return at once.  A waiter that comes later widens it again.
