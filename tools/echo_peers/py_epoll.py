@@ -60,7 +60,8 @@ def main():
     port = parser.parse_args().port
     listeners = [socket.create_server(("127.0.0.1", port)),
                  socket.create_server(("::1", port), family=socket.AF_INET6)]
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: it may have been ignored when started
+        signal.signal(sig, signal.default_int_handler)
     try:
         serve(listeners)
     except KeyboardInterrupt:

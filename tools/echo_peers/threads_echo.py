@@ -29,7 +29,8 @@ def main():
                  socket.create_server(("::1", port), family=socket.AF_INET6)]
     for listener in listeners:
         threading.Thread(target=accept_forever, args=(listener,), daemon=True).start()
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: it may have been ignored when started
+        signal.signal(sig, signal.default_int_handler)
     try:
         signal.pause()  # until SIGINT or SIGTERM; daemon threads end with the process
     except KeyboardInterrupt:
