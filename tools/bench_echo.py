@@ -1,6 +1,7 @@
 """Echo-server benchmark of issue 4: conhook's sample and its peers in one run, side by side, as ratios.
 
-    python tools/bench_echo.py [--quick] [--only NAME,...] [--duration S] [--repeats N] [--json FILE]
+    python tools/bench_echo.py [--quick] [--only NAME,...] [--duration S] [--warmup S] [--repeats N]
+                               [--json FILE] [--quiet-wait S]
 
 Run it with the interpreter whose environment holds the peers (tools/README.md says how to make one);
 every Python server runs under that same interpreter. It installs nothing. Each server in turn is started
@@ -31,6 +32,7 @@ BUILD = TOOLS / "build"
 PEERS = TOOLS / "echo_peers"
 HOST, PORT = "127.0.0.1", 6839
 START_TIMEOUT = 15  # seconds for a server to accept its first connection (conhook may fill its cache)
+QUIET = 0.10        # --quiet-wait: the share of the machine's CPU time that others may use
 
 # (column key, connections, message bytes)
 RUNS = [("1c", 1, 64), ("10c", 10, 64), ("100c", 100, 64), ("bulk", 10, 16384)]
@@ -188,6 +190,17 @@ def foreign_load(before, after, cpu_before, cpu_after):
     return max(0.0, (busy - ours) / total)
 
 
+def wait_quiet(limit):
+    """Wait up to `limit` seconds until other processes use under QUIET of the machine (1 s samples)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        before = cpu_ticks()
+        time.sleep(1)
+        after = cpu_ticks()
+        if after[1] == before[1] or (after[0] - before[0]) / (after[1] - before[1]) < QUIET:
+            return
+
+
 def median(results, key):
     values = [r[key] for r in results if r is not None]
     return statistics.median(values) if values else None
@@ -203,7 +216,7 @@ def ratio(a, b):
 
 def table(servers, medians, missing):
     head = ["server", "1 conn req/s", "10 conns req/s", "100 conns req/s", "p50 µs @100", "p99 µs @100",
-            "bulk MB/s", "conhook/peer @100", "conhook/peer bulk"]
+            "bulk MB/s", "conhook/peer @100", "conhook/peer bulk", "other"]
     ours = medians.get("conhook", {})
     rows = []
     for s in servers:
@@ -214,7 +227,8 @@ def table(servers, medians, missing):
         rows.append([s.name, fmt(m["1c"], ",.0f"), fmt(m["10c"], ",.0f"), fmt(m["100c"], ",.0f"),
                      fmt(m["p50"], ".0f"), fmt(m["p99"], ".0f"), fmt(m["bulk"], ",.0f"),
                      fmt(ratio(ours.get("100c"), m["100c"]), ".2f").replace("err", "—"),
-                     fmt(ratio(ours.get("bulk"), m["bulk"]), ".2f").replace("err", "—")])
+                     fmt(ratio(ours.get("bulk"), m["bulk"]), ".2f").replace("err", "—"),
+                     "—" if m["other"] is None else f"{m['other']:.0%}"])
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
 
     def line(cells):
@@ -260,6 +274,76 @@ def machine():
             f"Python {platform.python_version()} ({sys.executable})")
 
 
+@dataclass
+class Outcome:
+    """Everything one benchmark measured, per server name."""
+    raw: dict        # name -> run key -> [load generator result, or None for a failed run], one per round
+    other: dict      # name -> [share of CPU time that other processes took during each turn]
+    missing: dict    # name -> why it is not available
+    notes: dict      # name -> what went wrong when stopping it
+
+
+def measure(servers, rounds, duration, warmup, quiet_wait):
+    loadgen = build(TOOLS / "loadgen.c")
+    build(PEERS / "c_epoll.c")
+    server_cpu, client_cpu, placement = cpu_placement()
+    print(f"machine: {machine()}\nplacement: {placement}; {duration:g} s per run after {warmup:g} s warm-up, "
+          f"{rounds} round(s)", file=sys.stderr)
+    out = Outcome({s.name: {key: [] for key, _, _ in RUNS} for s in servers}, {s.name: [] for s in servers}, {}, {})
+    for round_ in range(1, rounds + 1):
+        for s in servers:
+            if s.name in out.missing:
+                continue
+            wait_quiet(quiet_wait)
+            ticks, cpu = cpu_ticks(), children_cpu()
+            proc, why = start(s, server_cpu)
+            if proc is None:
+                out.missing[s.name] = why
+                print(f"[{round_}/{rounds}] {s.name}: not available ({why})", file=sys.stderr)
+                continue
+            cells = []
+            try:
+                for key, conns, size in RUNS:
+                    result = load(loadgen, client_cpu, conns, size, duration, warmup)
+                    out.raw[s.name][key].append(result)
+                    cells.append(f"{key} " + ("err" if result is None else
+                                              f"{result['mbps']:,.0f} MB/s" if key == "bulk" else
+                                              f"{result['rps']:,.0f}/s"))
+            finally:  # even on Ctrl-C: never leave a server holding the port
+                status = stop(proc)
+            if status != 0:
+                out.notes[s.name] = f"on SIGINT: {status if isinstance(status, str) else f'exit status {status}'}"
+            other = foreign_load(ticks, cpu_ticks(), cpu, children_cpu())
+            if other is not None:
+                out.other[s.name].append(other)
+                cells.append(f"other load {other:.0%}")
+            print(f"[{round_}/{rounds}] {s.name}: {', '.join(cells)}", file=sys.stderr)
+    return placement, out
+
+
+def report(servers, out, header):
+    medians = {name: {"1c": median(runs["1c"], "rps"), "10c": median(runs["10c"], "rps"),
+                      "100c": median(runs["100c"], "rps"), "p50": median(runs["100c"], "p50_us"),
+                      "p99": median(runs["100c"], "p99_us"), "bulk": median(runs["bulk"], "mbps"),
+                      "other": statistics.median(out.other[name]) if out.other[name] else None}
+               for name, runs in out.raw.items() if name not in out.missing}
+    results = [r for runs in out.raw.values() for rs in runs.values() for r in rs if r]
+    others = [x for xs in out.other.values() for x in xs]
+    print(f"\n{header}")
+    print("64-byte messages at 1/10/100 connections; bulk: 16 KiB messages, 10 connections, MB/s of echoed payload")
+    print(f"The load generator used at most {max((r['cpu_pct'] for r in results), default=0):.0f}% of its CPU. "
+          "'other': the share of the machine's CPU time that other processes took during the server's turns.")
+    if others and max(others) > 0.05:
+        print(f"\nWARNING: other processes used up to {max(others):.0%} of the machine's CPU time during the runs "
+              f"(median {statistics.median(others):.0%}); the numbers are unreliable.")
+    print(f"\n{table(servers, medians, out.missing)}\n\n{goals(servers, medians, out.missing)}")
+    footnotes = [f"  {s.name}: {s.note}" for s in servers if s.note and s.name not in out.missing]
+    footnotes += [f"  {name}: not available: {why}" for name, why in out.missing.items()]
+    footnotes += [f"  {name}: {note}" for name, note in out.notes.items()]
+    if footnotes:
+        print("\nNotes:\n" + "\n".join(footnotes))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="short runs, one round: a smoke check")
@@ -268,18 +352,13 @@ def main():
     parser.add_argument("--warmup", type=float, help="seconds of load before measuring (default 1, --quick 0.3)")
     parser.add_argument("--repeats", type=int, help="rounds; each cell is their median (default 3, --quick 1)")
     parser.add_argument("--json", metavar="FILE", help="also write every raw load generator result here")
-    parser.add_argument("--nice", type=int, help="run the servers and the load generator at this niceness "
-                        "(e.g. -5, needs root): steadier numbers on a busy machine, at its other users' expense")
+    parser.add_argument("--quiet-wait", type=float, default=0, metavar="S",
+                        help="before each server's turn, wait up to S seconds for the other processes on the "
+                             f"machine to use under {QUIET:.0%} of its CPU time (default 0: do not wait)")
     args = parser.parse_args()
-    if args.nice is not None:
-        try:
-            os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # every child inherits it
-        except OSError as e:
-            parser.error(f"--nice {args.nice}: {e.strerror}")
     duration = args.duration or (1 if args.quick else 5)
     warmup = args.warmup if args.warmup is not None else (0.3 if args.quick else 1)
-    repeats = args.repeats or (1 if args.quick else 3)
-
+    rounds = args.repeats or (1 if args.quick else 3)
     servers = all_servers(sys.executable)
     if args.only:
         names = args.only.split(",")
@@ -291,68 +370,12 @@ def main():
     # Children inherit an ignored SIGINT (a background job's lot) and Python would then keep it ignored;
     # with a handler here, exec gives every server the default disposition, so SIGINT stops it as Ctrl-C.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    loadgen = build(TOOLS / "loadgen.c")
-    build(PEERS / "c_epoll.c")
-    server_cpu, client_cpu, placement = cpu_placement()
-    print(f"machine: {machine()}", file=sys.stderr)
-    print(f"placement: {placement}; {duration:g} s per run after {warmup:g} s warm-up, {repeats} round(s)",
-          file=sys.stderr)
-
-    raw = {s.name: {key: [] for key, _, _ in RUNS} for s in servers}
-    missing, notes, foreign = {}, {}, []
-    for round_ in range(1, repeats + 1):
-        for s in servers:
-            if s.name in missing:
-                continue
-            ticks, cpu = cpu_ticks(), children_cpu()
-            proc, why = start(s, server_cpu)
-            if proc is None:
-                missing[s.name] = why
-                print(f"[{round_}/{repeats}] {s.name}: not available ({why})", file=sys.stderr)
-                continue
-            cells = []
-            try:
-                for key, conns, size in RUNS:
-                    result = load(loadgen, client_cpu, conns, size, duration, warmup)
-                    raw[s.name][key].append(result)
-                    cells.append(f"{key} " + ("err" if result is None else
-                                              f"{result['mbps']:,.0f} MB/s" if key == "bulk" else
-                                              f"{result['rps']:,.0f}/s"))
-            finally:  # even on Ctrl-C: never leave a server holding the port
-                status = stop(proc)
-            if status != 0:
-                notes[s.name] = f"on SIGINT: {status if isinstance(status, str) else f'exit status {status}'}"
-            other = foreign_load(ticks, cpu_ticks(), cpu, children_cpu())
-            if other is not None:
-                foreign.append(other)
-                cells.append(f"other load {other:.0%}")
-            print(f"[{round_}/{repeats}] {s.name}: {', '.join(cells)}", file=sys.stderr)
-
-    medians = {name: {"1c": median(runs["1c"], "rps"), "10c": median(runs["10c"], "rps"),
-                      "100c": median(runs["100c"], "rps"), "p50": median(runs["100c"], "p50_us"),
-                      "p99": median(runs["100c"], "p99_us"), "bulk": median(runs["bulk"], "mbps")}
-               for name, runs in raw.items() if name not in missing}
-    print()
-    print(f"Echo benchmark, {HOST}:{PORT}; {machine()}")
-    print(f"{placement}; {duration:g} s per run after {warmup:g} s warm-up; median of {repeats} round(s)"
-          + (f"; niceness {args.nice}" if args.nice is not None else ""))
-    print("64-byte messages at 1/10/100 connections; bulk: 16 KiB messages, 10 connections, MB/s of echoed payload")
-    print()
-    if foreign and max(foreign) > 0.05:
-        print(f"WARNING: other processes used up to {max(foreign):.0%} of the machine's CPU time during the runs "
-              f"(median {statistics.median(foreign):.0%}); the numbers are unreliable.\n")
-    print(table(servers, medians, missing))
-    print()
-    print(goals(servers, medians, missing))
-    footnotes = [f"  {s.name}: {s.note}" for s in servers if s.note and s.name not in missing]
-    footnotes += [f"  {name}: not available: {why}" for name, why in missing.items()]
-    footnotes += [f"  {name}: {note}" for name, note in notes.items()]
-    if footnotes:
-        print("\nNotes:\n" + "\n".join(footnotes))
+    placement, out = measure(servers, rounds, duration, warmup, args.quiet_wait)
+    report(servers, out, f"Echo benchmark, {HOST}:{PORT}; {machine()}\n"
+                         f"{placement}; {duration:g} s per run after {warmup:g} s warm-up; median of {rounds} round(s)")
     if args.json:
-        Path(args.json).write_text(json.dumps({"placement": placement, "duration": duration, "warmup": warmup,
-                                               "machine": machine(), "missing": missing, "results": raw},
-                                              indent=1))
+        Path(args.json).write_text(json.dumps({"machine": machine(), "placement": placement, "duration": duration,
+                                               "warmup": warmup, **vars(out)}, indent=1))
 
 
 if __name__ == "__main__":

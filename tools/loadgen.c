@@ -6,7 +6,8 @@
  * allocation after start-up, so it stays well ahead of any Python server on the other CPU.
  *
  * Prints one JSON line: requests/s, p50/p99/max latency (microseconds, from the first byte sent to the
- * last byte of the echo received) and MB/s (echoed payload, one direction, 10^6 bytes).
+ * last byte of the echo received), MB/s (echoed payload, one direction, 10^6 bytes) and its own CPU use
+ * (percent of one CPU over warm-up and measurement).
  *
  *   cc -O2 -o build/loadgen loadgen.c
  *   build/loadgen --host 127.0.0.1 --port 6839 --conns 100 --size 64 --duration 5 --warmup 1
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -201,7 +203,7 @@ int main(int argc, char **argv)
     }
     freeaddrinfo(ai);
 
-    uint64_t t = now_ns();
+    uint64_t t = now_ns(), t_begin = t;
     t_start = t + (uint64_t)(warmup * 1e9);
     t_end = t_start + (uint64_t)(duration * 1e9);
     for (int i = 0; i < nconns; i++)
@@ -223,12 +225,17 @@ int main(int argc, char **argv)
     for (int i = 0; i < nconns; i++)
         if (conns[i].fd >= 0)
             close(conns[i].fd);
+    /* Our own CPU use under load: well below 100% shows the load generator is not the limit. */
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+    double cpu_pct = 100 * cpu / ((now_ns() - t_begin) / 1e9);
 
     printf("{\"host\": \"%s\", \"port\": %s, \"conns\": %d, \"size\": %zu, \"duration_s\": %.3f, "
            "\"requests\": %llu, \"rps\": %.1f, \"p50_us\": %.1f, \"p99_us\": %.1f, \"max_us\": %.1f, "
-           "\"mbps\": %.2f, \"errors\": %llu}\n",
+           "\"mbps\": %.2f, \"errors\": %llu, \"cpu_pct\": %.0f}\n",
            host, port, nconns, size, duration, (unsigned long long)measured, measured / duration,
            percentile_us(0.50), percentile_us(0.99), max_ns / 1e3, measured * (double)size / duration / 1e6,
-           (unsigned long long)errors);
+           (unsigned long long)errors, cpu_pct);
     return errors ? 1 : 0;
 }
