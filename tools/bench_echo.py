@@ -252,7 +252,7 @@ def goals(servers, medians, missing):
         label = f"  {what}: conhook / {peer or 'best peer'}" + (" (best peer)" if key == "bulk" and peer else "")
         if ours is None:
             verdict = "n/a: conhook not available"
-        elif peer is None or peer in missing or medians[peer][key] is None:
+        elif peer not in medians or medians[peer][key] is None:
             verdict = f"n/a: {peer or 'no peer'} not measured"
         elif ours[key] is None:
             verdict = "n/a: conhook's runs failed"
