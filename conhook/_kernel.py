@@ -214,6 +214,7 @@ class Kernel:
 
     def _poll(self, timeout):
         io = self.io
+        ready = self.ready
         for fd, mask in self.backend.poll(timeout):
             rec = io.get(fd)
             if rec is None:
@@ -231,7 +232,8 @@ class Kernel:
                     rec.reader = None
                     self.io_waiting -= 1
                     if type(thread) is Thread:
-                        self.wake(thread)
+                        thread.parked_on = None  # self.wake(thread), inlined: the hot path
+                        ready.append(thread)
                     else:
                         thread()  # a waiter on several fds (see wait_io)
             if mask & WRITE:
@@ -242,7 +244,8 @@ class Kernel:
                     rec.writer = None
                     self.io_waiting -= 1
                     if type(thread) is Thread:
-                        self.wake(thread)
+                        thread.parked_on = None
+                        ready.append(thread)
                     else:
                         thread()
             if useless & rec.mask:

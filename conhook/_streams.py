@@ -52,6 +52,21 @@ class _Wait(Trap):
     def park(self, kernel, thread):
         if thread.interrupt is not None:
             return interrupted(thread)
+        # Fast path of kernel.wait_io: the fd is watched for this direction already and
+        # nobody else waits on it (every wait but the first on a socket).
+        rec = kernel.io.get(self.fd)
+        if rec is not None and rec.mask & self.direction:
+            if self.direction == READ:
+                if rec.reader is None:
+                    rec.reader = thread
+                    kernel.io_waiting += 1
+                    thread.parked_on = self
+                    return None
+            elif rec.writer is None:
+                rec.writer = thread
+                kernel.io_waiting += 1
+                thread.parked_on = self
+                return None
         exc = kernel.wait_io(thread, self.fd, self.direction)
         if exc is None:
             thread.parked_on = self
