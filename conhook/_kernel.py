@@ -160,7 +160,7 @@ class Kernel:
 
         `thread` may also be a callable with a ``parked_on`` attribute (not None while it
         waits): readiness then calls it instead of waking a thread.  That is how one thread
-        waits on several fds at once (a listener on several addresses, ``_net``)."""
+        waits on several fds at once (a listener on several addresses, ``_sockets``)."""
         rec = self.io.get(fd)
         if rec is None:
             rec = self.io[fd] = _IORecord()
