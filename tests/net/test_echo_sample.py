@@ -10,7 +10,6 @@ import os
 import random
 import signal
 import socket
-import subprocess
 import threading
 
 from .helpers import SAMPLES, free_port, start_conhook, wait_accepting
