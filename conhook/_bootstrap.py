@@ -91,9 +91,18 @@ def _run(fn, args, backend=None):
     if (threading.current_thread() is threading.main_thread()
             and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
         previous = signal.signal(signal.SIGINT, _on_sigint)
+    # Discussion: the root's exception must not stay reachable from this frame or the
+    # kernel.  Its traceback holds the program's frames, and a frame that outlives its run
+    # holds the frames below it (f_back: the kernel's loop, then this one); a local or
+    # kernel.outcome holding the exception would close a cycle that keeps every local of
+    # those frames (a listener, its sockets) open until the next garbage collection.  So
+    # the outcome goes from the kernel straight into _conclude, through a list emptied
+    # on the way.
+    outcome = []
     try:
         try:
-            value, exc = kernel.run(coro)
+            outcome.append(kernel.run(coro))
+            kernel.outcome = coro = None
         finally:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
@@ -102,6 +111,11 @@ def _run(fn, args, backend=None):
         if kernel.aborting or not kernel.done:
             kernel.abandon()  # a second Ctrl-C: the threads are closed where they are
         return "raise", KeyboardInterrupt()
+    return _conclude(kernel, *outcome.pop())
+
+
+def _conclude(kernel, value, exc):
+    """What bootstrap returns or raises, once the root thread has finished."""
     if kernel.deadlock is not None:
         if exc is not None:
             carry_over(exc, kernel.deadlock)

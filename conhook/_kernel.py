@@ -404,6 +404,9 @@ class Kernel:
                 else:
                     self._trap(thread, trap)
             self.current = None
+        # A frame that outlives its run keeps the frames below it (this one) and their locals:
+        # do not let the last exception thrown into a thread close a cycle through them.
+        exc = trap = thread = None
 
     def _trap(self, thread, trap):
         """Handle what a thread yielded: park it, or throw an exception into it at once."""

@@ -237,8 +237,12 @@ class Scope(Trap):
                 scopes.remove(self)
         if owner.interrupt is self:
             owner.interrupt = None
-        if self.first is not None and not self.first_in_body and not self.closing:
-            return self.first
+        # Let go of the failure: the owner's frame holds this scope (``__con_scope__``) and the
+        # failure's traceback holds that frame, a cycle that would keep the frame's locals
+        # (sockets, listeners) open until the next garbage collection.
+        first, self.first = self.first, None
+        if first is not None and not self.first_in_body and not self.closing:
+            return first
         return None
 
 

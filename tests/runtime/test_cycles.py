@@ -1,0 +1,61 @@
+"""No reference cycle keeps a finished program's locals alive (found by tests/stress Ctrl-C).
+
+An exception's traceback holds the frames it went through, and a frame that outlives its run
+holds the frames below it (the kernel's loop, bootstrap).  Nothing in those frames or in the
+kernel and scopes may hold such an exception, or a listener left in a local of ``main`` stays
+open until the next garbage collection.  (Known exception: the exception that ``bootstrap``
+itself raises is held by its one-off raiser class, freed by the collector.)
+"""
+from __future__ import annotations
+
+import gc
+import weakref
+
+import pytest
+
+from .helpers import con, prejoining, run
+
+
+class Resource:
+    pass
+
+
+@pytest.fixture
+def no_gc():
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def test_a_prejoining_functions_locals_are_freed_after_a_child_failed(no_gc):
+    refs = []
+
+    async def child():
+        await con.idle()
+        raise ValueError("child")
+
+    @prejoining
+    async def main(scope):
+        held = Resource()
+        refs.append(weakref.ref(held))
+        scope.start(child)
+        await con.Event().wait()
+    with pytest.raises(ValueError):
+        run(main)
+    assert refs[0]() is None
+
+
+def test_an_interrupted_programs_locals_are_freed(no_gc):
+    refs = []
+
+    @prejoining
+    async def main(scope):
+        held = Resource()
+        refs.append(weakref.ref(held))
+        await con.Event().wait()  # never set: the deadlock interrupts the whole program
+    with pytest.raises(con.Deadlock):
+        run(main)
+    assert refs[0]() is None
