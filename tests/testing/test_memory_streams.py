@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import inspect
 import io
 
 import pytest
@@ -271,3 +272,17 @@ def test_memory_streams_fixture_closes_them():
     with pytest.raises(StopIteration):
         next(fixture)
     assert a.closed and b.closed
+
+
+def test_same_api_as_network_streams():
+    from conhook._streams import Stream
+    public = {name for name in dir(Stream) if not name.startswith("_")}
+    mine = {name for name in dir(testing.MemoryStream) if not name.startswith("_")}
+    assert public - mine == {"socket"}  # a memory stream has no socket
+    for name in ("read", "write"):
+        assert inspect.iscoroutinefunction(getattr(testing.MemoryStream, name))
+        assert (list(inspect.signature(getattr(Stream, name)).parameters)
+                == list(inspect.signature(getattr(testing.MemoryStream, name)).parameters))
+    assert inspect.signature(Stream.read).parameters["max_bytes"].default == \
+        inspect.signature(testing.MemoryStream.read).parameters["max_bytes"].default
+    assert {"__enter__", "__exit__"} <= set(dir(testing.MemoryStream))
