@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import resource
+import select
 import signal
 import socket
 import subprocess
@@ -51,13 +53,29 @@ def free_port():
     raise RuntimeError("no port free on both loopback addresses")
 
 
+# Appended to a server's source: SIGUSR2 makes it write its heap on stderr, after a collection.
+# sys.getallocatedblocks() counts the interpreter's live memory blocks: unlike the resident
+# size, which the allocator's free lists and arenas blur, it comes back exactly unless
+# something leaks.
+HEAP_REPORT = """
+import gc as _gc, signal as _signal, sys as _sys
+def _heap(*_):
+    _gc.collect()
+    _sys.stderr.write(f"heap blocks={_sys.getallocatedblocks()} objects={len(_gc.get_objects())}\\n")
+    _sys.stderr.flush()
+_signal.signal(_signal.SIGUSR2, _heap)
+"""
+
+
 class Server:
     """A con program (by default the echo sample, on a free port) in a subprocess."""
 
     def __init__(self, tmp_path, source=SAMPLE, env=None):
         self.port = free_port()
         script = tmp_path / "server.py"
-        script.write_text(source.replace("6839", str(self.port)))
+        source = source.replace("6839", str(self.port))
+        head, main_guard, tail = source.partition("if __name__ == '__main__':")
+        script.write_text(head + HEAP_REPORT + main_guard + tail)
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("CONHOOK_")}
         full_env["PYTHONPATH"] = str(ROOT)
         full_env.update(env or {})
@@ -107,6 +125,16 @@ class Server:
             elif time.monotonic() - since >= stable:
                 break
         return last
+
+    def heap(self):
+        """(live memory blocks, objects) of the server, after a garbage collection."""
+        self.proc.send_signal(signal.SIGUSR2)
+        ready, _, _ = select.select([self.proc.stderr], [], [], 10)
+        assert ready, "the server did not report its heap"
+        line = self.proc.stderr.readline()
+        match = re.fullmatch(r"heap blocks=(\d+) objects=(\d+)\n", line)
+        assert match, f"unexpected output of the server: {line!r}"
+        return int(match[1]), int(match[2])
 
     def settle(self, fds, seconds=20):
         """Wait until the server holds `fds` descriptors again; its count then."""

@@ -6,7 +6,7 @@ echo, slowloris clients (connect and send nothing), and one client that sends wi
 reading (100 MB under CONHOOK_STRESS=full, 20 MB in CI; backpressure stops it long before).
 Meanwhile a control client sends 64 bytes and waits for the echo, again and again.  Bounds:
 the control client's p99 latency, the server's memory growth while flooded, and afterwards
-no descriptor or OS thread left behind.
+no descriptor, OS thread or memory block left behind.
 """
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ def test_faulty_clients_do_not_stall_or_leak(tmp_path, figure):
     server = Server(tmp_path)
     vanisher = None
     try:
-        base_fds, base_rss = server.quiet_fds(), server.rss()
+        base_fds, base_rss, base_heap = server.quiet_fds(), server.rss(), server.heap()
         vanisher = subprocess.Popen([sys.executable, "-c", VANISHER, str(server.port), str(VANISHING)],
                                     stdout=subprocess.PIPE, text=True)
         assert vanisher.stdout.readline() == "connected\n"
@@ -146,6 +146,10 @@ def test_faulty_clients_do_not_stall_or_leak(tmp_path, figure):
         figure("server descriptors after (before)", f"{fds} ({base_fds})", "", "equal")
         assert fds == base_fds
         assert server.threads() == 1
+        heap = server.heap()
+        figure("server live memory blocks before / after", f"{base_heap[0]:,} / {heap[0]:,}", "",
+               "within 200")
+        assert abs(heap[0] - base_heap[0]) <= 200
         assert server.proc.poll() is None
     finally:
         if vanisher is not None and vanisher.poll() is None:

@@ -3,7 +3,7 @@
 Issue 6: 1,000,000 connections (CONHOOK_STRESS=full); CI: 20,000.  50 clients at a time each
 connect, echo 64 bytes, close, again.  The server's memory is sampled as it goes: from the
 first quarter on (once its allocator has warmed up) it may not grow by more than 2 MB; at the
-end its descriptors and OS threads are what they were.
+end its descriptors, OS threads and live memory blocks are what they were.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ async def churn(address, total, on_progress):
 def test_many_connections_over_time_memory_flat(tmp_path, figure):
     server = Server(tmp_path)
     try:
-        base_fds = server.quiet_fds()
+        base_fds, base_heap = server.quiet_fds(), server.heap()
         samples = []
         start = time.monotonic()
         made = asyncio.run(churn(server.address, TOTAL, lambda n: samples.append((n, server.rss()))))
@@ -52,6 +52,10 @@ def test_many_connections_over_time_memory_flat(tmp_path, figure):
         figure("server memory at the end", round(samples[-1][1] / MB, 1), "MB")
         assert growth <= GROWTH_BOUND
         assert server.settle(base_fds) == base_fds
+        heap = server.heap()
+        figure("server live memory blocks before / after", f"{base_heap[0]:,} / {heap[0]:,}", "",
+               "within 200")
+        assert abs(heap[0] - base_heap[0]) <= 200
         assert server.threads() == 1
     finally:
         err = server.kill()

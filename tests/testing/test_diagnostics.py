@@ -168,3 +168,13 @@ def test_watchdog_costs_no_report_when_threshold_not_reached(monkeypatch):
         scope.start(short_hog)
     bootstrap(main)
     assert reports == []
+
+
+def test_a_watchdog_threshold_that_is_not_a_number_is_refused(monkeypatch):
+    monkeypatch.setenv("CONHOOK_WATCHDOG", "soon")
+
+    async def main():
+        pass
+    import pytest
+    with pytest.raises(ValueError, match="CONHOOK_WATCHDOG must be a number of seconds"):
+        bootstrap(main)
