@@ -22,8 +22,8 @@ from __future__ import annotations
 import errno
 import heapq
 import threading
-from os import environ
 from collections import deque
+from os import environ
 from time import monotonic
 
 from ._backends import READ, WRITE, backend_class

@@ -31,7 +31,8 @@ class _Sleep(Trap):
 def sleep(seconds):
     """``sleep@(seconds)``: park the calling thread for `seconds` (an interruption point).
 
-    ``sleep@(0)`` is ``idle@()``.  Time is measured on the monotonic clock.
+    ``sleep@(0)`` is ``idle@()``.  Time is measured on the scheduler's clock: the monotonic
+    clock, or a test's ``conhook.testing.VirtualClock``.
     """
     if seconds > 0:
         return _Sleep(seconds)
