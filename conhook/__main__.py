@@ -5,6 +5,7 @@
     python -m conhook -c code [args...]
     python -m conhook --show FILE      the token-rewritten source
     python -m conhook --dis FILE       the rewritten bytecode
+    python -m conhook --workers N ...  N copies of the program, sharing listening addresses
 
 ``sys.argv``, ``__main__`` and ``sys.path[0]`` are set as CPython sets them.  The
 program itself is always rewritten, whether or not it imports ``con``.
@@ -27,6 +28,7 @@ from conhook import _pipeline
 
 USAGE = """\
 usage: python -m conhook [--show FILE | --dis FILE] (script.py | -m module | -c code) [args...]
+       python -m conhook --workers N (script.py | -m module | -c code) [args...]
 """
 
 
@@ -35,6 +37,8 @@ def main(argv: list[str]) -> int:
         sys.stdout.write(USAGE)
         return 0 if argv else 2
     option, rest = argv[0], argv[1:]
+    if option == "--workers" or option.startswith("--workers="):
+        return workers(option, rest)
     if option in ("--show", "--dis"):
         if len(rest) != 1:
             sys.stderr.write(USAGE)
@@ -57,6 +61,22 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(f"unknown option {option!r}\n" + USAGE)
         return 2
     return run_script(option, rest)
+
+
+def workers(option: str, rest: list[str]) -> int:
+    """``--workers N ...``: run N copies of the program under a supervisor (``_supervisor``)."""
+    if option == "--workers":
+        count, rest = (rest[0], rest[1:]) if rest else ("", [])
+    else:
+        count = option.partition("=")[2]
+    if not count.isdigit() or int(count) < 1:
+        sys.stderr.write(f"--workers needs a number of workers >= 1, not {count!r}\n" + USAGE)
+        return 2
+    if not rest or rest[0] in ("--show", "--dis") or rest[0].startswith("--workers"):
+        sys.stderr.write("--workers needs a program to run\n" + USAGE)
+        return 2
+    from conhook._supervisor import supervise
+    return supervise(int(count), rest)
 
 
 def show(filename: str, disassemble: bool) -> int:

@@ -164,7 +164,11 @@ class Kernel:
     # -- I/O -----------------------------------------------------------------------------
 
     def wait_io(self, thread, fd, direction):
-        """Park `thread` until `fd` is ready for `direction` (READ or WRITE)."""
+        """Park `thread` until `fd` is ready for `direction` (READ or WRITE).
+
+        `thread` may also be a callable with a ``parked_on`` attribute (not None while it
+        waits): readiness then calls it instead of waking a thread.  That is how one thread
+        waits on several fds at once (a listener on several addresses, ``_sockets``)."""
         rec = self.io.get(fd)
         if rec is None:
             rec = self.io[fd] = _IORecord()
@@ -232,6 +236,7 @@ class Kernel:
 
     def _poll(self, timeout):
         io = self.io
+        ready = self.ready
         for fd, mask in self.backend.poll(timeout):
             rec = io.get(fd)
             if rec is None:
@@ -248,7 +253,11 @@ class Kernel:
                 else:
                     rec.reader = None
                     self.io_waiting -= 1
-                    self.wake(thread)
+                    if type(thread) is Thread:
+                        thread.parked_on = None  # self.wake(thread), inlined: the hot path
+                        ready.append(thread)
+                    else:
+                        thread()  # a waiter on several fds (see wait_io)
             if mask & WRITE:
                 thread = rec.writer
                 if thread is None:
@@ -256,7 +265,11 @@ class Kernel:
                 else:
                     rec.writer = None
                     self.io_waiting -= 1
-                    self.wake(thread)
+                    if type(thread) is Thread:
+                        thread.parked_on = None
+                        ready.append(thread)
+                    else:
+                        thread()
             if useless & rec.mask:
                 # Level-triggered readiness that nobody waits for: narrow the interest, so the
                 # next poll does not return at once.  A waiter that comes later widens it again.

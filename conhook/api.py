@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from ._bootstrap import bootstrap
 from ._errors import Deadlock, Interrupted
+from ._sockets import (Listener, ipv4addr, ipv6addr, tcpconnect, tcplisten, unixconnect,
+                       unixlisten)
+from ._streams import Stream
 from ._sync import Event, Lock, Queue, QueueEmpty, QueueFull, Semaphore
 from ._timeout import sleep, timeout
 from ._traps import idle
@@ -28,4 +31,6 @@ __all__ = [
     "bootstrap", "idle", "sleep", "timeout", "Interrupted", "Deadlock",
     "Event", "Lock", "Semaphore", "Queue", "QueueEmpty", "QueueFull",
     "to_thread", "tree",
+    "tcplisten", "tcpconnect", "unixlisten", "unixconnect", "ipv4addr", "ipv6addr",
+    "Listener", "Stream",
 ]

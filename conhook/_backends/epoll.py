@@ -18,6 +18,10 @@ _IN = select.EPOLLIN
 _OUT = select.EPOLLOUT
 _ERR = select.EPOLLERR | select.EPOLLHUP
 _TO_EPOLL = (0, _IN, _OUT, _IN | _OUT)
+# Event bits -> READ/WRITE, by table: one index per event instead of three tests.
+_MASK = max(_IN, _OUT, select.EPOLLERR, select.EPOLLHUP) * 2 - 1
+_FROM_EPOLL = tuple((READ if ev & _IN else 0) | (WRITE if ev & _OUT else 0)
+                    | (READ | WRITE if ev & _ERR else 0) for ev in range(_MASK + 1))
 
 
 class Backend:
@@ -40,9 +44,9 @@ class Backend:
             pass  # already closed: the OS forgot it together with the fd
 
     def poll(self, timeout):
-        events = self._epoll.poll(-1 if timeout is None else timeout)
-        return [(fd, (READ if ev & _IN else 0) | (WRITE if ev & _OUT else 0)
-                 | (READ | WRITE if ev & _ERR else 0)) for fd, ev in events]
+        table = _FROM_EPOLL
+        return [(fd, table[ev & _MASK])
+                for fd, ev in self._epoll.poll(-1 if timeout is None else timeout)]
 
     def close(self):
         self._epoll.close()

@@ -1,0 +1,434 @@
+"""Addresses, listeners and connecting: ``tcplisten@``, ``tcpconnect@``, ``unixlisten@``,
+``unixconnect@`` (SPEC 3).
+
+* ``ipv4addr(host, port)`` and ``ipv6addr(host, port)`` are address values: the host is a
+  numeric address (``'127.0.0.1'``, ``'::1'``, ``'fe80::1%eth0'``; ``''`` means every
+  interface), checked when the value is made.  Streams report their addresses as such values.
+* A listener listens on every address it was given.  ``accept@()`` tries each socket in turn,
+  starting after the one that gave the last connection (so a busy address cannot starve the
+  others), and otherwise parks until any of them is readable.  One thread accepts at a time.
+* Running out of file descriptors (EMFILE, ENFILE) or of kernel memory (ENOBUFS, ENOMEM) in
+  ``accept`` must neither spin nor stop the server: the connection stays in the backlog, so
+  ``accept@()`` sleeps (10 ms, doubling up to 100 ms) and tries again until it gets through.
+  A connection the client gave up on before we took it (ECONNABORTED, EPROTO, ...) is
+  skipped.
+* Name resolution (``getaddrinfo``) runs in a worker OS thread (``to_thread``) unless the
+  host is numeric, so it never blocks the scheduler.  ``tcpconnect@`` tries the resolved
+  addresses in order and raises the last error, naming every address it tried.
+* ``SO_REUSEPORT``: when ``python -m conhook --workers N`` runs N copies of a program it sets
+  ``CONHOOK_REUSEPORT=1``, and listeners then share each address among the copies (the kernel
+  spreads connections).  ``tcplisten@(..., reuse_port=True)`` asks for it explicitly.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import stat
+
+from ._backends import READ
+from ._io import wait_readable, wait_writable
+from ._kernel import current_kernel, state
+from ._streams import BUDGET, Stream
+from ._timeout import sleep
+from ._traps import IDLE, Trap, interrupted
+from ._workers import to_thread
+
+REUSEPORT_ENV = "CONHOOK_REUSEPORT"
+
+_ACCEPT_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+_ACCEPT_SKIP = {errno.ECONNABORTED, errno.EPROTO, errno.ECONNRESET, errno.EPERM,
+                errno.ENETDOWN, errno.ENETUNREACH, errno.EHOSTDOWN, errno.EHOSTUNREACH,
+                errno.ENOPROTOOPT, errno.EOPNOTSUPP, errno.ETIMEDOUT}
+_BACKOFF_FIRST, _BACKOFF_MAX = 0.01, 0.1
+
+
+# -- addresses ------------------------------------------------------------------------------
+
+class Address:
+    """An IP address and port: what ``ipv4addr`` and ``ipv6addr`` return."""
+    __slots__ = ("family", "host", "port", "sockaddr")
+
+    def __init__(self, family, host, port, sockaddr):
+        self.family, self.host, self.port, self.sockaddr = family, host, port, sockaddr
+
+    def __repr__(self):
+        maker = "ipv4addr" if self.family == socket.AF_INET else "ipv6addr"
+        return f"{maker}({self.host!r}, {self.port!r})"
+
+    def __eq__(self, other):
+        if type(other) is not Address:
+            return NotImplemented
+        return self.sockaddr == other.sockaddr and self.family == other.family
+
+    def __hash__(self):
+        return hash((self.family, self.sockaddr))
+
+    def __iter__(self):  # host, port = addr
+        return iter((self.host, self.port))
+
+
+def _numeric(family, host, port, maker):
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+        raise ValueError(f"{maker}() needs a port number from 0 to 65535, not {port!r}")
+    if not isinstance(host, str):
+        raise TypeError(f"{maker}() needs the host as a str, not {host!r}")
+    try:
+        infos = socket.getaddrinfo(host or None, port, family, socket.SOCK_STREAM, 0,
+                                   socket.AI_NUMERICHOST | socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError):
+        kind = "IPv4" if family == socket.AF_INET else "IPv6"
+        raise ValueError(
+            f"{maker}() needs a numeric {kind} address, not {host!r}: resolve names with "
+            f"tcpconnect@(host, port)") from None
+    return Address(family, host, port, infos[0][4])
+
+
+def ipv4addr(host, port):
+    """The IPv4 address `host` (numeric, ``''`` for every interface) with `port`."""
+    return _numeric(socket.AF_INET, host, port, "ipv4addr")
+
+
+def ipv6addr(host, port):
+    """The IPv6 address `host` (numeric, ``''`` for every interface) with `port`."""
+    return _numeric(socket.AF_INET6, host, port, "ipv6addr")
+
+
+def address_of(sockaddr):
+    """The address value of a socket address as ``getsockname``/``getpeername`` give it."""
+    if len(sockaddr) == 2:
+        return Address(socket.AF_INET, sockaddr[0], sockaddr[1], sockaddr)
+    return Address(socket.AF_INET6, sockaddr[0], sockaddr[1], sockaddr)
+
+
+def _unix_address_of(raw):
+    return raw.decode(errors="surrogateescape") if isinstance(raw, bytes) else raw
+
+
+def _check_address(addr, what):
+    if type(addr) is not Address:
+        raise TypeError(f"{what} needs addresses made by ipv4addr() or ipv6addr(), not {addr!r}")
+    return addr
+
+
+# -- listening -------------------------------------------------------------------------------
+
+class _AnyReadable(Trap):
+    """Park a thread until any of several fds is readable.
+
+    It stands in the kernel's I/O records as the reader of each fd (a callable waiter, see
+    ``Kernel.wait_io``); the first fd that becomes readable calls it, and it then withdraws
+    from the others and wakes the thread.
+    """
+    __slots__ = ("fds", "kernel", "thread", "parked_on")
+    label = None
+
+    def __init__(self, fds):
+        self.fds = fds
+        self.kernel = self.thread = self.parked_on = None
+
+    def wait(self, kernel, thread):
+        self.kernel = kernel
+        for i, fd in enumerate(self.fds):
+            self.parked_on = None  # wait_io undoes a failed registration as for a thread not yet parked
+            exc = kernel.wait_io(self, fd, READ)
+            self.parked_on = self
+            if exc is not None:
+                for done in self.fds[:i]:
+                    kernel.abort_io(self, done, READ)
+                self.parked_on = None
+                return exc
+        self.thread = thread
+        thread.parked_on = self
+
+    def __call__(self):
+        """One of the fds is readable (the kernel has already forgotten us for that one)."""
+        thread = self.thread
+        self._withdraw(self.kernel)
+        self.kernel.wake(thread)
+
+    def abort(self, kernel, thread):
+        self._withdraw(kernel)
+
+    def _withdraw(self, kernel):
+        for fd in self.fds:
+            kernel.abort_io(self, fd, READ)  # a no-op where we no longer wait
+        self.parked_on = self.thread = None
+
+    def cancel(self, exc):
+        """Wake the waiting thread, if any, with `exc` (its listener is being closed)."""
+        thread = self.thread
+        if thread is not None:
+            kernel = self.kernel
+            self._withdraw(kernel)
+            thread.pending = exc
+            kernel.wake(thread)
+
+
+class Listener:
+    """Listening sockets on one or more addresses; ``accept@()`` returns the next connection.
+
+    ``close()`` closes them all (a thread waiting in ``accept@()`` is woken with
+    ``OSError(EBADF)``); ``with listener:`` closes it at the end of the block.  ``addresses``
+    are the addresses actually bound (with the port the system chose for port 0).
+    """
+    __slots__ = ("_socks", "_accepts", "_fds", "_next", "_wait", "_budget", "_tcp",
+                 "_address_of", "_unlink", "__weakref__")
+
+    def __init__(self, socks, tcp, address_of, unlink=None):
+        self._socks = socks
+        self._accepts = [s._accept for s in socks]  # (fd, address): no socket object until it is ours
+        self._fds = [s.fileno() for s in socks]
+        self._next = 0
+        self._wait = wait_readable(self._fds[0]) if len(socks) == 1 else _AnyReadable(self._fds)
+        self._budget = BUDGET
+        self._tcp = tcp
+        self._address_of = address_of
+        self._unlink = unlink  # (path, (st_dev, st_ino)) of a Unix socket file we made
+
+    @property
+    def addresses(self):
+        """The bound addresses, in the order given."""
+        return [self._address_of(s.getsockname()) for s in self._socks]
+
+    def fileno(self):
+        """The fd of the first listening socket (-1 once closed)."""
+        return self._fds[0] if self._socks else -1
+
+    async def accept(self):
+        """``accept@()``: the next connection on any of the addresses, as a stream."""
+        try:
+            thread = state.kernel.current
+        except AttributeError:
+            current_kernel()
+            raise
+        if thread.interrupt is not None:
+            raise interrupted(thread)
+        self._budget -= 1
+        if not self._budget:
+            self._budget = BUDGET
+            await IDLE
+        backoff = _BACKOFF_FIRST
+        while True:
+            accepts = self._accepts
+            n = len(accepts)
+            if not n:
+                raise OSError(errno.EBADF, "accept() on a closed listener")
+            start = self._next
+            for i in range(start, start + n):
+                i %= n
+                try:
+                    fd, peer = accepts[i]()
+                except BlockingIOError:
+                    continue
+                except OSError as exc:
+                    if exc.errno in _ACCEPT_SKIP:
+                        continue
+                    if exc.errno not in _ACCEPT_RESOURCES:
+                        raise
+                    await sleep(backoff)  # out of descriptors: the connection waits in the backlog
+                    backoff = min(backoff * 2, _BACKOFF_MAX)
+                    break
+                self._next = i + 1
+                return self._stream(fd, i, peer)
+            else:
+                await self._wait
+                self._budget = BUDGET
+
+    def _stream(self, fd, i, peer):
+        listening = self._socks[i]
+        sock = socket.socket(listening.family, listening.type, listening.proto, fileno=fd)
+        try:
+            if self._tcp:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return Stream(sock, self._address_of, peer or None)
+        except BaseException:
+            sock.close()
+            raise
+
+    def close(self):
+        """Close every listening socket at once; closing again does nothing."""
+        socks = self._socks
+        if not socks:
+            return
+        self._socks, self._accepts = [], []
+        exc = OSError(errno.EBADF, "the listener was closed while this thread waited in accept()")
+        if type(self._wait) is _AnyReadable:
+            self._wait.cancel(exc)
+        kernel = state.kernel
+        for sock in socks:
+            if kernel is not None:
+                kernel.notify_closing(sock.fileno(), lambda: exc)
+            sock.close()
+        if self._unlink is not None:
+            path, ident = self._unlink
+            try:
+                st = os.stat(path)
+                if (st.st_dev, st.st_ino) == ident:
+                    os.unlink(path)
+            except OSError:
+                pass
+
+    @property
+    def closed(self):
+        return not self._socks
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+        return False
+
+    def __del__(self):
+        if self._socks:
+            try:
+                self.close()
+            except Exception:
+                pass
+
+    def __repr__(self):
+        if not self._socks:
+            return "<con listener (closed)>"
+        return f"<con listener on {', '.join(map(repr, self.addresses))}>"
+
+
+def _reuse_port(reuse_port):
+    if reuse_port is None:
+        reuse_port = os.environ.get(REUSEPORT_ENV, "") not in ("", "0")
+    if reuse_port and not hasattr(socket, "SO_REUSEPORT"):
+        raise OSError(errno.ENOPROTOOPT, "SO_REUSEPORT is not available on this system, so "
+                                         "listeners cannot share an address between workers")
+    return reuse_port
+
+
+async def tcplisten(*addrs, backlog=socket.SOMAXCONN, reuse_port=None):
+    """``tcplisten@(addr, ..., backlog=...)``: listen on every address given; a ``Listener``.
+
+    If any address cannot be bound, the sockets already made are closed and ``OSError`` names
+    the address.
+    """
+    if not addrs:
+        raise TypeError("tcplisten() needs at least one address (ipv4addr(...) or ipv6addr(...))")
+    for addr in addrs:
+        _check_address(addr, "tcplisten()")
+    reuse_port = _reuse_port(reuse_port)
+    socks = []
+    try:
+        for addr in addrs:
+            sock = socket.socket(addr.family, socket.SOCK_STREAM)
+            socks.append(sock)
+            try:
+                if os.name == "posix":
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if reuse_port:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                if addr.family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind(addr.sockaddr)
+                sock.listen(backlog)
+                sock.setblocking(False)
+            except OSError as exc:
+                raise OSError(exc.errno, f"cannot listen on {addr!r}: {exc.strerror}") from None
+    except BaseException:
+        for sock in socks:
+            sock.close()
+        raise
+    return Listener(socks, True, address_of)
+
+
+async def unixlisten(path, *, backlog=socket.SOMAXCONN):
+    """``unixlisten@(path)``: listen on a Unix-domain socket; the file is removed on close."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        try:
+            sock.bind(path)
+            sock.listen(backlog)
+        except OSError as exc:
+            hint = " (remove the stale socket file first)" if exc.errno == errno.EADDRINUSE else ""
+            raise OSError(exc.errno, f"cannot listen on Unix socket {path!r}: {exc.strerror}{hint}") from None
+        sock.setblocking(False)
+        unlink = None
+        if isinstance(path, (str, bytes, os.PathLike)) and not str(os.fsdecode(path)).startswith("\0"):
+            st = os.stat(path)
+            if stat.S_ISSOCK(st.st_mode):
+                unlink = (path, (st.st_dev, st.st_ino))
+    except BaseException:
+        sock.close()
+        raise
+    return Listener([sock], False, _unix_address_of, unlink)
+
+
+# -- connecting ------------------------------------------------------------------------------
+
+async def _connect(sock, sockaddr):
+    """Connect a non-blocking socket, parking until the handshake is done."""
+    sock.setblocking(False)
+    err = sock.connect_ex(sockaddr)
+    if err in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN, errno.EINTR):
+        await wait_writable(sock)
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if err:
+        raise OSError(err, os.strerror(err))
+
+
+def _discard(sock):
+    """Close a socket that a thread may have waited on: the kernel forgets its fd first."""
+    kernel = state.kernel
+    if kernel is not None and sock.fileno() >= 0:
+        kernel.notify_closing(sock.fileno())
+    sock.close()
+
+
+async def _resolve(host, port):
+    """[(family, sockaddr)] for host and port; names are looked up in a worker OS thread."""
+    try:
+        infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
+    except socket.gaierror:
+        infos = await to_thread(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
+    return [(family, sockaddr) for family, _, _, _, sockaddr in infos]
+
+
+async def tcpconnect(host, port=None):
+    """``tcpconnect@(addr)`` or ``tcpconnect@(host, port)``: a stream connected to it.
+
+    A host name is resolved without blocking the scheduler; its addresses are tried in order.
+    """
+    if port is None:
+        addr = _check_address(host, "tcpconnect(addr)")
+        targets = [(addr.family, addr.sockaddr)]
+    else:
+        targets = await _resolve(host, port)
+    errors = []
+    for family, sockaddr in targets:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            await _connect(sock, sockaddr)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return Stream(sock, address_of, sockaddr)
+        except OSError as exc:
+            _discard(sock)
+            errors.append((sockaddr, exc))
+        except BaseException:
+            _discard(sock)
+            raise
+    if not errors:
+        raise OSError(errno.EADDRNOTAVAIL, f"no address to connect to for {host!r} port {port}")
+    last = errors[-1][1]
+    tried = ", ".join(f"{address_of(a)!r}: {e.strerror or e}" for a, e in errors)
+    raise OSError(last.errno, f"cannot connect to {host!r}" + (f" port {port}" if port is not None else "")
+                  + f" ({tried})")
+
+
+async def unixconnect(path):
+    """``unixconnect@(path)``: a stream connected to the Unix-domain socket at `path`."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        await _connect(sock, path)
+    except OSError as exc:
+        _discard(sock)
+        raise OSError(exc.errno, f"cannot connect to Unix socket {path!r}: {exc.strerror}") from None
+    except BaseException:
+        _discard(sock)
+        raise
+    return Stream(sock, _unix_address_of, path)

@@ -1,0 +1,14 @@
+"""Every network test runs on every readiness backend the machine has."""
+from __future__ import annotations
+
+import pytest
+
+from conhook._backends import available
+
+
+@pytest.fixture(params=available(), autouse=True)
+def backend(request, monkeypatch):
+    """Run the test with CONHOOK_BACKEND forced to each available backend in turn
+    (subprocesses started by the test inherit it)."""
+    monkeypatch.setenv("CONHOOK_BACKEND", request.param)
+    return request.param

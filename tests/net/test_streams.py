@@ -1,0 +1,400 @@
+"""Streams and listeners: addresses, reading, writing, half-close, closing, Unix sockets,
+and the fast path (no switch when an operation completes at once, the fairness budget, one
+backend registration per socket)."""
+from __future__ import annotations
+
+import errno
+import os
+import socket
+
+import pytest
+
+import conhook.api as con
+from conhook import _kernel, _streams
+
+from .helpers import listen_both, run, together
+
+
+# -- addresses ---------------------------------------------------------------------------------
+
+def test_address_values():
+    a = con.ipv4addr("127.0.0.1", 6839)
+    b = con.ipv6addr("::1", 6839)
+    assert repr(a) == "ipv4addr('127.0.0.1', 6839)"
+    assert repr(b) == "ipv6addr('::1', 6839)"
+    assert (a.host, a.port) == ("127.0.0.1", 6839)
+    assert tuple(b) == ("::1", 6839)
+    assert a == con.ipv4addr("127.0.0.1", 6839) and a != b
+    assert len({a, con.ipv4addr("127.0.0.1", 6839), b}) == 2
+
+
+@pytest.mark.parametrize("maker, host, port, error, words", [
+    (con.ipv4addr, "localhost", 80, ValueError, "numeric IPv4"),
+    (con.ipv4addr, "::1", 80, ValueError, "numeric IPv4"),
+    (con.ipv6addr, "127.0.0.1", 80, ValueError, "numeric IPv6"),
+    (con.ipv4addr, "127.0.0.1", 70000, ValueError, "0 to 65535"),
+    (con.ipv4addr, "127.0.0.1", "80", ValueError, "0 to 65535"),
+    (con.ipv6addr, b"::1", 80, TypeError, "as a str"),
+], ids=["name", "v6-as-v4", "v4-as-v6", "port-range", "port-str", "host-bytes"])
+def test_bad_addresses_are_refused(maker, host, port, error, words):
+    with pytest.raises(error, match=words):
+        maker(host, port)
+
+
+# -- listening and connecting -----------------------------------------------------------------
+
+def test_accept_on_both_addresses_and_round_trip():
+    async def main():
+        listener = await listen_both()
+        v4, v6 = listener.addresses
+        assert v4.host == "127.0.0.1" and v6.host == "::1" and v4.port and v6.port
+        seen = []
+
+        async def server():
+            for _ in range(2):
+                s = await listener.accept()
+                seen.append(s.local_address)
+                with s:
+                    await s.write(b"echo:" + await s.read())
+
+        async def client():
+            for addr in (v6, v4):
+                with await con.tcpconnect(addr) as c:
+                    assert c.peer_address == addr
+                    assert c.local_address.host == addr.host
+                    await c.write(b"hi")
+                    assert await c.read() == b"echo:hi"
+        await together(server, client)
+        listener.close()
+        return seen, [v6, v4]
+    seen, expected = run(main)
+    assert seen == expected
+
+
+def test_accept_returns_whichever_address_has_a_connection():
+    async def main():
+        listener = await listen_both()
+        v4, v6 = listener.addresses
+        order = []
+
+        async def server():
+            for _ in range(4):
+                s = await listener.accept()
+                order.append(s.local_address.host)
+                s.close()
+
+        async def client():
+            for addr in (v6, v6, v4, v6):
+                c = await con.tcpconnect(addr)
+                await con.sleep(0.01)  # the server takes it before the next one comes
+                c.close()
+        await together(server, client)
+        listener.close()
+        return order
+    assert run(main) == ["::1", "::1", "127.0.0.1", "::1"]
+
+
+def test_listening_on_an_address_in_use_names_it_and_keeps_nothing_open():
+    async def main():
+        taken = await con.tcplisten(con.ipv4addr("127.0.0.1", 0))
+        busy = taken.addresses[0]
+        free = con.ipv6addr("::1", 0)
+        with pytest.raises(OSError) as info:
+            await con.tcplisten(free, busy)
+        assert info.value.errno == errno.EADDRINUSE
+        assert repr(busy) in str(info.value)
+        taken.close()
+        again = await con.tcplisten(busy)  # closed with the listener: the address is free again
+        again.close()
+        assert again.closed
+        again.close()  # idempotent
+    run(main)
+
+
+def test_tcplisten_needs_address_values():
+    async def main():
+        with pytest.raises(TypeError, match="ipv4addr"):
+            await con.tcplisten(("127.0.0.1", 0))
+        with pytest.raises(TypeError, match="at least one"):
+            await con.tcplisten()
+    run(main)
+
+
+def test_connect_by_name_and_numeric_host():
+    async def main():
+        listener = await con.tcplisten(con.ipv4addr("127.0.0.1", 0))
+        port = listener.addresses[0].port
+
+        async def server():
+            for _ in range(2):
+                (await listener.accept()).close()
+
+        async def client():
+            for host in ("localhost", "127.0.0.1"):
+                c = await con.tcpconnect(host, port)
+                assert c.peer_address == con.ipv4addr("127.0.0.1", port)
+                c.close()
+        await together(server, client)
+        listener.close()
+    run(main)
+
+
+def test_connection_refused_names_the_address():
+    async def main():
+        listener = await con.tcplisten(con.ipv4addr("127.0.0.1", 0))
+        addr = listener.addresses[0]
+        listener.close()
+        with pytest.raises(ConnectionRefusedError) as info:
+            await con.tcpconnect(addr)
+        assert "127.0.0.1" in str(info.value)
+        with pytest.raises(ConnectionRefusedError):
+            await con.tcpconnect("127.0.0.1", addr.port)
+    run(main)
+
+
+def test_name_resolution_runs_in_a_worker_thread(monkeypatch):
+    calls = []
+    real = con.to_thread
+
+    async def spy(fn, *args, **kwargs):
+        calls.append(fn.__name__)
+        return await real(fn, *args, **kwargs)
+    monkeypatch.setattr("conhook._sockets.to_thread", spy)
+
+    async def main():
+        listener = await con.tcplisten(con.ipv4addr("127.0.0.1", 0))
+        port = listener.addresses[0].port
+        (await con.tcpconnect("127.0.0.1", port)).close()
+        assert calls == []  # numeric: nothing to look up
+        (await con.tcpconnect("localhost", port)).close()
+        assert calls == ["getaddrinfo"]
+        listener.close()
+    run(main)
+
+
+# -- reading and writing -------------------------------------------------------------------------
+
+def _pair():
+    """A connected stream and the plain blocking socket at its other end."""
+    a, b = socket.socketpair()
+    return con.Stream(a), b
+
+
+def test_read_returns_what_is_there_up_to_max_bytes_then_eof():
+    async def main():
+        s, peer = _pair()
+        peer.sendall(b"abcdef")
+        assert await s.read(4) == b"abcd"
+        assert await s.read() == b"ef"
+        peer.shutdown(socket.SHUT_WR)
+        with pytest.raises(EOFError):
+            await s.read()
+        with pytest.raises(EOFError):  # and again
+            await s.read()
+        s.close()
+        peer.close()
+    run(main)
+
+
+def test_half_close_the_peer_still_sends():
+    async def main():
+        listener = await con.tcplisten(con.ipv6addr("::1", 0))
+
+        async def server():
+            with await listener.accept() as s:
+                received = b""
+                try:
+                    while True:
+                        received += await s.read()
+                except EOFError:
+                    pass
+                await s.write(b"got %d bytes" % len(received))
+
+        async def client():
+            with await con.tcpconnect(listener.addresses[0]) as c:
+                await c.write(b"x" * 100_000)
+                c.shutdown_write()
+                reply = b""
+                try:
+                    while True:
+                        reply += await c.read()
+                except EOFError:
+                    pass
+                assert reply == b"got 100000 bytes"
+        await together(server, client)
+        listener.close()
+    run(main)
+
+
+def test_large_writes_arrive_whole_and_in_order():
+    payload = os.urandom(1 << 20) * 4
+
+    async def main():
+        listener = await con.tcplisten(con.ipv4addr("127.0.0.1", 0))
+        got = []
+
+        async def server():
+            with await listener.accept() as s:
+                await s.write(payload)
+                await s.write(bytearray(b"tail"))
+                await s.write(memoryview(b"\0\1\2\3").cast("I"))  # written as its bytes
+
+        async def client():
+            with await con.tcpconnect(listener.addresses[0]) as c:
+                try:
+                    while True:
+                        got.append(await c.read())
+                except EOFError:
+                    pass
+        await together(server, client)
+        listener.close()
+        return b"".join(got)
+    assert run(main) == payload + b"tail" + b"\0\1\2\3"
+
+
+def test_close_is_idempotent_and_later_use_says_closed():
+    async def main():
+        s, peer = _pair()
+        fd = s.fileno()
+        assert fd >= 0
+        with s:
+            pass
+        assert s.closed and s.fileno() == -1
+        s.close()
+        with pytest.raises(OSError, match="closed stream") as info:
+            await s.read()
+        assert info.value.errno == errno.EBADF
+        with pytest.raises(OSError, match="closed stream"):
+            await s.write(b"x")
+        assert peer.recv(10) == b""  # the peer sees end of stream
+        peer.close()
+    run(main)
+
+
+def test_unix_sockets(tmp_path):
+    path = str(tmp_path / "sock")
+
+    async def main():
+        listener = await con.unixlisten(path)
+        assert listener.addresses == [path]
+
+        async def server():
+            with await listener.accept() as s:
+                await s.write((await s.read()).upper())
+
+        async def client():
+            with await con.unixconnect(path) as c:
+                assert c.peer_address == path
+                await c.write(b"unix")
+                assert await c.read() == b"UNIX"
+        await together(server, client)
+        with pytest.raises(OSError, match="stale socket file"):
+            await con.unixlisten(path)
+        listener.close()
+        assert not os.path.exists(path)  # the listener removes its socket file
+        with pytest.raises(FileNotFoundError, match=repr(path)):
+            await con.unixconnect(path)
+    run(main)
+
+
+def test_streams_need_a_scheduler():
+    s, peer = _pair()
+    coro = s.read()
+    with pytest.raises(RuntimeError, match="no conhook scheduler"):
+        coro.send(None)
+    s.close()
+    peer.close()
+
+
+# -- the fast path ------------------------------------------------------------------------------
+
+def test_an_operation_that_can_complete_does_not_switch():
+    log = []
+
+    async def main():
+        s, peer = _pair()
+        peer.sendall(b"ready")
+
+        async def other():
+            log.append("other ran")
+
+        async def reader():
+            log.append(await s.read(2))  # data is there: no switch
+            await s.write(b"x")
+            log.append(await s.read(3))
+            log.append("reader done")
+        await together(reader, other)
+        s.close()
+        peer.close()
+    run(main)
+    assert log == [b"re", b"ady", "reader done", "other ran"]
+
+
+def test_a_fast_peer_cannot_starve_the_others():
+    """With data always there, a reader never needs to wait; after BUDGET operations in a
+    row it yields anyway, so the other threads run."""
+    n = _streams.BUDGET * 3
+    log = []
+
+    async def main():
+        s, peer = _pair()
+        peer.sendall(b"z" * n)
+
+        async def reader():
+            for _ in range(n):
+                await s.read(1)
+                log.append("r")
+
+        async def spinner():
+            while len(log) < n + 3:
+                log.append("s")
+                await con.idle()
+        await together(reader, spinner)
+        s.close()
+        peer.close()
+    run(main)
+    runs = "".join(log).split("s")
+    longest = max(len(r) for r in runs)
+    assert longest == _streams.BUDGET - 1 or longest == _streams.BUDGET
+    assert log.count("r") == n
+
+
+def test_each_socket_is_registered_once(monkeypatch, backend):
+    """Many waits on one socket cost one registration and no change of interest."""
+    calls = []
+    cls = _kernel.backend_class(backend)
+    for name in ("register", "modify"):
+        real = getattr(cls, name)
+
+        def spy(self, fd, mask, real=real, name=name):
+            calls.append((name, fd, mask))
+            return real(self, fd, mask)
+        monkeypatch.setattr(cls, name, spy)
+
+    async def main():
+        listener = await con.tcplisten(con.ipv4addr("127.0.0.1", 0))
+
+        async def server():
+            with await listener.accept() as s:
+                try:
+                    while True:
+                        await s.write(await s.read())
+                except EOFError:
+                    pass
+
+        async def client():
+            with await con.tcpconnect(listener.addresses[0]) as c:
+                for i in range(200):
+                    if i == 20:  # connecting waited for WRITE: let the kernel settle first
+                        seen.append(len(calls))
+                    await c.write(b"%d" % i)
+                    assert await c.read() == b"%d" % i
+                seen.append(len(calls))
+                fds.append(c.fileno())
+        fds, seen = [], []
+        await together(server, client)
+        listener.close()
+        return fds[0], seen
+    fd, (before, after) = run(main)
+    assert [c for c in calls if c[1] == fd][-1][2] == _kernel.READ  # it ends watched for READ
+    assert calls[before:after] == []  # and 180 round trips later nothing has changed

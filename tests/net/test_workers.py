@@ -1,0 +1,199 @@
+"""``python -m conhook --workers N``: N copies of a program sharing listening addresses."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import textwrap
+import time
+
+import pytest
+
+from .helpers import SAMPLES, free_port, recv_all, start_conhook, wait_accepting
+
+WHO = textwrap.dedent("""
+    import os, sys
+    from con import bootstrap, tcplisten, ipv4addr, ipv6addr
+
+    def main(port):
+        listener = tcplisten@(ipv4addr('127.0.0.1', port), ipv6addr('::1', port))
+        while 1:
+            sibling answer@(listener.accept@())
+
+    def answer(s):
+        with s:
+            s.write@(b'%d' % os.getpid())
+
+    try:
+        bootstrap(main, int(sys.argv[1]))
+    except KeyboardInterrupt:
+        pass
+""")
+
+pytestmark = pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="no SO_REUSEPORT here")
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _children(pid):
+    """The pids of `pid`'s child processes (Linux /proc); None where that cannot be known."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return None
+
+
+def _listening_inodes(port):
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in list(f)[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(fields[9])
+    return inodes
+
+
+def _listens(pid, port):
+    inodes = _listening_inodes(port)
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:[") and link[8:-1] in inodes:
+            return True
+    return False
+
+
+def wait_workers(proc, port, count=2):
+    """Wait until `count` workers of the supervisor `proc` listen on `port` (Linux), or until
+    something accepts there (elsewhere, then a moment longer)."""
+    wait_accepting("127.0.0.1", port, proc)
+    if not os.path.exists("/proc/net/tcp"):
+        time.sleep(1)
+        return None
+    deadline = time.monotonic() + 30
+    while True:
+        workers = _children(proc.pid) or []
+        try:
+            if len(workers) == count and all(_listens(pid, port) for pid in workers):
+                return workers
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "the workers did not all listen"
+        time.sleep(0.02)
+
+
+def test_workers_share_the_address_and_stop_on_sigint(tmp_path):
+    port = free_port()
+    script = tmp_path / "who.py"
+    script.write_text(WHO)
+    proc = start_conhook(["--workers", "2", str(script), str(port)], start_new_session=True)
+    try:
+        workers = wait_workers(proc, port)
+        pids = set()
+        for i in range(60):  # the kernel spreads connections by a hash of their addresses
+            with socket.create_connection((("127.0.0.1", "::1")[i % 2], port), timeout=30) as c:
+                pids.add(int(recv_all(c)))
+        assert len(pids) == 2
+        if workers is not None:
+            assert pids == set(workers)
+        proc.send_signal(signal.SIGINT)  # to the supervisor only: it forwards
+        assert proc.wait(30) == 0
+        assert not any(_alive(pid) for pid in pids)
+        assert proc.stdout.read() == ""
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        proc.stdout.close()
+
+
+def test_the_echo_sample_with_two_workers(tmp_path):
+    port = free_port()
+    script = tmp_path / "echo.py"
+    script.write_text((SAMPLES / "echo.py").read_text().replace("6839", str(port)))
+    proc = start_conhook(["--workers", "2", str(script)], start_new_session=True)
+    try:
+        wait_workers(proc, port)
+        for i in range(20):
+            with socket.create_connection((("127.0.0.1", "::1")[i % 2], port), timeout=30) as c:
+                c.sendall(b"hello %d" % i)
+                c.shutdown(socket.SHUT_WR)
+                assert recv_all(c) == b"hello %d" % i
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C at a terminal: the supervisor's group
+        assert proc.wait(30) == 0, proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+def test_sigterm_is_forwarded(tmp_path):
+    script = tmp_path / "wait.py"
+    script.write_text("import con, os, time\nos.write(1, b'ready\\n')\ntime.sleep(60)\n")
+    proc = start_conhook(["--workers", "2", str(script)])
+    try:
+        assert [proc.stdout.readline(), proc.stdout.readline()] == ["ready\n"] * 2
+        workers = _children(proc.pid)  # both are past their start-up: SIGTERM ends them
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 128 + signal.SIGTERM
+        if workers is not None:
+            assert len(workers) == 2 and not any(_alive(pid) for pid in workers)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+def test_a_failing_worker_stops_the_others(tmp_path):
+    script = tmp_path / "fail.py"
+    script.write_text(textwrap.dedent("""
+        import os, time
+        if os.environ['CONHOOK_WORKER'] == '1':
+            raise SystemExit(3)
+        time.sleep(60)
+    """))
+    proc = start_conhook(["--workers", "2", str(script)])
+    assert proc.wait(30) == 3
+    proc.stdout.close()
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--workers"], "number of workers"),
+    (["--workers", "0", "x.py"], "number of workers"),
+    (["--workers=two", "x.py"], "number of workers"),
+    (["--workers", "2"], "needs a program"),
+], ids=["no-count", "zero", "not-a-number", "no-program"])
+def test_workers_usage_errors(argv, words):
+    proc = start_conhook(argv)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 2 and words in out
+
+
+def test_listeners_without_the_supervisor_do_not_share(tmp_path, monkeypatch):
+    """Outside --workers (no CONHOOK_REUSEPORT), a second listener on a busy address fails."""
+    monkeypatch.delenv("CONHOOK_REUSEPORT", raising=False)
+    port = free_port()
+    script = tmp_path / "who.py"
+    script.write_text(WHO)
+    first = start_conhook([str(script), str(port)])
+    try:
+        wait_accepting("127.0.0.1", port, first)
+        second = start_conhook([str(script), str(port)])
+        out, _ = second.communicate(timeout=30)
+        assert second.returncode == 1 and "Address already in use" in out
+    finally:
+        first.send_signal(signal.SIGINT)
+        assert first.wait(30) == 0
+        first.stdout.close()
