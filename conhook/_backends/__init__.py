@@ -1,0 +1,52 @@
+"""Readiness backends: one module per OS mechanism, all with the same small interface.
+
+Every backend is a class with these methods, and nothing else is used by the kernel::
+
+    register(fd, mask)    start watching fd; mask is READ, WRITE or both (never 0)
+    modify(fd, mask)      change what a registered fd is watched for (never 0)
+    unregister(fd)        stop watching fd (it may already be closed)
+    poll(timeout)         wait up to timeout seconds (None: forever, 0: do not block) and
+                          return a list of (fd, mask) pairs
+    close()
+
+Errors and hang-ups are reported as READ | WRITE, so that whoever waits on the fd wakes up
+and learns what happened from its own system call.  Each fd is registered once and its
+interest changed only when needed; the kernel keeps track of what is registered.
+
+The backend is chosen once per scheduler: epoll on Linux, kqueue on macOS and the BSDs,
+poll elsewhere, select last.  ``CONHOOK_BACKEND`` (``epoll``, ``kqueue``, ``poll`` or
+``select``) forces one.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import select as _os_select  # not "select": the submodule of that name would replace it
+
+READ = 1
+WRITE = 2
+
+PREFERENCE = ("epoll", "kqueue", "poll", "select")
+_AVAILABLE_IF = {"epoll": "epoll", "kqueue": "kqueue", "poll": "poll", "select": "select"}
+
+
+def available() -> list[str]:
+    """The backends this machine has, best first."""
+    return [name for name in PREFERENCE if hasattr(_os_select, _AVAILABLE_IF[name])]
+
+
+def backend_class(name: str | None = None):
+    """The backend class to use: `name`, else ``$CONHOOK_BACKEND``, else the best available."""
+    if name is None:
+        name = os.environ.get("CONHOOK_BACKEND") or None
+    if name is None:
+        name = available()[0]
+    elif name not in PREFERENCE:
+        raise ValueError(
+            f"unknown conhook backend {name!r}: choose one of {', '.join(PREFERENCE)} "
+            f"(CONHOOK_BACKEND or the backend argument)")
+    elif name not in available():
+        raise ValueError(
+            f"conhook backend {name!r} is not available on this machine; "
+            f"available: {', '.join(available())}")
+    return importlib.import_module(f"{__name__}.{name}").Backend

@@ -1,0 +1,47 @@
+"""Readiness through select(2): the last resort (limited to FD_SETSIZE descriptors)."""
+from __future__ import annotations
+
+import select as _select
+
+from . import READ, WRITE
+
+
+class Backend:
+    name = "select"
+    __slots__ = ("_readers", "_writers")
+
+    def __init__(self):
+        self._readers = set()
+        self._writers = set()
+
+    def register(self, fd, mask):
+        self.modify(fd, mask)
+
+    def modify(self, fd, mask):
+        (self._readers.add if mask & READ else self._readers.discard)(fd)
+        (self._writers.add if mask & WRITE else self._writers.discard)(fd)
+
+    def unregister(self, fd):
+        self._readers.discard(fd)
+        self._writers.discard(fd)
+
+    def poll(self, timeout):
+        readers, writers = self._readers, self._writers
+        if not readers and not writers:
+            # select() with three empty sets is an error on Windows; sleeping is what is meant.
+            if timeout:
+                import time
+                time.sleep(timeout)
+            return []
+        r, w, x = _select.select(readers, writers, readers | writers, timeout)
+        events = {}
+        for fd in r:
+            events[fd] = READ
+        for fd in w:
+            events[fd] = events.get(fd, 0) | WRITE
+        for fd in x:
+            events[fd] = READ | WRITE
+        return list(events.items())
+
+    def close(self):
+        pass

@@ -1,0 +1,127 @@
+"""``bootstrap``: run a program's root thread, and stop it cleanly on Ctrl-C (SPEC 1.6).
+
+Ctrl-C (SIGINT) interrupts the whole program: every thread unwinds (its ``finally`` blocks
+run), then ``bootstrap`` raises a bare ``KeyboardInterrupt``.  The handler is installed only
+in the main OS thread, and only if SIGINT still has Python's default handler.  It posts the
+interruption to the kernel; when the signal arrives while a thread runs user code (a program
+busy in atomic code never reaches a switch) it also raises KeyboardInterrupt right there, which
+fails that thread and so unwinds it too.  A second Ctrl-C raises at once, wherever the program
+is.
+
+Discussion: the user must see no frame of conhook in the traceback of what ``bootstrap``
+raises.  Any ``raise`` inside a Python function adds that function's frame, so ``bootstrap``
+is a class: ``__new__`` runs the program and returns its value, or, to raise, an instance of a
+one-off subclass whose ``__init__`` is a C callable that raises the exception (``throw`` on an
+exhausted generator re-raises its argument as it is).  ``type.__call__`` runs it after every
+Python frame of ours has returned, so the traceback starts at the caller's line.
+"""
+from __future__ import annotations
+
+import functools
+import signal
+import sysconfig
+import threading
+
+from ._kernel import Kernel, state, strip_internal_frames
+from ._scope import _call
+from inspect import CO_COROUTINE
+
+
+def _exhausted():
+    yield
+
+
+_DEAD = _exhausted()
+next(_DEAD, None)
+next(_DEAD, None)
+
+
+def _raiser(cls, exc):
+    """An instance of a one-off subclass of `cls` whose ``__init__`` raises `exc` from C."""
+    init = staticmethod(functools.partial(max, exc, exc, key=_DEAD.throw))
+    sub = type(cls.__name__, (cls,), {"__init__": init, "__slots__": ()})
+    return object.__new__(sub)
+
+
+_STDLIB = sysconfig.get_paths()["stdlib"]
+
+
+def _in_conhook(frame):
+    """Whether the signal arrived in conhook's own code (possibly deep in the stdlib it called)."""
+    while frame is not None:
+        if frame.f_globals.get("__name__", "").startswith("conhook."):
+            return True
+        if not frame.f_code.co_filename.startswith(_STDLIB):
+            return False  # user (or third-party) code: a thread is running
+        frame = frame.f_back
+    return True
+
+
+def _on_sigint(signum, frame):
+    kernel = state.kernel
+    if kernel is None or kernel.sigint:
+        raise KeyboardInterrupt  # no scheduler here, or a second Ctrl-C: stop at once
+    kernel.sigint = True
+    kernel.post(_interrupt_program)
+    if not _in_conhook(frame):
+        raise KeyboardInterrupt  # a thread is running user code: stop it where it is
+
+
+def _interrupt_program():
+    state.kernel.interrupt_program("the program was interrupted (Ctrl-C)")
+
+
+def _run(fn, args, backend=None):
+    """Run the program; return ("value", v) or ("raise", exception)."""
+    if state.kernel is not None:
+        raise RuntimeError(
+            "con.bootstrap() was called while a conhook scheduler is already running in this "
+            "OS thread; start more threads with `sibling f@()` instead")
+    kernel = Kernel(backend)
+    code = getattr(fn, "__code__", None)
+    try:
+        coro = fn(*args) if code is not None and code.co_flags & CO_COROUTINE else _call(fn, args, {})
+    except BaseException:
+        kernel.close()
+        raise
+    previous = None
+    if (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+        previous = signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        try:
+            value, exc = kernel.run(coro)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+            kernel.close()
+    except KeyboardInterrupt:
+        return "raise", KeyboardInterrupt()  # a second Ctrl-C: the threads are abandoned
+    if kernel.deadlock is not None:
+        return "raise", kernel.deadlock
+    if kernel.sigint:
+        if isinstance(exc, KeyboardInterrupt):
+            return "raise", exc
+        return "raise", KeyboardInterrupt()
+    if exc is not None:
+        strip_internal_frames(exc)
+        return "raise", exc
+    return "value", value
+
+
+class bootstrap:
+    """``bootstrap(fn, *args)``: run ``fn(*args)`` as the root thread; return its value.
+
+    It returns when the root thread has finished (and with it, by prejoin, every thread it
+    started), or raises the root thread's exception.  Ctrl-C interrupts every thread; when all
+    have unwound, ``bootstrap`` raises ``KeyboardInterrupt``.  If no thread can ever make
+    progress it raises ``Deadlock`` with the cactus stack.  Calling it while a scheduler runs
+    in the same OS thread raises ``RuntimeError``.
+    """
+    __slots__ = ()
+
+    def __new__(cls, fn, /, *args):
+        kind, result = _run(fn, args)
+        if kind == "raise":
+            return _raiser(cls, result)
+        return result

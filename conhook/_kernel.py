@@ -1,0 +1,398 @@
+"""The kernel: one scheduler per OS thread, its ready queue, timers and I/O waits.
+
+Design rules:
+* The kernel only runs threads and parks them; primitives (``_sync``, ``_timeout``,
+  ``_scope``) are built outside it from traps (``_traps``) and ``wake``.
+* The run loop has three phases per turn: poll I/O, fire timers, run the ready threads.  One
+  turn runs each thread that was ready at its start once (a generation), so ``idle`` lets
+  every other ready thread run once and I/O be polled before it resumes (SPEC 1.5).
+* Nothing is allocated per switch.  The backend is polled (without blocking) only when some
+  thread waits for I/O or a wake-up was posted, never on a timer while threads are ready.
+* Wake-ups from signal handlers and other OS threads go through ``post``: a thread-safe deque
+  plus an eventfd (or socket pair) registered with the backend.
+"""
+from __future__ import annotations
+
+import heapq
+import threading
+from collections import deque
+from time import monotonic
+
+from ._backends import READ, WRITE, backend_class
+from ._errors import Deadlock
+from ._traps import IDLE, Trap
+from ._threads import Thread, interrupt, thread_name
+from ._wakeup import Wakeup
+
+_MAX_TIMEOUT = 86400.0  # longest single poll; longer sleeps simply poll again
+
+
+class _State(threading.local):
+    kernel = None  # the kernel running in this OS thread, if any
+
+
+state = _State()
+
+
+def current_kernel():
+    """The kernel of this OS thread; RuntimeError when no scheduler runs here."""
+    kernel = state.kernel
+    if kernel is None:
+        raise RuntimeError(
+            "no conhook scheduler is running in this OS thread: call this from code that "
+            "con.bootstrap() runs (or from a non-atomic test function under pytest)")
+    return kernel
+
+
+def current_thread():
+    """The conhook thread running now in this OS thread."""
+    return current_kernel().current
+
+
+class _IORecord:
+    """What the kernel knows about one fd: who waits for it and what the backend watches."""
+    __slots__ = ("reader", "writer", "mask")
+
+    def __init__(self):
+        self.reader = self.writer = None
+        self.mask = 0
+
+
+class _Program:
+    """The outermost interruption source: the whole program (Ctrl-C, deadlock)."""
+    __slots__ = ("reason",)
+
+    def __init__(self, reason):
+        self.reason = reason
+
+    def interrupt_children(self, kernel, source):
+        pass
+
+
+class Kernel:
+    __slots__ = ("ready", "current", "backend", "_wakeup", "_wakeup_fd", "io", "io_waiting",
+                 "timers", "_timer_seq", "timers_cancelled", "posted", "workers_busy",
+                 "root", "outcome", "done", "deadlock", "sigint")
+
+    def __init__(self, backend=None):
+        self.ready = deque()
+        self.current = None
+        self.backend = backend_class(backend)()
+        self._wakeup = Wakeup()
+        self._wakeup_fd = self._wakeup.fileno()
+        self.backend.register(self._wakeup_fd, READ)
+        self.io = {}
+        self.io_waiting = 0
+        self.timers = []  # heap of [deadline, seq, target]; target None once cancelled
+        self._timer_seq = 0
+        self.timers_cancelled = 0
+        self.posted = deque()  # callables posted from signal handlers and other OS threads
+        self.workers_busy = 0
+        self.root = None
+        self.outcome = None  # (value, exception) of the root thread
+        self.done = False
+        self.deadlock = None
+        self.sigint = False
+
+    def close(self):
+        self.backend.close()
+        self._wakeup.close()
+
+    # -- waking and posting ----------------------------------------------------------------
+
+    def wake(self, thread):
+        """Make a parked thread ready; it resumes from its blocking call."""
+        thread.parked_on = None
+        self.ready.append(thread)
+
+    def post(self, fn):
+        """Run ``fn()`` in the kernel soon; safe from signal handlers and other OS threads."""
+        self.posted.append(fn)
+        self._wakeup.wake()
+
+    # -- timers --------------------------------------------------------------------------
+
+    def call_at(self, deadline, target):
+        """At `deadline` (monotonic), wake the thread `target` or call `target()`."""
+        self._timer_seq += 1
+        entry = [deadline, self._timer_seq, target]
+        heapq.heappush(self.timers, entry)
+        return entry
+
+    def cancel_timer(self, entry):
+        if entry[2] is not None:
+            entry[2] = None
+            self.timers_cancelled += 1
+            timers = self.timers
+            if self.timers_cancelled > 64 and self.timers_cancelled * 2 > len(timers):
+                timers[:] = [e for e in timers if e[2] is not None]
+                heapq.heapify(timers)
+                self.timers_cancelled = 0
+
+    def _fire_timers(self):
+        timers = self.timers
+        now = monotonic()
+        while timers and timers[0][0] <= now:
+            target = heapq.heappop(timers)[2]
+            if target is None:
+                self.timers_cancelled -= 1
+            elif type(target) is Thread:
+                self.wake(target)
+            else:
+                target()
+
+    def _poll_timeout(self):
+        """How long phase 1 may block when nothing is ready; None means until woken."""
+        timers = self.timers
+        while timers and timers[0][2] is None:
+            heapq.heappop(timers)
+            self.timers_cancelled -= 1
+        if timers:
+            return min(max(timers[0][0] - monotonic(), 0.0), _MAX_TIMEOUT)
+        if self.io_waiting or self.workers_busy or self.posted:
+            return None
+        return self._on_deadlock()
+
+    # -- I/O -----------------------------------------------------------------------------
+
+    def wait_io(self, thread, fd, direction):
+        """Park `thread` until `fd` is ready for `direction` (READ or WRITE)."""
+        rec = self.io.get(fd)
+        if rec is None:
+            rec = self.io[fd] = _IORecord()
+        if direction == READ:
+            if rec.reader is not None:
+                return RuntimeError(f"another thread is already waiting to read from fd {fd}")
+            rec.reader = thread
+        else:
+            if rec.writer is not None:
+                return RuntimeError(f"another thread is already waiting to write to fd {fd}")
+            rec.writer = thread
+        if not rec.mask & direction:
+            try:
+                if rec.mask:
+                    self.backend.modify(fd, rec.mask | direction)
+                else:
+                    self.backend.register(fd, direction)
+            except (OSError, ValueError) as exc:
+                self.abort_io(thread, fd, direction)
+                return exc
+            rec.mask |= direction
+        self.io_waiting += 1
+
+    def abort_io(self, thread, fd, direction):
+        rec = self.io.get(fd)
+        if rec is None:
+            return
+        if direction == READ and rec.reader is thread:
+            rec.reader = None
+        elif direction == WRITE and rec.writer is thread:
+            rec.writer = None
+        else:
+            return
+        if thread.parked_on is not None:
+            self.io_waiting -= 1
+
+    def notify_closing(self, fd, exc_factory=None):
+        """`fd` is about to be closed: stop watching it and wake its waiters with OSError(EBADF)."""
+        rec = self.io.pop(fd, None)
+        if rec is None:
+            return
+        if rec.mask:
+            self.backend.unregister(fd)
+        for thread in (rec.reader, rec.writer):
+            if thread is not None:
+                self.io_waiting -= 1
+                import errno
+                thread.pending = (exc_factory() if exc_factory else
+                                  OSError(errno.EBADF, f"fd {fd} was closed while a thread waited on it"))
+                self.wake(thread)
+
+    def _poll(self, timeout):
+        io = self.io
+        for fd, mask in self.backend.poll(timeout):
+            rec = io.get(fd)
+            if rec is None:
+                if fd == self._wakeup_fd:
+                    self._wakeup.drain()
+                else:
+                    self.backend.unregister(fd)
+                continue
+            useless = 0
+            if mask & READ:
+                thread = rec.reader
+                if thread is None:
+                    useless = READ
+                else:
+                    rec.reader = None
+                    self.io_waiting -= 1
+                    self.wake(thread)
+            if mask & WRITE:
+                thread = rec.writer
+                if thread is None:
+                    useless |= WRITE
+                else:
+                    rec.writer = None
+                    self.io_waiting -= 1
+                    self.wake(thread)
+            if useless & rec.mask:
+                # Level-triggered readiness that nobody waits for: narrow the interest, so the
+                # next poll does not return at once.  A waiter that comes later widens it again.
+                rec.mask &= ~useless
+                if rec.mask:
+                    self.backend.modify(fd, rec.mask)
+                else:
+                    self.backend.unregister(fd)
+        posted = self.posted
+        while posted:
+            posted.popleft()()
+
+    # -- running ---------------------------------------------------------------------------
+
+    def run(self, root_coro):
+        """Run `root_coro` as the root thread until it finishes; return (value, exception)."""
+        if state.kernel is not None:
+            raise RuntimeError(
+                "con.bootstrap() was called while a conhook scheduler is already running in "
+                "this OS thread; start more threads with `sibling f@()` instead")
+        self.root = root = Thread(root_coro, None)
+        self.ready.append(root)
+        state.kernel = self
+        try:
+            self._loop()
+            self._close_orphans()
+        finally:
+            state.kernel = None
+            self.current = None
+        return self.outcome
+
+    def _close_orphans(self):
+        """Close the threads still queued when the root finished (only a closed coroutine
+        leaves threads behind: its scope could not wait for them)."""
+        ready = self.ready
+        while ready:
+            thread = ready.popleft()
+            if thread.coro is not None:
+                try:
+                    thread.coro.close()
+                except BaseException:
+                    pass
+
+    def _loop(self):
+        ready = self.ready
+        popleft = ready.popleft
+        append = ready.append
+        timers = self.timers
+        while not self.done:
+            # Phase 1: poll I/O (and the wake-ups posted by signal handlers and OS threads).
+            if ready:
+                if self.io_waiting or self.posted:
+                    self._poll(0)
+            else:
+                timeout = self._poll_timeout()
+                if self.done:
+                    break
+                self._poll(timeout)
+            # Phase 2: fire the timers that are due.
+            if timers and timers[0][0] <= monotonic():
+                self._fire_timers()
+            # Phase 3: run every thread that is ready now, once, in FIFO order.
+            n = len(ready)
+            while n:
+                n -= 1
+                thread = popleft()
+                self.current = thread
+                try:
+                    exc = thread.pending
+                    if exc is None:
+                        trap = thread.coro.send(None)
+                    else:
+                        thread.pending = None
+                        trap = thread.coro.throw(exc)
+                except BaseException as exc:
+                    self._finish(thread, exc)
+                    continue
+                if trap is IDLE and thread.interrupt is None:
+                    thread.parked_on = IDLE  # in the ready queue, but interruptible there
+                    append(thread)
+                else:
+                    self._trap(thread, trap)
+            self.current = None
+
+    def _trap(self, thread, trap):
+        """Handle what a thread yielded: park it, or throw an exception into it at once."""
+        while True:
+            if isinstance(trap, Trap):
+                exc = trap.park(self, thread)
+                if exc is None:
+                    return
+            else:
+                exc = TypeError(
+                    f"conhook thread {thread_name(thread)} awaited something that yielded "
+                    f"{trap!r}, which is not a conhook operation: are you awaiting asyncio code "
+                    f"(or code of another async framework)? Under conhook, await only conhook "
+                    f"primitives (con.idle, con.sleep, con.Event, ...) and functions built on them.")
+            try:
+                trap = thread.coro.throw(exc)
+            except BaseException as exc:
+                self._finish(thread, exc)
+                return
+
+    def _finish(self, thread, exc):
+        if type(exc) is StopIteration:
+            value, exc = exc.value, None
+        else:
+            value = None
+            strip_internal_frames(exc)
+        scope = thread.scope
+        if scope is not None:
+            scope.child_finished(self, thread, exc)
+        else:
+            self.outcome = (value, exc)
+            self.done = True
+        thread.coro = thread.scope = None
+
+    # -- program-wide interruption ---------------------------------------------------------
+
+    def interrupt_program(self, reason):
+        """Interrupt every thread (Ctrl-C, deadlock)."""
+        if self.root is not None and not self.done:
+            interrupt(self, self.root, _Program(reason), 0)
+
+    def _on_deadlock(self):
+        """Nothing can ever happen: record Deadlock, then let every thread unwind."""
+        if self.deadlock is None:
+            from ._tree import tree
+            self.deadlock = Deadlock(
+                "deadlock: no conhook thread can make progress (none is ready, no I/O or timer "
+                "is awaited, no worker thread is busy). The threads and where they wait:\n"
+                + tree(self))
+            self.interrupt_program("deadlock: no thread could make progress")
+            if self.ready:
+                return 0.0
+        # Still stuck after interrupting everything (or the root was not running): give up.
+        self.done = True
+        return 0.0
+
+
+def _internal(tb):
+    return tb.tb_frame.f_globals.get("__name__", "").startswith("conhook.")
+
+
+def strip_internal_frames(exc):
+    """Drop conhook's own frames (run loop, thread wrappers, signal handler) from a traceback.
+
+    A failure that leaves a thread is re-raised elsewhere (by ``join``, by ``bootstrap``); what
+    the user sees is their own frames only (SPEC 1.6).
+    """
+    tb = exc.__traceback__
+    while tb is not None and _internal(tb):
+        tb = tb.tb_next
+    head = tb
+    while tb is not None:
+        nxt = tb.tb_next
+        while nxt is not None and _internal(nxt):
+            nxt = nxt.tb_next
+        tb.tb_next = nxt
+        tb = nxt
+    exc.__traceback__ = head

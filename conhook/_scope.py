@@ -1,0 +1,220 @@
+"""Prejoin scopes: what the compiler wraps around each function that starts siblings (SPEC 1.3).
+
+The compile pipeline injects this module as ``__con__`` and emits, for such a function::
+
+    __con_scope__ = __con__.prejoin()
+    try:
+        ...body...                  # each `sibling F@(A, k=v)` is  __con_scope__.start(F, A, k=v)
+    except BaseException as __con_exc__:
+        if await __con_scope__.failed(__con_exc__):
+            raise
+    finally:
+        await __con_scope__.join()
+
+The rule: the invocation cannot return, with a value or an exception, until every thread it
+started has finished.  The first failure (of the body or of a child; not the ``Interrupted``
+this scope delivered itself) interrupts the others and the body; when all have finished it
+propagates unwrapped with its own traceback.  Later failures are attached to it: a PEP 678
+note naming the thread and the error, and the exception object in its ``later_failures``
+list.  Waiting for the children is not an interruption point.
+
+Discussion: a child's failure is raised by ``join`` into the awaiting frame through the
+kernel (a ``Throw`` trap, or ``thread.pending`` when the owner was waiting), never by a
+``raise`` here, so its traceback reads: the owner's ``join`` line, then the child's own
+frames.  ``failed`` returns False when the body's exception is not the first failure; then
+the compiled code leaves its ``except`` block and ``join`` raises the first failure outside
+it, so the body's exception does not become its ``__context__``.
+"""
+from __future__ import annotations
+
+from inspect import CO_COROUTINE, isawaitable
+
+from ._errors import Interrupted
+from ._kernel import current_kernel, state
+from ._threads import Thread, interrupt, thread_name
+from ._traps import DONE, Throw, Trap
+
+_OPEN, _FAILED_WAIT, _JOIN_WAIT, _CLOSED = range(4)
+
+
+def prejoin():
+    """Open the prejoin scope of a new invocation, owned by the current thread."""
+    kernel = state.kernel
+    if kernel is None:
+        kernel = current_kernel()  # raises the explanatory RuntimeError
+    owner = kernel.current
+    scope = Scope(kernel, owner)
+    scopes = owner.scopes
+    if scopes is None:
+        owner.scopes = [scope]
+    else:
+        scopes.append(scope)
+    return scope
+
+
+async def _call(fn, args, kwargs):
+    """A thread that runs an ordinary function; if it returns an awaitable, that is run too."""
+    result = fn(*args, **kwargs)
+    if isawaitable(result):
+        result = await result
+    return result
+
+
+class Scope(Trap):
+    __slots__ = ("kernel", "owner", "head", "tail", "live", "first", "first_in_body",
+                 "state", "closing")
+    interruptible = False  # waiting for the children is not an interruption point
+    label = None
+
+    def __init__(self, kernel, owner):
+        self.kernel = kernel
+        self.owner = owner
+        self.head = self.tail = self.first = None
+        self.live = 0
+        self.first_in_body = self.closing = False
+        self.state = _OPEN
+
+    @property
+    def reason(self):
+        first = self.first
+        where = "the function that started it" if self.first_in_body else "a sibling thread"
+        return f"{where} failed with {type(first).__qualname__}: {first}"
+
+    def __repr__(self):
+        return f"<conhook prejoin scope of {thread_name(self.owner)}, {self.live} live threads>"
+
+    # -- what the compiled code calls ---------------------------------------------------------
+
+    def start(self, fn, /, *args, **kwargs):
+        """Start a thread running ``fn(*args, **kwargs)``; it is queued, nothing switches."""
+        if self.state == _CLOSED:
+            raise RuntimeError("sibling started on a prejoin scope that has already been joined")
+        code = getattr(fn, "__code__", None)
+        if code is not None and code.co_flags & CO_COROUTINE:
+            coro = fn(*args, **kwargs)
+        else:
+            coro = _call(fn, args, kwargs)
+            name = getattr(fn, "__qualname__", None)
+            if type(name) is str:
+                coro.__qualname__ = coro.__name__ = name
+        thread = Thread(coro, self)
+        tail = self.tail
+        if tail is None:
+            self.head = thread
+        else:
+            tail.next = thread
+            thread.prev = tail
+        self.tail = thread
+        self.live += 1
+        source = self.owner.interrupt
+        if source is not None and self._covered_by(source):
+            thread.interrupt = source  # started while its owner unwinds: it is interrupted too
+        self.kernel.ready.append(thread)
+
+    async def failed(self, exc):
+        """The body raised `exc`: record it, wait for the children; True if it is the first failure."""
+        owner = self.owner
+        if owner.interrupt is self and isinstance(exc, Interrupted):
+            owner.interrupt = None  # the interruption this scope delivered has come back to it
+            first = False
+        elif self.first is None:
+            self.first = exc
+            self.first_in_body = True
+            first = True
+            self.interrupt_children(self.kernel, self)
+        else:
+            if exc is not self.first:
+                _attach(self.first, exc, f"the body of {thread_name(owner)}")
+            first = False
+        if isinstance(exc, GeneratorExit):
+            self.closing = True  # the coroutine is being closed: it must not yield
+            return first
+        if self.live:
+            self.state = _FAILED_WAIT
+            await self
+        return first
+
+    def join(self):
+        """Wait until every child has finished; raise the first failure if a child's was first."""
+        if self.live and not self.closing:
+            self.state = _JOIN_WAIT
+            return self
+        exc = self._close()
+        return DONE if exc is None else Throw(exc)
+
+    # -- kernel side ----------------------------------------------------------------------
+
+    def park(self, kernel, thread):  # not interruptible: no check of thread.interrupt
+        thread.parked_on = self
+
+    def child_finished(self, kernel, thread, exc):
+        prev, nxt = thread.prev, thread.next
+        if prev is None:
+            self.head = nxt
+        else:
+            prev.next = nxt
+        if nxt is None:
+            self.tail = prev
+        else:
+            nxt.prev = prev
+        thread.prev = thread.next = None
+        self.live -= 1
+        if exc is not None and not (thread.interrupt is not None and isinstance(exc, Interrupted)):
+            first = self.first
+            if first is None:
+                self.first = exc
+                owner = self.owner
+                scopes = owner.scopes
+                if self.state != _CLOSED and scopes and self in scopes:
+                    interrupt(kernel, owner, self, scopes.index(self) + 1)
+                self.interrupt_children(kernel, self)
+            elif first is not exc:
+                _attach(first, exc, f"thread {thread_name(thread)}")
+        if not self.live and self.state != _OPEN:
+            owner = self.owner
+            if self.state == _JOIN_WAIT:
+                owner.pending = self._close()
+            else:
+                self.state = _OPEN
+            kernel.wake(owner)
+
+    def interrupt_children(self, kernel, source):
+        thread = self.head
+        while thread is not None:
+            interrupt(kernel, thread, source, 0)
+            thread = thread.next
+
+    def _covered_by(self, source):
+        """Whether an interruption of the owner by `source` reaches the threads of this scope."""
+        scopes = self.owner.scopes
+        for scope in scopes:
+            if scope is source:
+                return True  # source is below this scope (or is it)
+            if scope is self:
+                return False
+        return True  # source lies outside the owner
+
+    def _close(self):
+        """Leave the owner's scope stack; the exception join must raise, if any."""
+        self.state = _CLOSED
+        owner = self.owner
+        scopes = owner.scopes
+        if scopes:
+            if scopes[-1] is self:
+                scopes.pop()
+            elif self in scopes:
+                scopes.remove(self)
+        if owner.interrupt is self:
+            owner.interrupt = None
+        if self.first is not None and not self.first_in_body and not self.closing:
+            return self.first
+        return None
+
+
+def _attach(first, exc, who):
+    """Keep a later failure on the first one: a PEP 678 note and ``first.later_failures``."""
+    first.add_note(f"conhook: {who} also failed: {type(exc).__qualname__}: {exc}")
+    try:
+        first.later_failures.append(exc)
+    except AttributeError:
+        first.later_failures = [exc]

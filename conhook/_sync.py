@@ -1,0 +1,243 @@
+"""Synchronisation between threads: Event, Lock, Semaphore, Queue (SPEC 3).
+
+All wake their waiters in FIFO order, and hand over directly: a released Lock or Semaphore
+unit goes to the first waiter, an item put into a Queue goes to the first waiting getter, so
+a thread that comes later cannot barge in.  Every blocking call is an interruption point, even
+when it could complete at once: while the calling thread is interrupted it raises
+``Interrupted`` and changes nothing (an item stays in its queue).  Non-blocking calls
+(``set``, ``release``, ``put_nowait``, ``get_nowait``) never raise ``Interrupted``.
+"""
+from __future__ import annotations
+
+from collections import deque
+from queue import Empty as QueueEmpty
+from queue import Full as QueueFull
+
+from ._kernel import current_kernel, state
+from ._traps import DONE, Throw, WaitQueue, interrupted
+
+__all__ = ["Event", "Lock", "Semaphore", "Queue", "QueueEmpty", "QueueFull"]
+
+
+def _current():
+    kernel = state.kernel
+    if kernel is None:
+        kernel = current_kernel()  # raises the explanatory RuntimeError
+    return kernel.current
+
+
+class Event:
+    """A flag that threads can wait for.  ``set()`` wakes every waiter; it stays set."""
+    __slots__ = ("_flag", "_waiters")
+
+    def __init__(self):
+        self._flag = False
+        self._waiters = WaitQueue("wait")
+
+    def is_set(self):
+        """Whether ``set()`` has been called."""
+        return self._flag
+
+    def set(self):
+        """Set the flag and wake every waiting thread, in the order they started waiting."""
+        if not self._flag:
+            self._flag = True
+            if self._waiters:
+                self._waiters.wake_all(current_kernel())
+
+    def wait(self):
+        """``wait@()``: return once the flag is set (at once if it is)."""
+        thread = _current()
+        if thread.interrupt is not None:
+            return Throw(interrupted(thread))
+        if self._flag:
+            return DONE
+        return self._waiters
+
+    def __repr__(self):
+        return f"<con.Event {'set' if self._flag else 'unset'}, {len(self._waiters)} waiting>"
+
+
+class _Holder:
+    """What ``hold@()`` returns: a context manager whose exit releases (it never blocks)."""
+    __slots__ = ("_release",)
+
+    def __init__(self, release):
+        self._release = release
+
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc_info):
+        self._release()
+        return False
+
+
+class Lock:
+    """A mutual-exclusion lock, owned by the thread that acquired it; not reentrant.
+
+    ``with lock.hold@(): ...`` acquires it (waiting as needed) and releases it at the end of
+    the block.
+    """
+    __slots__ = ("_owner", "_waiters", "_holder")
+
+    def __init__(self):
+        self._owner = None
+        self._waiters = WaitQueue("acquire")
+        self._holder = _Holder(self.release)
+
+    def locked(self):
+        """Whether some thread holds the lock."""
+        return self._owner is not None
+
+    def acquire(self):
+        """``acquire@()``: wait until the lock is free, then hold it."""
+        thread = _current()
+        if thread.interrupt is not None:
+            return Throw(interrupted(thread))
+        owner = self._owner
+        if owner is None:
+            self._owner = thread
+            return DONE
+        if owner is thread:
+            return Throw(RuntimeError("this thread already holds the Lock (it is not reentrant)"))
+        return self._waiters  # release() hands the lock over before waking us
+
+    def release(self):
+        """Release the lock; the first waiting thread, if any, gets it."""
+        if self._owner is not _current():
+            raise RuntimeError("release() of a Lock that this thread does not hold")
+        if self._waiters:
+            self._owner = self._waiters.wake_first(current_kernel())
+        else:
+            self._owner = None
+
+    async def hold(self):
+        """``with lock.hold@():`` acquire the lock; the block's end releases it."""
+        await self.acquire()
+        return self._holder
+
+    def __repr__(self):
+        state = "locked" if self._owner is not None else "unlocked"
+        return f"<con.Lock {state}, {len(self._waiters)} waiting>"
+
+
+class Semaphore:
+    """A counter of `value` units: ``acquire@()`` takes one (waiting while none is left),
+    ``release()`` gives one back.  ``with sem.hold@():`` holds one for the block."""
+    __slots__ = ("_value", "_waiters", "_holder")
+
+    def __init__(self, value=1):
+        if value < 0:
+            raise ValueError(f"Semaphore value must be >= 0, not {value!r}")
+        self._value = value
+        self._waiters = WaitQueue("acquire")
+        self._holder = _Holder(self.release)
+
+    @property
+    def value(self):
+        """The units available now."""
+        return self._value
+
+    def acquire(self):
+        """``acquire@()``: take one unit, waiting until one is available."""
+        thread = _current()
+        if thread.interrupt is not None:
+            return Throw(interrupted(thread))
+        if self._value and not self._waiters:
+            self._value -= 1
+            return DONE
+        return self._waiters  # release() hands a unit over before waking us
+
+    def release(self):
+        """Give one unit back; the first waiting thread, if any, gets it."""
+        if self._waiters:
+            self._waiters.wake_first(current_kernel())
+        else:
+            self._value += 1
+
+    async def hold(self):
+        """``with sem.hold@():`` take a unit; the block's end gives it back."""
+        await self.acquire()
+        return self._holder
+
+    def __repr__(self):
+        return f"<con.Semaphore value={self._value}, {len(self._waiters)} waiting>"
+
+
+class Queue:
+    """A FIFO queue of at most `maxsize` items (0: unbounded) between threads.
+
+    ``put@(item)`` waits while the queue is full, ``get@()`` while it is empty.
+    """
+    __slots__ = ("maxsize", "_items", "_getters", "_putters")
+
+    def __init__(self, maxsize=0):
+        if maxsize < 0:
+            raise ValueError(f"Queue maxsize must be >= 0, not {maxsize!r}")
+        self.maxsize = maxsize
+        self._items = deque()
+        self._getters = WaitQueue("get")
+        self._putters = WaitQueue("put")
+
+    def qsize(self):
+        """The number of items in the queue."""
+        return len(self._items)
+
+    def _full(self):
+        return self.maxsize and len(self._items) >= self.maxsize
+
+    async def put(self, item):
+        """``put@(item)``: add `item` at the back, waiting while the queue is full."""
+        thread = _current()
+        if thread.interrupt is not None:
+            raise interrupted(thread)
+        if self._getters:
+            self._getters.wake_first(current_kernel(), item)
+        elif not self._full():
+            self._items.append(item)
+        else:
+            thread.value = item
+            await self._putters  # a getter moves our item into the queue before waking us
+            thread.value = None
+
+    def put_nowait(self, item):
+        """Add `item` at once; raise ``QueueFull`` if the queue is full."""
+        if self._getters:
+            self._getters.wake_first(current_kernel(), item)
+        elif not self._full():
+            self._items.append(item)
+        else:
+            raise QueueFull(f"the queue is full ({self.maxsize} items)")
+
+    async def get(self):
+        """``get@()``: remove and return the front item, waiting while the queue is empty."""
+        thread = _current()
+        if thread.interrupt is not None:
+            raise interrupted(thread)
+        if self._items:
+            item = self._items.popleft()
+            self._refill()
+            return item
+        await self._getters  # a putter hands us its item in thread.value
+        item = thread.value
+        thread.value = None
+        return item
+
+    def get_nowait(self):
+        """Remove and return the front item at once; raise ``QueueEmpty`` if there is none."""
+        if not self._items:
+            raise QueueEmpty("the queue is empty")
+        item = self._items.popleft()
+        self._refill()
+        return item
+
+    def _refill(self):
+        putters = self._putters
+        if putters:
+            self._items.append(putters.first().value)
+            putters.wake_first(current_kernel())
+
+    def __repr__(self):
+        return (f"<con.Queue {len(self._items)}/{self.maxsize or 'unbounded'} items, "
+                f"{len(self._getters)} getting, {len(self._putters)} putting>")

@@ -1,0 +1,76 @@
+"""Threads and their interruption (SPEC 1.3, 1.4).
+
+A thread is a coroutine plus the few facts the kernel needs about it.  It belongs to the scope
+that started it (``scope``; None for the root thread) and is linked into that scope's list of
+live children (``prev``/``next``), so that finishing forgets it in O(1) and interrupting walks
+the children in the order they were started, which keeps runs deterministic.
+
+Interruption is level-triggered and scoped.  ``thread.interrupt`` is the source that
+interrupted the thread (a prejoin scope, a ``timeout`` block, or the program) or None.  A
+source is one of the thread's own scopes (``thread.scopes``, a stack of the prejoin scopes
+and timeout blocks it has open) or lies outside the thread.  Outer sources win: a thread
+interrupted by its own timeout and then by its parent's scope stays interrupted after the
+timeout block has been left.  Interrupting a thread interrupts every thread started by the
+scopes it has open above the source, recursively.
+"""
+from __future__ import annotations
+
+from ._traps import IDLE, interrupted
+
+
+class Thread:
+    __slots__ = ("coro", "scope", "prev", "next", "scopes", "interrupt", "parked_on",
+                 "pending", "value")
+
+    def __init__(self, coro, scope):
+        self.coro = coro
+        self.scope = scope
+        self.prev = self.next = self.scopes = self.interrupt = None
+        self.parked_on = self.pending = self.value = None
+
+    @property
+    def name(self):
+        return thread_name(self)
+
+    def __repr__(self):
+        return f"<conhook thread {thread_name(self)}>"
+
+
+def thread_name(thread):
+    """The name of the function a thread runs, as shown in notes and errors."""
+    coro = thread.coro
+    return getattr(coro, "__qualname__", None) or repr(coro)
+
+
+def _rank(thread, source):
+    """How far out `source` is for `thread`: its index in the thread's scopes, or -1 outside."""
+    scopes = thread.scopes
+    if scopes:
+        for i, scope in enumerate(scopes):
+            if scope is source:
+                return i
+    return -1
+
+
+def interrupt(kernel, thread, source, above=0):
+    """Interrupt `thread` on behalf of `source`, and the threads of its scopes from `above` on.
+
+    `above` is 0 when `source` lies outside the thread, else the index just above `source` in
+    ``thread.scopes``.  A parked thread whose wait is interruptible is woken with Interrupted.
+    """
+    current = thread.interrupt
+    if current is not None and (current is source or _rank(thread, current) <= above - 1):
+        return  # already interrupted by this source or by one further out
+    thread.interrupt = source
+    trap = thread.parked_on
+    if trap is not None and trap.interruptible:
+        trap.abort(kernel, thread)
+        thread.pending = interrupted(thread)
+        if trap is IDLE:
+            thread.parked_on = None  # it waits its turn in the ready queue already
+        else:
+            kernel.wake(thread)
+    scopes = thread.scopes
+    if scopes:
+        for scope in scopes[above:]:
+            scope.interrupt_children(kernel, source)

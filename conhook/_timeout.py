@@ -1,0 +1,98 @@
+"""Time: ``sleep`` and ``timeout`` blocks (SPEC 3), on the kernel's monotonic timers."""
+from __future__ import annotations
+
+import math
+from time import monotonic
+
+from ._errors import Interrupted
+from ._kernel import current_kernel
+from ._threads import interrupt
+from ._traps import IDLE, Trap
+
+
+class _Sleep(Trap):
+    __slots__ = ("deadline", "entry")
+    label = "sleep"
+
+    def __init__(self, deadline):
+        self.deadline = deadline
+
+    def wait(self, kernel, thread):
+        self.entry = kernel.call_at(self.deadline, thread)
+        thread.parked_on = self
+
+    def abort(self, kernel, thread):
+        kernel.cancel_timer(self.entry)
+
+
+def sleep(seconds):
+    """``sleep@(seconds)``: park the calling thread for `seconds` (an interruption point).
+
+    ``sleep@(0)`` is ``idle@()``.  Time is measured on the monotonic clock.
+    """
+    if seconds > 0:
+        return _Sleep(monotonic() + seconds)
+    if math.isnan(seconds):
+        raise ValueError("sleep() needs a number of seconds, not NaN")
+    return IDLE
+
+
+class timeout:
+    """``with timeout(seconds):`` interrupt the block's body when `seconds` have passed.
+
+    When the time runs out, the thread running the block is interrupted (its blocking calls
+    raise ``Interrupted``, and so do those of the threads it started inside the block); when
+    the ``Interrupted`` leaves the block, or the block ends normally after it was interrupted,
+    the block raises ``TimeoutError``.  Entering and leaving never block.  Threads started
+    inside the block by a scope opened outside it (``sibling`` in a function whose own body
+    holds the ``with``) are not part of the block and are not interrupted.
+    Timeouts nest; an outer one that runs out first wins.
+    """
+    __slots__ = ("seconds", "deadline", "_kernel", "_thread", "_entry", "fired")
+
+    def __init__(self, seconds):
+        if math.isnan(seconds):
+            raise ValueError("timeout() needs a number of seconds, not NaN")
+        self.seconds = seconds
+        self.fired = False
+        self._entry = None
+
+    @property
+    def reason(self):
+        return f"timeout of {self.seconds} s ran out"
+
+    def __enter__(self):
+        kernel = self._kernel = current_kernel()
+        thread = self._thread = kernel.current
+        if thread.scopes is None:
+            thread.scopes = [self]
+        else:
+            thread.scopes.append(self)
+        self.deadline = monotonic() + self.seconds
+        self._entry = kernel.call_at(self.deadline, self._fire)
+        return self
+
+    def _fire(self):
+        thread = self._thread
+        scopes = thread.scopes
+        if scopes and self in scopes and thread.coro is not None:
+            self.fired = True
+            interrupt(self._kernel, thread, self, scopes.index(self) + 1)
+
+    def interrupt_children(self, kernel, source):
+        pass  # a timeout block starts no threads of its own
+
+    def __exit__(self, exc_type, exc, tb):
+        thread = self._thread
+        self._kernel.cancel_timer(self._entry)
+        scopes = thread.scopes
+        if scopes[-1] is self:
+            scopes.pop()
+        else:
+            scopes.remove(self)
+        if thread.interrupt is self:
+            thread.interrupt = None
+            if exc_type is None or issubclass(exc_type, Interrupted):
+                raise TimeoutError(f"timed out after {self.seconds} s") from None
+        return False
+

@@ -1,0 +1,147 @@
+"""Traps: the one way a thread's coroutine hands control to the scheduler.
+
+Design rules:
+* A thread switches only when its coroutine yields, and it yields only a trap object: every
+  blocking operation ends in ``await trap``.  ``Trap.__await__`` is the single place where a
+  coroutine yields to the kernel; the kernel then calls ``trap.park(kernel, thread)``.
+* ``__await__`` returns a plain one-item tuple iterator, not a generator.  So the yield costs
+  no Python frame, and when the kernel throws ``Interrupted`` (or another error) into the
+  coroutine it is raised directly in the awaiting frame: tracebacks show the user's line, not
+  ours.  Resuming sends None; a result travels in ``thread.value``.
+* ``park`` either parks the thread (it records where, in ``thread.parked_on``, and returns
+  None) or returns an exception that the kernel throws into the thread at once, without a
+  switch.  An interruptible trap refuses to park an interrupted thread: it returns
+  ``Interrupted`` (SPEC 1.4, level-triggered).  ``abort`` undoes a park when an interrupted
+  thread is woken early.
+
+``idle`` is the hot path: its trap is one shared object that the run loop recognises by
+identity, and both ``idle()`` and ``await`` on its result are C calls (functools.partial and
+itertools.repeat), which measured fastest of the options on 3.11-3.13.
+"""
+from __future__ import annotations
+
+import functools
+import itertools
+from collections import deque
+
+from ._errors import Interrupted
+
+
+def interrupted(thread):
+    """A new Interrupted exception for `thread`, naming why it was interrupted."""
+    return Interrupted(getattr(thread.interrupt, "reason", "interrupted"))
+
+
+class Trap:
+    """Base of everything a thread may yield to the kernel."""
+    __slots__ = ()
+    interruptible = True
+    label = None  # shown by tree() after the thread's call chain, e.g. "sleep"
+
+    def __await__(self):
+        return iter((self,))
+
+    def park(self, kernel, thread):
+        if thread.interrupt is not None:
+            return interrupted(thread)
+        return self.wait(kernel, thread)
+
+    def wait(self, kernel, thread):
+        """Record `thread` as waiting here and set ``thread.parked_on``; or return an exception."""
+        raise NotImplementedError
+
+    def abort(self, kernel, thread):
+        """Forget the parked `thread` (it was interrupted)."""
+
+
+class _Idle(Trap):
+    """The trap of ``idle``: go to the back of the ready queue."""
+    __slots__ = ()
+    label = "idle"
+
+    def park(self, kernel, thread):
+        if thread.interrupt is not None:
+            return interrupted(thread)
+        thread.parked_on = self
+        kernel.ready.append(thread)
+
+
+IDLE = _Idle()
+_Idle.__await__ = staticmethod(functools.partial(iter, (IDLE,)))
+
+
+class _IdleFunction:
+    """``idle@()``: let every other ready thread run once and poll I/O, then go on.
+
+    It is the explicit thread switch.  While the calling thread is interrupted it raises
+    ``Interrupted`` instead.
+    """
+    __slots__ = ()
+
+    def __repr__(self):
+        return "<con.idle>"
+
+
+idle = _IdleFunction()
+_IdleFunction.__call__ = staticmethod(itertools.repeat(IDLE).__next__)
+
+
+class Throw(Trap):
+    """Resume the thread at once by raising `exc` in it, with no switch."""
+    __slots__ = ("exc",)
+
+    def __init__(self, exc):
+        self.exc = exc
+
+    def park(self, kernel, thread):
+        return self.exc
+
+
+class _Done:
+    """An awaitable that completes at once with None (a blocking call that need not block)."""
+    __slots__ = ()
+    __await__ = staticmethod(functools.partial(iter, ()))
+
+
+DONE = _Done()
+
+
+class WaitQueue(Trap):
+    """Threads parked in FIFO order on a primitive (Event, Lock, Semaphore, Queue).
+
+    Awaiting it parks the current thread at the back.  ``wake_first`` wakes the front one.
+    """
+    __slots__ = ("_threads", "label")
+
+    def __init__(self, label=None):
+        self._threads = deque()
+        self.label = label
+
+    def __len__(self):
+        return len(self._threads)
+
+    def __bool__(self):
+        return bool(self._threads)
+
+    def wait(self, kernel, thread):
+        self._threads.append(thread)
+        thread.parked_on = self
+
+    def abort(self, kernel, thread):
+        # Interruption walks threads in the order they were started, which is usually the order
+        # they parked in, so the thread is usually found at the front.
+        self._threads.remove(thread)
+
+    def first(self):
+        return self._threads[0]
+
+    def wake_first(self, kernel, value=None):
+        thread = self._threads.popleft()
+        thread.value = value
+        kernel.wake(thread)
+        return thread
+
+    def wake_all(self, kernel):
+        threads = self._threads
+        while threads:
+            kernel.wake(threads.popleft())

@@ -1,0 +1,124 @@
+"""The cactus stack (SPEC 1.7): ``tree()`` and the SIGUSR1 dump.
+
+Each thread is drawn as its chain of non-atomic calls joined by `` - ``, from its coroutine
+through ``cr_await``; the root thread's chain starts with ``bootstrap``.  A thread started by a
+prejoin scope is drawn on its own line under the frame that opened the scope, after a ``|`` in
+the column just after that frame's name::
+
+    bootstrap - main - accept
+                     | echo - read
+                     | echo - read
+
+A scope is matched to its frame through the frame's ``__con_scope__`` local (the name the
+compiler gives it); a scope no frame claims is drawn under the innermost frame.  A parked
+thread ends with what it waits for (``sleep``, ``wait``, ``get``, ...).
+"""
+from __future__ import annotations
+
+import signal
+import sys
+import types
+
+from ._kernel import current_kernel, state
+from ._scope import Scope
+
+_HIDDEN = {Scope.failed.__code__}
+
+
+def _chain(thread, running):
+    """[(name, frame or None)] of the thread's non-atomic calls, outermost first."""
+    items = []
+    obj = thread.coro
+    while obj is not None:
+        if isinstance(obj, types.CoroutineType):
+            if obj.cr_code not in _HIDDEN:
+                items.append((obj.__name__, obj.cr_frame))
+            obj = obj.cr_await
+        elif isinstance(obj, types.GeneratorType):
+            if obj.gi_code.co_flags & 0x100:  # CO_ITERABLE_COROUTINE: a @types.coroutine
+                items.append((obj.__name__, obj.gi_frame))
+            obj = obj.gi_yieldfrom
+        else:
+            break
+    label = None if running else getattr(thread.parked_on, "label", None)
+    if label:
+        items.append((label, None))
+    return items
+
+
+def _scope_frames(thread, chain):
+    """{chain index: [scopes]} placing each open prejoin scope of the thread under its frame."""
+    placed = {}
+    scopes = [s for s in (thread.scopes or ()) if isinstance(s, Scope)]
+    for scope in scopes:
+        where = None
+        for i, (_, frame) in enumerate(chain):
+            if frame is not None:
+                try:
+                    if frame.f_locals.get("__con_scope__") is scope:
+                        where = i
+                except Exception:
+                    pass
+        if where is None:
+            where = max(len(chain) - 1, 0)
+        placed.setdefault(where, []).append(scope)
+    return placed
+
+
+def _draw(kernel, thread, column, names_before, lines):
+    chain = _chain(thread, thread is kernel.current)
+    names = names_before + [name for name, _ in chain]
+    offset = len(names_before)
+    lines.append(" " * column + " - ".join(names) if names else " " * column + "?")
+    starts = []
+    col = column
+    for name in names:
+        starts.append(col)
+        col += len(name) + 3
+    for index, scopes in sorted(_scope_frames(thread, chain).items()):
+        i = index + offset
+        bar = starts[i] + len(names[i]) + 1 if names else column
+        for scope in scopes:
+            child = scope.head
+            while child is not None:
+                start = len(lines)
+                _draw(kernel, child, bar + 2, [], lines)
+                lines[start] = " " * bar + "| " + lines[start][bar + 2:]
+                child = child.next
+
+
+def tree(kernel=None):
+    """The cactus stack of the running program, as a string (SPEC 1.7).
+
+    The root thread's chain of non-atomic calls comes first (``bootstrap - main - ...``); each
+    thread started by ``sibling`` follows on its own line, under the frame that started it.
+    """
+    if kernel is None:
+        kernel = current_kernel()
+    root = kernel.root
+    if root is None or root.coro is None:
+        return "bootstrap"
+    lines = []
+    _draw(kernel, root, 0, ["bootstrap"], lines)
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _dump(signum, frame):
+    kernel = state.kernel
+    text = tree(kernel) if kernel is not None else "(no conhook scheduler is running)"
+    try:
+        sys.stderr.write(f"conhook: cactus stack\n{text}\n")
+        sys.stderr.flush()
+    except Exception:
+        pass
+
+
+def install_dump_signal(signum=getattr(signal, "SIGUSR1", None)):
+    """Make `signum` (SIGUSR1) print the cactus stack of the running program to stderr.
+
+    Call it from the main OS thread (the runner does, for ``python -m conhook``).  Returns the
+    previous handler.  Does nothing and returns None where the signal does not exist.
+    """
+    if signum is None:
+        return None
+    return signal.signal(signum, _dump)

@@ -1,0 +1,109 @@
+"""``to_thread``: run a blocking function in a worker OS thread while the caller is parked.
+
+Workers are shared by the whole process, started on demand (at most ``MAX_WORKERS`` at a
+time; further calls queue) and leave after ``IDLE_SECONDS`` without work.  They are daemon
+threads, so an abandoned call does not keep the process alive.  A finished call is handed back
+to its scheduler with ``kernel.post``, which wakes the scheduler through its backend.
+
+An interrupted caller does not wait: it raises ``Interrupted`` at once.  A call that has not
+started yet is then skipped; one that is running finishes in its worker and its result (or
+exception) is dropped.  Until then the scheduler counts the worker as busy, so a program that
+only waits for it is not declared deadlocked.
+"""
+from __future__ import annotations
+
+import threading
+from queue import Empty, SimpleQueue
+
+from ._kernel import strip_internal_frames
+from ._traps import Trap
+
+MAX_WORKERS = 64
+IDLE_SECONDS = 10.0
+
+
+class _Job(Trap):
+    __slots__ = ("fn", "args", "kwargs", "kernel", "thread", "value", "exc")
+    label = "to_thread"
+
+    def __init__(self, fn, args, kwargs):
+        self.fn, self.args, self.kwargs = fn, args, kwargs
+        self.value = self.exc = self.thread = None
+
+    def wait(self, kernel, thread):
+        self.kernel, self.thread = kernel, thread
+        kernel.workers_busy += 1
+        thread.parked_on = self
+        _pool.submit(self)
+
+    def abort(self, kernel, thread):
+        self.thread = None  # the caller is gone: the result will be dropped
+
+    def run(self):
+        """In a worker OS thread."""
+        if self.thread is not None:
+            try:
+                self.value = self.fn(*self.args, **self.kwargs)
+            except BaseException as exc:
+                strip_internal_frames(exc)
+                self.exc = exc
+        self.fn = self.args = self.kwargs = None
+        self.kernel.post(self._done)
+
+    def _done(self):
+        """Back in the scheduler."""
+        kernel = self.kernel
+        kernel.workers_busy -= 1
+        thread = self.thread
+        if thread is not None and thread.parked_on is self:
+            thread.pending = self.exc
+            kernel.wake(thread)
+        self.thread = None
+
+
+class _Pool:
+    def __init__(self):
+        self._jobs = SimpleQueue()
+        self._idle = threading.Semaphore(0)  # one token per worker waiting for a job
+        self._lock = threading.Lock()
+        self._workers = 0
+
+    def submit(self, job):
+        self._jobs.put(job)
+        if self._idle.acquire(blocking=False):
+            return  # an idle worker will take it
+        with self._lock:
+            if self._workers >= MAX_WORKERS:
+                return  # it waits in the queue for the next free worker
+            self._workers += 1
+        threading.Thread(target=self._work, name="conhook to_thread worker", daemon=True).start()
+
+    def _work(self):
+        jobs = self._jobs
+        while True:
+            try:
+                job = jobs.get(timeout=IDLE_SECONDS)
+            except Empty:
+                if self._idle.acquire(blocking=False):
+                    with self._lock:
+                        self._workers -= 1
+                    return
+                continue  # a submitter counted on this worker: its job is on the way
+            job.run()
+            job = None
+            self._idle.release()
+
+
+_pool = _Pool()
+
+
+async def to_thread(fn, /, *args, **kwargs):
+    """``to_thread@(fn, *args, **kwargs)``: call ``fn(*args, **kwargs)`` in a worker OS thread.
+
+    The calling thread is parked meanwhile (the others keep running); the result or the
+    exception comes back to it.  If the caller is interrupted it raises ``Interrupted`` at once
+    without waiting for the worker; the function's result is then dropped.
+    """
+    job = _Job(fn, args, kwargs)
+    await job
+    return job.value

@@ -1,0 +1,15 @@
+"""Helpers for the runtime tests: every test runs on every readiness backend the machine has."""
+from __future__ import annotations
+
+import pytest
+
+from conhook._backends import available
+
+
+@pytest.fixture(params=available(), autouse=True)
+def backend(request, monkeypatch):
+    """Run the test with CONHOOK_BACKEND forced to each available backend in turn."""
+    monkeypatch.setenv("CONHOOK_BACKEND", request.param)
+    return request.param
+
+
