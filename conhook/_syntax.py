@@ -71,7 +71,9 @@ def transform(tree: ast.Module, rewrite: TokenRewrite, filename: str, *, topleve
 
 def _restore_columns(tree: ast.AST, columns: ColumnMap) -> None:
     edited = columns.edits
-    for node in ast.walk(tree):
+    # Each node once: a tree transformed before this step (pytest's assertion rewriting)
+    # may hold one node object in several places.
+    for node in {id(node): node for node in ast.walk(tree)}.values():
         lineno = getattr(node, "lineno", None)
         if lineno is None:
             continue
