@@ -76,8 +76,9 @@ def sleeper():
         unwound.append("sleeper")
 
 sibling sleeper@()
-print({READY!r}, flush=True)
+idle@()                          # the sleeper is now in its try block
 try:
+    print({READY!r}, flush=True)  # the interrupt may arrive during the print, or in the sleep
     sleep@(3600)
 finally:
     unwound.append("cell")""",
