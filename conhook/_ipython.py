@@ -38,7 +38,7 @@ class ConMagics(Magics):
             raise UsageError(f"%%con takes no arguments, got {line.strip()!r}")
         shell = self.shell
         # Line 1 of what we compile is blank where the cell has its %%con line.
-        filename = shell.compile.cache(f"%%con{line}\n{cell}", shell.execution_count)
+        filename = shell.compile.cache(f"%%con\n{cell}", shell.execution_count)
         try:
             code = _toplevel.compile_input("\n" + cell, filename, keep_result=True)
         except SyntaxError as error:

@@ -38,8 +38,7 @@ import threading
 
 import pytest
 
-from . import _hook, _pipeline
-from ._tokens import AWAIT_MARKER
+from . import _hook  # (importing conhook installed it; the pipeline loads when a module opts in)
 
 DEFAULT_TIMEOUT = 60.0
 _FINDER_KEY = pytest.StashKey()
@@ -125,6 +124,7 @@ class TestModuleLoader(_hook.ConLoader):
         self.config = config
 
     def get_code(self, fullname):
+        from . import _pipeline
         path = self.get_filename(fullname)
         source = self.get_data(path)
         tree, rewrite = _pipeline.parse_con(source, path)
@@ -141,6 +141,8 @@ def _assertion_rewriter():
     if _REWRITER is not None:
         return _REWRITER
     from _pytest.assertion.rewrite import AssertionRewriter
+
+    from ._tokens import AWAIT_MARKER
 
     class ConAssertionRewriter(AssertionRewriter):
         def visit_Attribute(self, attr):
@@ -195,6 +197,12 @@ class _Deferred:
 def pytest_fixture_setup(fixturedef, request):
     func = fixturedef.func
     if not _is_con(func):
+        for argname in fixturedef.argnames:  # (pytest's own setup gets the same, cached, values)
+            if isinstance(request.getfixturevalue(argname), _Deferred):
+                raise pytest.fail.Exception(
+                    f"fixture {fixturedef.argname!r} is an ordinary function but uses the non-atomic "
+                    f"fixture {argname!r}, whose value exists only on the test's scheduler: make "
+                    f"{fixturedef.argname!r} non-atomic too", pytrace=False)
         return None
     if fixturedef.scope != "function":
         raise pytest.fail.Exception(

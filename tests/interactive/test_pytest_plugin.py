@@ -256,6 +256,25 @@ def test_nonatomic_fixture_must_have_function_scope(run):
     result.stdout.fnmatch_lines(["*non-atomic fixture 'shared' has scope 'module'*"])
 
 
+def test_ordinary_fixture_cannot_use_a_nonatomic_one(run):
+    result = run(test_mixed=CON_HEADER + """
+        @pytest.fixture
+        def queue():
+            idle@()
+            return Queue()
+
+        @pytest.fixture
+        def size(queue):
+            return queue.qsize()
+
+        def test_it(size):
+            pass
+        """)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*fixture 'size' is an ordinary function but uses the non-atomic "
+                                 "fixture 'queue'*"])
+
+
 def test_hanging_test_fails_with_its_cactus_stack(run):
     result = run(test_hang=CON_HEADER + """
         LOG = []
