@@ -59,8 +59,11 @@ def _in_conhook(frame):
 
 def _on_sigint(signum, frame):
     kernel = state.kernel
-    if kernel is None or kernel.sigint:
-        raise KeyboardInterrupt  # no scheduler here, or a second Ctrl-C: stop at once
+    if kernel is None:
+        raise KeyboardInterrupt
+    if kernel.sigint:
+        kernel.aborting = True  # a second Ctrl-C: stop at once, wherever the program is
+        raise KeyboardInterrupt
     kernel.sigint = True
     kernel.post(_interrupt_program)
     if not _in_conhook(frame):
@@ -96,7 +99,9 @@ def _run(fn, args, backend=None):
                 signal.signal(signal.SIGINT, previous)
             kernel.close()
     except KeyboardInterrupt:
-        return "raise", KeyboardInterrupt()  # a second Ctrl-C: the threads are abandoned
+        if kernel.aborting or not kernel.done:
+            kernel.abandon()  # a second Ctrl-C: the threads are closed where they are
+        return "raise", KeyboardInterrupt()
     if kernel.deadlock is not None:
         return "raise", kernel.deadlock
     if kernel.sigint:

@@ -13,6 +13,7 @@ Design rules:
 """
 from __future__ import annotations
 
+import errno
 import heapq
 import threading
 from collections import deque
@@ -72,7 +73,7 @@ class _Program:
 class Kernel:
     __slots__ = ("ready", "current", "backend", "_wakeup", "_wakeup_fd", "io", "io_waiting",
                  "timers", "_timer_seq", "timers_cancelled", "posted", "workers_busy",
-                 "root", "outcome", "done", "deadlock", "sigint")
+                 "root", "outcome", "done", "deadlock", "sigint", "aborting")
 
     def __init__(self, backend=None):
         self.ready = deque()
@@ -89,10 +90,11 @@ class Kernel:
         self.posted = deque()  # callables posted from signal handlers and other OS threads
         self.workers_busy = 0
         self.root = None
-        self.outcome = None  # (value, exception) of the root thread
+        self.outcome = (None, None)  # (value, exception) of the root thread
         self.done = False
         self.deadlock = None
         self.sigint = False
+        self.aborting = False  # a second Ctrl-C: stop at once, abandon the threads
 
     def close(self):
         self.backend.close()
@@ -203,7 +205,6 @@ class Kernel:
         for thread in (rec.reader, rec.writer):
             if thread is not None:
                 self.io_waiting -= 1
-                import errno
                 thread.pending = (exc_factory() if exc_factory else
                                   OSError(errno.EBADF, f"fd {fd} was closed while a thread waited on it"))
                 self.wake(thread)
@@ -266,6 +267,29 @@ class Kernel:
             self.current = None
         return self.outcome
 
+    def abandon(self):
+        """After a second Ctrl-C: close every live thread's coroutine, deepest first.
+
+        Their scopes are marked as closing first, so that ``failed`` and ``join`` do not wait
+        (a closing coroutine must not yield).  Exceptions from the closing are dropped.
+        """
+        order = []
+        stack = [self.root] if self.root is not None and self.root.coro is not None else []
+        while stack:
+            thread = stack.pop()
+            order.append(thread)
+            for scope in thread.scopes or ():
+                if hasattr(scope, "closing"):
+                    scope.closing = True
+                    stack.extend(scope.running())
+        for thread in reversed(order):
+            if thread.coro is not None:
+                try:
+                    thread.coro.close()
+                except BaseException:
+                    pass
+        self.ready.clear()
+
     def _close_orphans(self):
         """Close the threads still queued when the root finished (only a closed coroutine
         leaves threads behind: its scope could not wait for them)."""
@@ -297,9 +321,7 @@ class Kernel:
             if timers and timers[0][0] <= monotonic():
                 self._fire_timers()
             # Phase 3: run every thread that is ready now, once, in FIFO order.
-            n = len(ready)
-            while n:
-                n -= 1
+            for _ in range(len(ready)):
                 thread = popleft()
                 self.current = thread
                 try:
@@ -309,6 +331,13 @@ class Kernel:
                     else:
                         thread.pending = None
                         trap = thread.coro.throw(exc)
+                except StopIteration as stop:
+                    scope = thread.scope
+                    if scope is None:
+                        self._finish(thread, stop)
+                    else:
+                        scope.child_returned(self, thread)  # a sibling returned
+                    continue
                 except BaseException as exc:
                     self._finish(thread, exc)
                     continue
@@ -339,6 +368,8 @@ class Kernel:
                 return
 
     def _finish(self, thread, exc):
+        if self.aborting:
+            raise exc
         if type(exc) is StopIteration:
             value, exc = exc.value, None
         else:

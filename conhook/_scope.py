@@ -35,6 +35,7 @@ from ._threads import Thread, interrupt, thread_name
 from ._traps import DONE, Throw, Trap
 
 _OPEN, _FAILED_WAIT, _JOIN_WAIT, _CLOSED = range(4)
+_new_thread = object.__new__
 
 
 def prejoin():
@@ -61,16 +62,20 @@ async def _call(fn, args, kwargs):
 
 
 class Scope(Trap):
-    __slots__ = ("kernel", "owner", "head", "tail", "live", "first", "first_in_body",
-                 "state", "closing")
+    __slots__ = ("kernel", "owner", "children", "live", "first", "first_in_body", "state",
+                 "closing")
     interruptible = False  # waiting for the children is not an interruption point
     label = None
 
     def __init__(self, kernel, owner):
         self.kernel = kernel
         self.owner = owner
-        self.head = self.tail = self.first = None
+        # The threads it started, in the order they were started.  A finished thread has no
+        # coroutine any more; finished ones are dropped from the list in bulk, once they are
+        # more than half of it, so memory stays proportional to the live threads.
+        self.children = []
         self.live = 0
+        self.first = None
         self.first_in_body = self.closing = False
         self.state = _OPEN
 
@@ -82,6 +87,7 @@ class Scope(Trap):
 
     def __repr__(self):
         return f"<conhook prejoin scope of {thread_name(self.owner)}, {self.live} live threads>"
+
 
     # -- what the compiled code calls ---------------------------------------------------------
 
@@ -97,14 +103,11 @@ class Scope(Trap):
             name = getattr(fn, "__qualname__", None)
             if type(name) is str:
                 coro.__qualname__ = coro.__name__ = name
-        thread = Thread(coro, self)
-        tail = self.tail
-        if tail is None:
-            self.head = thread
-        else:
-            tail.next = thread
-            thread.prev = tail
-        self.tail = thread
+        thread = _new_thread(Thread)
+        thread.coro = coro
+        thread.scope = self
+        thread.scopes = thread.interrupt = thread.parked_on = thread.pending = thread.value = None
+        self.children.append(thread)
         self.live += 1
         source = self.owner.interrupt
         if source is not None and self._covered_by(source):
@@ -114,8 +117,12 @@ class Scope(Trap):
     async def failed(self, exc):
         """The body raised `exc`: record it, wait for the children; True if it is the first failure."""
         owner = self.owner
-        if owner.interrupt is self and isinstance(exc, Interrupted):
-            owner.interrupt = None  # the interruption this scope delivered has come back to it
+        if owner.interrupt is not None and isinstance(exc, Interrupted) and (
+                owner.interrupt is self or self.first is not None):
+            # The interruption this scope delivered has come back to it (or one from further
+            # out, after this scope had already failed): a consequence, not a failure.
+            if owner.interrupt is self:
+                owner.interrupt = None
             first = False
         elif self.first is None:
             self.first = exc
@@ -147,18 +154,19 @@ class Scope(Trap):
     def park(self, kernel, thread):  # not interruptible: no check of thread.interrupt
         thread.parked_on = self
 
-    def child_finished(self, kernel, thread, exc):
-        prev, nxt = thread.prev, thread.next
-        if prev is None:
-            self.head = nxt
-        else:
-            prev.next = nxt
-        if nxt is None:
-            self.tail = prev
-        else:
-            nxt.prev = prev
-        thread.prev = thread.next = None
+    def child_returned(self, kernel, thread):
+        """A thread of this scope has returned (the common case of ``child_finished``)."""
+        thread.coro = None
         self.live -= 1
+        if not self.live:
+            self.children.clear()
+            if self.state != _OPEN:
+                self._all_finished(kernel)
+        elif self.live * 2 < len(self.children) > 64:
+            self.children[:] = [t for t in self.children if t.coro is not None]
+
+    def child_finished(self, kernel, thread, exc):
+        """A thread of this scope has finished: with an exception `exc`, or None."""
         if exc is not None and not (thread.interrupt is not None and isinstance(exc, Interrupted)):
             first = self.first
             if first is None:
@@ -167,22 +175,36 @@ class Scope(Trap):
                 scopes = owner.scopes
                 if self.state != _CLOSED and scopes and self in scopes:
                     interrupt(kernel, owner, self, scopes.index(self) + 1)
+                thread.coro = None
                 self.interrupt_children(kernel, self)
             elif first is not exc:
                 _attach(first, exc, f"thread {thread_name(thread)}")
-        if not self.live and self.state != _OPEN:
-            owner = self.owner
-            if self.state == _JOIN_WAIT:
-                owner.pending = self._close()
-            else:
-                self.state = _OPEN
-            kernel.wake(owner)
+        thread.coro = None
+        self.live -= 1
+        if not self.live:
+            self.children.clear()
+            if self.state != _OPEN:
+                self._all_finished(kernel)
+        elif self.live * 2 < len(self.children) > 64:
+            self.children[:] = [t for t in self.children if t.coro is not None]
+
+    def _all_finished(self, kernel):
+        """The last child has finished while the owner waits for them: wake it."""
+        owner = self.owner
+        if self.state == _JOIN_WAIT:
+            owner.pending = self._close()
+        else:
+            self.state = _OPEN
+        kernel.wake(owner)
+
+    def running(self):
+        """The threads it started that have not finished, in the order they were started."""
+        return [t for t in self.children if t.coro is not None]
 
     def interrupt_children(self, kernel, source):
-        thread = self.head
-        while thread is not None:
-            interrupt(kernel, thread, source, 0)
-            thread = thread.next
+        for thread in tuple(self.children):
+            if thread.coro is not None:
+                interrupt(kernel, thread, source, 0)
 
     def _covered_by(self, source):
         """Whether an interruption of the owner by `source` reaches the threads of this scope."""

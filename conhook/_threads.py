@@ -1,9 +1,9 @@
 """Threads and their interruption (SPEC 1.3, 1.4).
 
 A thread is a coroutine plus the few facts the kernel needs about it.  It belongs to the scope
-that started it (``scope``; None for the root thread) and is linked into that scope's list of
-live children (``prev``/``next``), so that finishing forgets it in O(1) and interrupting walks
-the children in the order they were started, which keeps runs deterministic.
+that started it (``scope``; None for the root thread) and is a key of that scope's ``children``
+dict, so that finishing forgets it in O(1) and interrupting walks the children in the order
+they were started, which keeps runs deterministic.
 
 Interruption is level-triggered and scoped.  ``thread.interrupt`` is the source that
 interrupted the thread (a prejoin scope, a ``timeout`` block, or the program) or None.  A
@@ -19,14 +19,12 @@ from ._traps import IDLE, interrupted
 
 
 class Thread:
-    __slots__ = ("coro", "scope", "prev", "next", "scopes", "interrupt", "parked_on",
-                 "pending", "value")
+    __slots__ = ("coro", "scope", "scopes", "interrupt", "parked_on", "pending", "value")
 
-    def __init__(self, coro, scope):
+    def __init__(self, coro, scope):  # Scope.start inlines this: keep the two in step
         self.coro = coro
         self.scope = scope
-        self.prev = self.next = self.scopes = self.interrupt = None
-        self.parked_on = self.pending = self.value = None
+        self.scopes = self.interrupt = self.parked_on = self.pending = self.value = None
 
     @property
     def name(self):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import signal
 import sys
 import types
+from inspect import CO_COROUTINE
 
 from ._kernel import current_kernel, state
 from ._scope import Scope
@@ -29,6 +30,19 @@ def _chain(thread, running):
     """[(name, frame or None)] of the thread's non-atomic calls, outermost first."""
     items = []
     obj = thread.coro
+    if running:
+        # A running coroutine has no cr_await: walk the Python stack down to its frame.
+        top = obj.cr_frame
+        frame = sys._getframe(1)
+        while frame is not None:
+            if frame.f_code.co_flags & CO_COROUTINE and frame.f_code not in _HIDDEN and \
+                    not frame.f_globals.get("__name__", "").startswith("conhook."):
+                items.append((frame.f_code.co_name, frame))
+            if frame is top:
+                break
+            frame = frame.f_back
+        items.reverse()
+        return items
     while obj is not None:
         if isinstance(obj, types.CoroutineType):
             if obj.cr_code not in _HIDDEN:
@@ -79,12 +93,10 @@ def _draw(kernel, thread, column, names_before, lines):
         i = index + offset
         bar = starts[i] + len(names[i]) + 1 if names else column
         for scope in scopes:
-            child = scope.head
-            while child is not None:
+            for child in scope.running():
                 start = len(lines)
                 _draw(kernel, child, bar + 2, [], lines)
                 lines[start] = " " * bar + "| " + lines[start][bar + 2:]
-                child = child.next
 
 
 def tree(kernel=None):

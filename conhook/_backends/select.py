@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import select as _select
+import time
 
 from . import READ, WRITE
 
@@ -30,7 +31,6 @@ class Backend:
         if not readers and not writers:
             # select() with three empty sets is an error on Windows; sleeping is what is meant.
             if timeout:
-                import time
                 time.sleep(timeout)
             return []
         r, w, x = _select.select(readers, writers, readers | writers, timeout)

@@ -8,12 +8,8 @@ import types
 
 import pytest
 
-import conhook.api as con
-from conhook import _io
-from conhook import _scope as __con__
-from conhook._kernel import Kernel
 
-from .helpers import prejoining, run
+from .helpers import __con__, _io, _kernel, con, prejoining, run
 
 
 def test_bootstrap_returns_the_value():
@@ -270,8 +266,7 @@ class CountingBackend:
 
 
 def con_kernel():
-    from conhook._kernel import current_kernel
-    return current_kernel()
+    return _kernel.current_kernel()
 
 
 def test_deadlock_is_raised_with_the_cactus_stack():
@@ -315,7 +310,7 @@ def test_a_worker_thread_wakes_the_scheduler():
 
 
 def test_kernel_backend_can_be_chosen(backend):
-    kernel = Kernel(backend)
+    kernel = _kernel.Kernel(backend)
     try:
         assert kernel.backend.name == backend
     finally:

@@ -6,10 +6,8 @@ import traceback
 
 import pytest
 
-import conhook.api as con
-from conhook import _scope as __con__
 
-from .helpers import prejoining, run
+from .helpers import __con__, con, prejoining, run
 
 
 async def child(log, name, switches=1, fail=None):
@@ -309,9 +307,9 @@ def test_return_value_of_a_thread_is_discarded_and_it_is_forgotten():
         scope.start(returns)
         await con.idle()
         await con.idle()
-        return scope.live, scope.head
+        return scope.live, scope.running()
 
-    assert run(main) == (0, None)
+    assert run(main) == (0, [])
 
 
 def test_start_after_join_is_refused():
@@ -359,3 +357,74 @@ def test_closing_the_coroutine_does_not_yield():
 
     run(main)
     assert log == ["GeneratorExit", "closed"]
+
+
+def _shapes(log):
+    """The same prejoining body as a method, a closure, a decorated function and a recursion."""
+    async def slow_child():
+        try:
+            await con.sleep(10)
+        finally:
+            log.append("child finished")
+
+    class Owner:
+        @prejoining
+        async def method(scope, self):
+            scope.start(slow_child)
+            await con.idle()
+            raise LookupError("method")
+
+    def make_closure():
+        secret = "closure"
+
+        @prejoining
+        async def closure(scope):
+            scope.start(slow_child)
+            await con.idle()
+            raise LookupError(secret)
+        return closure
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        async def wrapper():
+            return await fn()
+        return wrapper
+
+    @decorate
+    @prejoining
+    async def decorated(scope):
+        scope.start(slow_child)
+        await con.idle()
+        raise LookupError("decorated")
+
+    @prejoining
+    async def recursive(scope, depth):
+        scope.start(slow_child)
+        if depth:
+            await recursive(depth - 1)
+        await con.idle()
+        raise LookupError(f"recursive {depth}")
+
+    return {
+        "method": lambda: Owner().method(),
+        "closure": make_closure(),
+        "decorated": decorated,
+        "recursion": lambda: recursive(2),
+    }
+
+
+@pytest.mark.parametrize("shape", ["method", "closure", "decorated", "recursion"])
+def test_prejoin_before_an_exception_propagates(shape):
+    log = []
+    call = _shapes(log)[shape]
+
+    async def main():
+        try:
+            await call()
+        except LookupError as exc:
+            log.append(f"caller saw {exc}")
+
+    run(main)
+    finishes = log.count("child finished")
+    assert finishes == (3 if shape == "recursion" else 1)
+    assert log[-1].startswith("caller saw") and log[:-1] == ["child finished"] * finishes
