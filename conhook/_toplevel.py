@@ -17,7 +17,6 @@ CPython itself shows every top-level expression statement, as ``python`` does.
 from __future__ import annotations
 
 import ast
-import inspect
 import io
 import tokenize
 import types
@@ -42,9 +41,8 @@ def compile_input(source: str, filename: str, mode: str = "exec", *,
 def run_input(code: types.CodeType, namespace: dict):
     """Run ``code`` in ``namespace`` on a fresh scheduler; the kept result, or None.
 
-    The code runs as the root thread of ``bootstrap``, as a function named ``<module>``
-    (so the cactus stack reads ``bootstrap - <module> - ...``), with ``namespace`` as its
-    globals and locals.  It raises what the input raised, ``KeyboardInterrupt`` on Ctrl-C
+    The code runs as the root thread of ``bootstrap`` (see ``as_function``), with
+    ``namespace`` as its globals and locals.  It raises what the input raised, ``KeyboardInterrupt`` on Ctrl-C
     once every thread has unwound (SPEC 1.6).
     """
     __tracebackhide__ = True  # IPython and pytest hide this frame
@@ -59,21 +57,13 @@ def run_input(code: types.CodeType, namespace: dict):
 
 
 def as_function(code: types.CodeType, namespace: dict):
-    """A function, named ``<module>``, that runs ``code`` with ``namespace`` as globals and locals.
+    """A function that runs ``code`` with ``namespace`` as its globals and locals.
 
-    Input with con syntax compiles to a coroutine code object, which becomes a coroutine
-    function; plain input is wrapped in one, so the cactus stack of either reads
-    ``bootstrap - <module> - ...``.
+    Input with con syntax compiles to a coroutine code object named ``<module>``, so the
+    cactus stack reads ``bootstrap - <module> - ...``; plain input is an ordinary function,
+    which ``bootstrap`` runs as its root thread all the same.
     """
-    function = types.FunctionType(code, namespace)
-    if code.co_flags & inspect.CO_COROUTINE:
-        return function
-
-    async def run():
-        function()
-
-    run.__name__ = run.__qualname__ = "<module>"
-    return run
+    return types.FunctionType(code, namespace)
 
 
 def _trailing_expression(tree: ast.AST) -> bool:

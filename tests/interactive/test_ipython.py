@@ -75,9 +75,11 @@ q.get@()
 
 
 def test_each_cell_gets_a_fresh_scheduler(shell, ns):
-    shell.run_cell_magic("con", "", "first = tree()\n")
-    shell.run_cell_magic("con", "", "second = tree()\n")
+    shell.run_cell_magic("con", "", "idle@()\nfirst = tree()\n")
+    shell.run_cell_magic("con", "", "idle@()\nsecond = tree()\n")
     assert ns["first"] == ns["second"] == "bootstrap - <module>"
+    shell.run_cell_magic("con", "", "plain = tree()\n")  # no con syntax: still on a scheduler
+    assert ns["plain"].startswith("bootstrap")
 
 
 def test_exception_in_cell_propagates_with_the_cells_lines(shell, ns):

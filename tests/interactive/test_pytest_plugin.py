@@ -185,25 +185,24 @@ def test_nonatomic_fixtures_set_up_and_torn_down_on_the_tests_scheduler(run):
     result = run(conftest="""
         import pytest
         from con import idle, Queue
-        import conhook.api
+        from conhook._kernel import current_kernel
 
-        EVENTS = []
+        EVENTS = []  # (what, the scheduler it ran on)
 
         @pytest.fixture
         def queue():
             idle@()
-            EVENTS.append(("queue", conhook.api.tree()))
+            EVENTS.append(("queue", current_kernel()))
             return Queue()
         """, test_fixtures=CON_HEADER + """
-        import conhook.api
-        from conftest import EVENTS
+        from conftest import EVENTS, current_kernel
 
         @pytest.fixture
         async def served(queue):
-            EVENTS.append(("served up", conhook.api.tree()))
+            EVENTS.append(("served up", current_kernel()))
             yield queue
             await idle()
-            EVENTS.append(("served down", conhook.api.tree()))
+            EVENTS.append(("served down", current_kernel()))
 
         @pytest.fixture
         def plain():
@@ -213,11 +212,11 @@ def test_nonatomic_fixtures_set_up_and_torn_down_on_the_tests_scheduler(run):
             assert served is queue and plain == "plain"
             served.put_nowait(1)
             assert served.get@() == 1
-            EVENTS.append(("test", conhook.api.tree()))
+            EVENTS.append(("test", current_kernel()))
 
         def test_after():
-            assert [name for name, _ in EVENTS] == ["queue", "served up", "test", "served down"]
-            assert {tree for _, tree in EVENTS} == {"bootstrap - pytest"}
+            assert [what for what, _ in EVENTS] == ["queue", "served up", "test", "served down"]
+            assert len({id(kernel) for _, kernel in EVENTS}) == 1  # all on the test's scheduler
         """)
     result.assert_outcomes(passed=2)
 
