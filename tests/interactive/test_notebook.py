@@ -1,7 +1,8 @@
 """``%%con`` end to end: a notebook executed by nbclient on a real ipykernel.
 
-The networking API (``tcplisten``/``tcpconnect``) is not in this tree yet, so the cell with a
-server and its clients runs them as siblings talking through ``Queue``s.
+The first notebook's server and clients are siblings talking through ``Queue``s; the second
+runs a TCP echo server and its clients on 127.0.0.1, once the networking API (``tcplisten``,
+``tcpconnect``) is in the tree.
 """
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import os
 import pathlib
 
 import pytest
+
+import conhook.api
 
 nbformat = pytest.importorskip("nbformat", reason="nbformat is not installed (pip install -e '.[test]')")
 nbclient = pytest.importorskip("nbclient", reason="nbclient is not installed (pip install -e '.[test]')")
@@ -123,3 +126,55 @@ def test_notebook_with_con_cells(tmp_path, monkeypatch):
     assert not any(name in line for line in error.traceback
                    for name in ("_kernel.py", "_bootstrap.py", "_scope.py", "_traps.py"))
     assert _value(cells[6]) == "(['cell', 'sleeper'], 8)"
+
+
+TCP_CELL = """%%con
+from con import tcplisten, tcpconnect, ipv4addr
+
+def echo(stream):
+    try:
+        while True:
+            stream.write@(stream.read@())
+    except EOFError:
+        pass
+    finally:
+        stream.close()
+
+def serve(listener, n):
+    for _ in range(n):
+        sibling echo@(listener.accept@())
+
+def client(address, text, replies):
+    with tcpconnect@(address) as stream:
+        stream.write@(text.encode())
+        stream.shutdown_write()
+        data = b""
+        try:
+            while True:
+                data += stream.read@()
+        except EOFError:
+            pass
+    replies[text] = data.decode()
+
+def clients(address, replies):
+    for text in ("ann", "bob", "carol"):
+        sibling client@(address, text, replies)
+
+listener = tcplisten@(ipv4addr("127.0.0.1", 0))
+replies = {}
+sibling serve@(listener, 3)
+clients@(listener.addresses[0], replies)
+listener.close()
+sorted(replies.items())"""
+
+
+@pytest.mark.skipif(not hasattr(conhook.api, "tcplisten"),
+                    reason="the networking API (tcplisten, tcpconnect) is not in this tree yet")
+def test_notebook_tcp_server_and_clients_as_siblings(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in ("%load_ext conhook", TCP_CELL)]
+    client = nbclient.NotebookClient(notebook, timeout=60, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+    assert _value(notebook.cells[1]) == "[('ann', 'ann'), ('bob', 'bob'), ('carol', 'carol')]"
