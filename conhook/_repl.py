@@ -68,6 +68,8 @@ def main() -> int:
     namespace["con"] = con
     console = ConConsole(namespace, filename="<stdin>")
     _setup_readline(namespace)
+    from ._tree import install_dump_signal
+    install_dump_signal()  # SIGUSR1: the running input's cactus stack on stderr (SPEC 2.3)
     console.interact(banner=BANNER, exitmsg="exiting conhook REPL...")
     return 0
 

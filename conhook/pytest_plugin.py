@@ -96,6 +96,8 @@ class TestModuleFinder:
         spec = self.pytest_hook.find_spec(name, path, target)
         if spec is None or spec.loader is not self.pytest_hook:
             return spec  # pytest does not rewrite it: not ours either
+        if name == "conhook" or name.startswith("conhook."):
+            return spec  # conhook itself (pytest marks a plugin's package for rewriting)
         if not _con_finder().opts_in(name, spec.origin):
             return spec  # an ordinary test module: pytest's as it was
         spec.loader = TestModuleLoader(name, spec.origin, self.config)

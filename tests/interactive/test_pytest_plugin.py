@@ -221,6 +221,20 @@ def test_nonatomic_fixtures_set_up_and_torn_down_on_the_tests_scheduler(run):
     result.assert_outcomes(passed=2)
 
 
+def test_ordinary_test_using_a_nonatomic_fixture_runs_on_a_scheduler(run):
+    result = run(test_sync=CON_HEADER + """
+        @pytest.fixture
+        def queue():
+            q = Queue()
+            q.put@("ready")
+            return q
+
+        def test_ordinary(queue):
+            assert queue.get_nowait() == "ready"
+        """)
+    result.assert_outcomes(passed=1)
+
+
 def test_fixture_teardown_runs_when_the_test_fails(run):
     result = run(test_teardown=CON_HEADER + """
         LOG = []

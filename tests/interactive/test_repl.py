@@ -134,3 +134,14 @@ def test_history_and_line_editing(repl, tmp_path):
     assert repl.close() == 0
     history = tmp_path / ("history" if sys.version_info >= (3, 13) else ".python_history")
     assert "value = 7" in history.read_text().splitlines()
+
+
+def test_sigusr1_prints_the_running_inputs_cactus_stack(repl):
+    repl.enter("def waiter(e):\r    e.wait@()\r")
+    os.write(repl.fd, b"e = con.Event(); sibling waiter@(e); print('start' + 'ed'); con.sleep@(3600)\r")
+    repl.read_until(b"started")
+    os.kill(repl.pid, signal.SIGUSR1)
+    shown = repl.read_until(b"| waiter - wait")
+    assert b"conhook: cactus stack\nbootstrap - <module> - sleep\n" in shown
+    os.write(repl.fd, b"\x03")
+    assert b"KeyboardInterrupt" in repl.read_until(PROMPT)
