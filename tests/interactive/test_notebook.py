@@ -13,6 +13,7 @@ import pathlib
 import pytest
 
 import conhook.api
+from interactive_helpers import wait_until_blocked_in_poll
 
 nbformat = pytest.importorskip("nbformat", reason="nbformat is not installed (pip install -e '.[test]')")
 nbclient = pytest.importorskip("nbclient", reason="nbclient is not installed (pip install -e '.[test]')")
@@ -81,7 +82,7 @@ def sleeper():
 sibling sleeper@()
 idle@()                          # the sleeper is now in its try block
 try:
-    print({READY!r}, flush=True)  # the interrupt may arrive during the print, or in the sleep
+    print({READY!r}, flush=True)  # the interrupt comes once the scheduler waits in its poll
     sleep@(3600)
 finally:
     unwound.append("cell")""",
@@ -96,8 +97,13 @@ class InterruptingClient(nbclient.NotebookClient):
 
     def output(self, outs, msg, display_id, cell_index):
         if msg["msg_type"] == "stream" and READY in msg["content"].get("text", ""):
-            asyncio.ensure_future(nbclient.util.ensure_async(self.km.interrupt_kernel()))
+            asyncio.ensure_future(self._interrupt())
         return super().output(outs, msg, display_id, cell_index)
+
+    async def _interrupt(self):
+        pid = self.km.provisioner.process.pid
+        await asyncio.get_running_loop().run_in_executor(None, wait_until_blocked_in_poll, pid)
+        await nbclient.util.ensure_async(self.km.interrupt_kernel())
 
 
 def _value(cell):

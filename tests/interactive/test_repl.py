@@ -5,10 +5,12 @@ import os
 import pathlib
 import select
 import signal
+import subprocess
 import sys
 import time
 
 import pytest
+from interactive_helpers import wait_until_blocked_in_poll
 
 pty = pytest.importorskip("pty", reason="the REPL tests need a pseudo-terminal (POSIX)")
 
@@ -20,18 +22,24 @@ LIMIT = 30.0  # seconds before a read gives up: a safety net against a hung chil
 class Repl:
     """``python -m conhook`` on a pseudo-terminal: the child's controlling terminal."""
 
+    # The child opens the terminal (becoming its controlling terminal: it leads a new session),
+    # then execs `python -m conhook`.  (subprocess, not pty.fork: no Python runs between fork
+    # and exec in a process that may have threads.)
+    START = ("import os, sys; os.close(os.open(os.ttyname(0), os.O_RDWR)); "
+             "os.execv(sys.executable, [sys.executable, '-m', 'conhook'])")
+
     def __init__(self, home: pathlib.Path):
         env = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
         env.update(PYTHONPATH=str(ROOT), HOME=str(home), TERM="dumb", PYTHON_HISTORY=str(home / "history"),
                    PYTHONSAFEPATH="1")
-        pid, fd = pty.fork()
-        if pid == 0:  # the child: a new session whose controlling terminal is the pty
-            try:
-                os.chdir(home)
-                os.execve(sys.executable, [sys.executable, "-m", "conhook"], env)
-            finally:
-                os._exit(127)
-        self.pid, self.fd = pid, fd
+        self.fd, terminal = pty.openpty()
+        try:
+            self.process = subprocess.Popen([sys.executable, "-c", self.START], stdin=terminal,
+                                            stdout=terminal, stderr=terminal, cwd=home, env=env,
+                                            start_new_session=True)
+        finally:
+            os.close(terminal)
+        self.pid = self.process.pid
         self.seen = b""
 
     def read_until(self, marker: bytes) -> bytes:
@@ -62,9 +70,7 @@ class Repl:
     def close(self) -> int:
         os.write(self.fd, b"\x04")  # Ctrl-D: end of input
         self.read_until(b"exiting conhook REPL...")
-        _, status = os.waitpid(self.pid, 0)
-        os.close(self.fd)
-        return os.waitstatus_to_exitcode(status)
+        return self.process.wait()
 
 
 @pytest.fixture
@@ -75,14 +81,10 @@ def repl(tmp_path):
         assert b"conhook" in banner and b"REPL" in banner
         yield repl
     finally:
-        try:
-            os.kill(repl.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            os.waitpid(repl.pid, 0)
-        except ChildProcessError:
-            pass
+        if repl.process.poll() is None:
+            repl.process.kill()
+        repl.process.wait()
+        os.close(repl.fd)
 
 
 def test_nonatomic_calls_and_siblings_at_the_prompt(repl):
@@ -117,6 +119,7 @@ def test_ctrl_c_interrupts_the_running_input_and_returns_to_the_prompt(repl):
     repl.enter("def sleeper():\r    try:\r        con.sleep@(3600)\r    finally:\r        log.append('unwound')\r")
     os.write(repl.fd, b"sibling sleeper@(); con.idle@(); print('start' + 'ed'); con.sleep@(3600)\r")
     repl.read_until(b"started")  # printed by the input (its echo shows 'start' + 'ed')
+    wait_until_blocked_in_poll(repl.pid)
     os.write(repl.fd, b"\x03")  # Ctrl-C: the terminal sends SIGINT to the REPL
     shown = repl.read_until(PROMPT)
     assert b"KeyboardInterrupt" in shown
@@ -138,13 +141,13 @@ def test_history_and_line_editing(repl, tmp_path):
 
 def test_sigusr1_prints_the_running_inputs_cactus_stack(repl):
     repl.enter("def waiter(e):\r    e.wait@()\r")
-    # The waiter is parked (idle let it run) before 'started' is printed; the input itself may
-    # still be on its way to its sleep when the signal comes.
+    # The waiter is parked (idle let it run) before 'started' is printed.
     os.write(repl.fd, b"e = con.Event(); sibling waiter@(e); con.idle@(); print('start' + 'ed'); "
                       b"con.sleep@(3600)\r")
     repl.read_until(b"started")
+    wait_until_blocked_in_poll(repl.pid)
     os.kill(repl.pid, signal.SIGUSR1)
     shown = repl.read_until(b"| waiter - wait")
-    assert b"conhook: cactus stack\nbootstrap - <module>" in shown
+    assert b"conhook: cactus stack\nbootstrap - <module> - sleep\n" in shown
     os.write(repl.fd, b"\x03")
     assert b"KeyboardInterrupt" in repl.read_until(PROMPT)
