@@ -198,6 +198,8 @@ class _Deferred:
 @pytest.hookimpl(tryfirst=True)
 def pytest_fixture_setup(fixturedef, request):
     func = fixturedef.func
+    if getattr(func, "_conhook_deferred", False):
+        return None  # a non-atomic fixture, set up before
     if not _is_con(func):
         for argname in fixturedef.argnames:  # (pytest's own setup gets the same, cached, values)
             if isinstance(request.getfixturevalue(argname), _Deferred):
@@ -216,6 +218,7 @@ def pytest_fixture_setup(fixturedef, request):
     def deferred(*args, **kwargs):
         return _Deferred(func, name, args, kwargs)
 
+    deferred._conhook_deferred = True
     fixturedef.func = deferred  # pytest's own setup now records it, and caches the record
     return None
 

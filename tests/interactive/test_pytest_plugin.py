@@ -214,11 +214,16 @@ def test_nonatomic_fixtures_set_up_and_torn_down_on_the_tests_scheduler(run):
             assert served.get@() == 1
             EVENTS.append(("test", current_kernel()))
 
+        def test_again(served):  # the fixtures are set up afresh for each test
+            assert served.qsize() == 0
+
         def test_after():
-            assert [what for what, _ in EVENTS] == ["queue", "served up", "test", "served down"]
-            assert len({id(kernel) for _, kernel in EVENTS}) == 1  # all on the test's scheduler
+            assert [what for what, _ in EVENTS] == ["queue", "served up", "test", "served down",
+                                                    "queue", "served up", "served down"]
+            first, second = {id(kernel) for _, kernel in EVENTS[:4]}, {id(kernel) for _, kernel in EVENTS[4:]}
+            assert len(first) == len(second) == 1 and first != second  # each test's own scheduler
         """)
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
 
 
 def test_ordinary_test_using_a_nonatomic_fixture_runs_on_a_scheduler(run):
