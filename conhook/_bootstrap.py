@@ -23,7 +23,7 @@ import sysconfig
 import threading
 
 from ._kernel import Kernel, state, strip_internal_frames
-from ._scope import _call
+from ._scope import _call, carry_over
 from inspect import CO_COROUTINE
 
 
@@ -103,11 +103,16 @@ def _run(fn, args, backend=None):
             kernel.abandon()  # a second Ctrl-C: the threads are closed where they are
         return "raise", KeyboardInterrupt()
     if kernel.deadlock is not None:
+        if exc is not None:
+            carry_over(exc, kernel.deadlock)
         return "raise", kernel.deadlock
     if kernel.sigint:
         if isinstance(exc, KeyboardInterrupt):
             return "raise", exc
-        return "raise", KeyboardInterrupt()
+        interrupt = KeyboardInterrupt()
+        if exc is not None:
+            carry_over(exc, interrupt)  # what failed while the program unwound
+        return "raise", interrupt
     if exc is not None:
         strip_internal_frames(exc)
         return "raise", exc

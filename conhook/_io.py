@@ -9,11 +9,20 @@ unregisters it and wakes its waiters with ``OSError(EBADF)``.
 
 Use them only after the system call said it would block (EAGAIN): readiness may be reported
 for data that was already consumed, so callers loop on "try, then wait".
+
+Fairness (SPEC 1.5): an I/O call that completes without waiting makes no switch, so a thread
+with a fast peer could starve the others.  Such a call asks ``spend()``, and yields when told::
+
+    if spend():
+        await idle()
+
+Each turn of the run loop grants ``BUDGET`` (128) such operations, shared by the threads that
+run in it; once they are spent, the caller yields and the others run and I/O is polled.
 """
 from __future__ import annotations
 
 from ._backends import READ, WRITE
-from ._kernel import current_kernel
+from ._kernel import BUDGET, current_kernel, state  # noqa: F401  (BUDGET: documented here)
 from ._traps import Trap
 
 
@@ -48,3 +57,11 @@ def notify_closing(fd):
     """`fd` is about to be closed: forget it and wake its waiters with OSError(EBADF)."""
     kernel = current_kernel()
     kernel.notify_closing(fd if type(fd) is int else fd.fileno())
+
+
+def spend():
+    """Count one operation that completed without waiting; True when the caller must now
+    ``await idle()`` because this turn's budget is spent."""
+    kernel = state.kernel
+    kernel.budget -= 1
+    return kernel.budget < 0

@@ -26,6 +26,7 @@ from ._threads import Thread, interrupt, thread_name
 from ._wakeup import Wakeup
 
 _MAX_TIMEOUT = 86400.0  # longest single poll; longer sleeps simply poll again
+BUDGET = 128  # operations completing without a switch, per turn of the run loop (SPEC 1.5)
 
 
 class _State(threading.local):
@@ -73,7 +74,7 @@ class _Program:
 class Kernel:
     __slots__ = ("ready", "current", "backend", "_wakeup", "_wakeup_fd", "io", "io_waiting",
                  "timers", "_timer_seq", "timers_cancelled", "posted", "workers_busy",
-                 "root", "outcome", "done", "deadlock", "sigint", "aborting")
+                 "root", "outcome", "done", "deadlock", "sigint", "aborting", "budget")
 
     def __init__(self, backend=None):
         self.ready = deque()
@@ -95,10 +96,15 @@ class Kernel:
         self.deadlock = None
         self.sigint = False
         self.aborting = False  # a second Ctrl-C: stop at once, abandon the threads
+        self.budget = BUDGET  # operations that may complete without a switch, this turn
 
     def close(self):
         self.backend.close()
-        self._wakeup.close()
+        if not self.workers_busy:
+            self._wakeup.close()
+        # else a worker thread still running an abandoned call will post its result: its
+        # wake-up fd must not be closed (and its number reused) under it.  It is closed when
+        # the last reference goes.
 
     # -- waking and posting ----------------------------------------------------------------
 
@@ -172,15 +178,30 @@ class Kernel:
             rec.writer = thread
         if not rec.mask & direction:
             try:
-                if rec.mask:
-                    self.backend.modify(fd, rec.mask | direction)
-                else:
-                    self.backend.register(fd, direction)
+                self._watch(fd, rec.mask, rec.mask | direction)
             except (OSError, ValueError) as exc:
                 self.abort_io(thread, fd, direction)
                 return exc
             rec.mask |= direction
         self.io_waiting += 1
+
+    def _watch(self, fd, old, new):
+        """Change what the backend watches `fd` for, from `old` to `new` (both non-zero: modify).
+
+        An fd closed and reopened under the same number without ``notify_closing`` is unknown
+        to the backend although we remember it (or the reverse): fall back to the other call.
+        """
+        backend = self.backend
+        if old:
+            try:
+                backend.modify(fd, new)
+            except FileNotFoundError:
+                backend.register(fd, new)
+        else:
+            try:
+                backend.register(fd, new)
+            except FileExistsError:
+                backend.modify(fd, new)
 
     def abort_io(self, thread, fd, direction):
         rec = self.io.get(fd)
@@ -321,6 +342,7 @@ class Kernel:
             if timers and timers[0][0] <= monotonic():
                 self._fire_timers()
             # Phase 3: run every thread that is ready now, once, in FIFO order.
+            self.budget = BUDGET
             for _ in range(len(ready)):
                 thread = popleft()
                 self.current = thread

@@ -123,6 +123,7 @@ class Scope(Trap):
             # out, after this scope had already failed): a consequence, not a failure.
             if owner.interrupt is self:
                 owner.interrupt = None
+            carry_over(exc, self.first)  # failures met while unwinding are not lost
             first = False
         elif self.first is None:
             self.first = exc
@@ -131,7 +132,7 @@ class Scope(Trap):
             self.interrupt_children(self.kernel, self)
         else:
             if exc is not self.first:
-                _attach(self.first, exc, f"the body of {thread_name(owner)}")
+                attach(self.first, exc, f"the body of {thread_name(owner)}")
             first = False
         if isinstance(exc, GeneratorExit):
             self.closing = True  # the coroutine is being closed: it must not yield
@@ -167,18 +168,14 @@ class Scope(Trap):
 
     def child_finished(self, kernel, thread, exc):
         """A thread of this scope has finished: with an exception `exc`, or None."""
-        if exc is not None and not (thread.interrupt is not None and isinstance(exc, Interrupted)):
-            first = self.first
-            if first is None:
-                self.first = exc
-                owner = self.owner
-                scopes = owner.scopes
-                if self.state != _CLOSED and scopes and self in scopes:
-                    interrupt(kernel, owner, self, scopes.index(self) + 1)
-                thread.coro = None
-                self.interrupt_children(kernel, self)
-            elif first is not exc:
-                _attach(first, exc, f"thread {thread_name(thread)}")
+        if exc is not None:
+            if thread.interrupt is not None and isinstance(exc, Interrupted):
+                # Not a failure: the interruption it was given.  What failed while it unwound
+                # is, and is carried over.
+                for later, note in attached(exc):
+                    self._child_failed(kernel, later, note)
+            else:
+                self._child_failed(kernel, exc, note_for(exc, f"thread {thread_name(thread)}"))
         thread.coro = None
         self.live -= 1
         if not self.live:
@@ -187,6 +184,18 @@ class Scope(Trap):
                 self._all_finished(kernel)
         elif self.live * 2 < len(self.children) > 64:
             self.children[:] = [t for t in self.children if t.coro is not None]
+
+    def _child_failed(self, kernel, exc, note):
+        first = self.first
+        if first is None:
+            self.first = exc
+            owner = self.owner
+            scopes = owner.scopes
+            if self.state != _CLOSED and scopes and self in scopes:
+                interrupt(kernel, owner, self, scopes.index(self) + 1)
+            self.interrupt_children(kernel, self)
+        elif first is not exc:
+            attach_note(first, exc, note)
 
     def _all_finished(self, kernel):
         """The last child has finished while the owner waits for them: wake it."""
@@ -233,10 +242,32 @@ class Scope(Trap):
         return None
 
 
-def _attach(first, exc, who):
+def note_for(exc, who):
+    return f"conhook: {who} also failed: {type(exc).__qualname__}: {exc}"
+
+
+def attach(first, exc, who):
     """Keep a later failure on the first one: a PEP 678 note and ``first.later_failures``."""
-    first.add_note(f"conhook: {who} also failed: {type(exc).__qualname__}: {exc}")
+    attach_note(first, exc, note_for(exc, who))
+
+
+def attach_note(first, exc, note):
+    first.add_note(note)
     try:
         first.later_failures.append(exc)
+        first._conhook_notes.append(note)
     except AttributeError:
         first.later_failures = [exc]
+        first._conhook_notes = [note]
+
+
+def attached(exc):
+    """The (exception, note) pairs that conhook attached to `exc`."""
+    return list(zip(getattr(exc, "later_failures", ()), getattr(exc, "_conhook_notes", ())))
+
+
+def carry_over(source, target):
+    """Attach to `target` what is attached to `source` (an Interrupted that is dropped)."""
+    for later, note in attached(source):
+        if later is not target:
+            attach_note(target, later, note)

@@ -116,13 +116,18 @@ def tree(kernel=None):
 
 
 def _dump(signum, frame):
-    kernel = state.kernel
-    text = tree(kernel) if kernel is not None else "(no conhook scheduler is running)"
+    # A signal handler runs between any two bytecodes, possibly while the kernel is half-way
+    # through an update: whatever goes wrong here must not reach the interrupted program.
     try:
+        kernel = state.kernel
+        text = tree(kernel) if kernel is not None else "(no conhook scheduler is running)"
         sys.stderr.write(f"conhook: cactus stack\n{text}\n")
         sys.stderr.flush()
-    except Exception:
-        pass
+    except Exception as exc:
+        try:
+            sys.stderr.write(f"conhook: could not draw the cactus stack: {exc!r}\n")
+        except Exception:
+            pass
 
 
 def install_dump_signal(signum=getattr(signal, "SIGUSR1", None)):

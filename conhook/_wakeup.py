@@ -11,14 +11,14 @@ import socket
 
 
 class Wakeup:
-    __slots__ = ("_rfd", "_wfd", "_closers", "wake", "drain")
+    __slots__ = ("_rfd", "_wfd", "_closers", "wake", "drain", "__weakref__")
 
     def __init__(self):
         if hasattr(os, "eventfd"):
             fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
             self._rfd = self._wfd = fd
             self._closers = (lambda: os.close(fd),)
-            self.wake = self._wake_eventfd
+            self.wake = self._wake_eventfd  # (a bound method: it keeps the fd open while held)
             self.drain = self._drain_eventfd
         else:
             r, w = socket.socketpair()
@@ -60,5 +60,9 @@ class Wakeup:
             pass
 
     def close(self):
-        for close in self._closers:
+        closers, self._closers = self._closers, ()
+        for close in closers:
             close()
+
+    def __del__(self):
+        self.close()

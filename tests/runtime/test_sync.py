@@ -283,3 +283,30 @@ def test_interrupted_to_thread_does_not_wait_for_the_worker():
         return elapsed
 
     assert run(main) < 4
+
+
+def test_a_worker_that_outlives_bootstrap_finishes_harmlessly():
+    release = threading.Event()
+    finished = threading.Event()
+    errors = []
+    previous = threading.excepthook
+    threading.excepthook = lambda args: errors.append(args)
+
+    def slow():
+        release.wait(5)
+        finished.set()
+
+    async def main():
+        with pytest.raises(TimeoutError):
+            with con.timeout(0.001):
+                await con.to_thread(slow)
+
+    try:
+        run(main)  # returns although the worker still runs
+        assert not finished.is_set()
+        release.set()
+        assert finished.wait(5)
+        time.sleep(0.05)  # let it post its (dropped) result to the finished scheduler
+    finally:
+        threading.excepthook = previous
+    assert errors == []
