@@ -170,6 +170,8 @@ def run_code(source, filename, argv, *, path0, file=None, loader=None, spec=None
     except SyntaxError as error:
         error.__traceback__ = None
         return report(error)
+    from conhook._tree import install_dump_signal
+    install_dump_signal()  # SIGUSR1 prints the cactus stack (SPEC 2.3)
     try:
         _pipeline.prepare_namespace(namespace)
         exec(code, namespace)

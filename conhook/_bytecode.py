@@ -18,6 +18,7 @@ Exception-table regions (3.11+) are handled by flattening the instructions into
 """
 from __future__ import annotations
 
+import dis
 import types
 
 from bytecode import Bytecode, Instr, Label, TryBegin, TryEnd
@@ -92,7 +93,7 @@ class AwaitTemplate:
     """The pieces of ``_template``'s code, ready to be copied into any function."""
 
     def __init__(self, code: types.CodeType):
-        items = _flatten(Bytecode.from_code(code))
+        items = _flatten(Bytecode.from_code(code, conserve_exception_block_stackdepth=True))
         instrs = [(i, item) for i, (item, _) in enumerate(items) if isinstance(item, Instr)]
         first_resume = next(i for i, ins in instrs if ins.name == "RESUME")
         load = next(i for i, ins in instrs if ins.name in ("LOAD_FAST", "LOAD_FAST_CHECK"))
@@ -105,12 +106,17 @@ class AwaitTemplate:
         self.inline = items[load + 1:done]
         self.outline = items[returned + 1:guard_start]
         self.guard_block = items[guard_start:]
+        # Stack depths: the template's regions and its stack use are stated relative
+        # to the depth just after the awaited value is pushed, and so are sites'.
+        self.depth = _marker_depths(code, "GET_AWAITABLE")[0]
+        self.stacksize = code.co_stacksize - self.depth
 
     def _is_guard(self, handler: _Handler | None) -> bool:
         return handler is not None and self.guard is not None and handler.target is self.guard.target
 
-    def copy_for_site(self, location, site_handler):
-        """Inline and out-of-line items for one site whose region is ``site_handler``."""
+    def copy_for_site(self, location, site_handler, site_depth):
+        """Inline and out-of-line items for one site whose region is ``site_handler``
+        and whose stack holds ``site_depth`` items, the awaited value on top."""
         labels: dict[Label, Label] = {}
         regions: dict[int, _Handler] = {}
 
@@ -124,7 +130,8 @@ class AwaitTemplate:
                 return site_handler
             key = id(old.target)
             if key not in regions:
-                regions[key] = _Handler(label(old.target), old.push_lasti, old.stack_depth)
+                depth = old.stack_depth - self.depth + site_depth
+                regions[key] = _Handler(label(old.target), old.push_lasti, depth)
             return regions[key]
 
         def copy(items):
@@ -153,9 +160,6 @@ class AwaitTemplate:
         return prologue, _Handler(target, self.guard.push_lasti, self.guard.stack_depth), block
 
 
-TEMPLATE = AwaitTemplate(_template.__code__)
-
-
 def holds_markers(code: types.CodeType) -> bool:
     return AWAIT_MARKER in code.co_names
 
@@ -171,8 +175,10 @@ def make_nonatomic(code: types.CodeType) -> types.CodeType:
 
 
 def _rewrite(code: types.CodeType, replaced_consts: dict[int, types.CodeType]) -> types.CodeType:
-    bytecode = Bytecode.from_code(code)
+    bytecode = Bytecode.from_code(code, conserve_exception_block_stackdepth=True)
     items = _flatten(bytecode)
+    site_depths = iter(_marker_depths(code, AWAIT_MARKER))
+    stacksize = code.co_stacksize
     out = []
     tail = []
     for item, handler in items:
@@ -185,7 +191,9 @@ def _rewrite(code: types.CodeType, replaced_consts: dict[int, types.CodeType]) -
                 item.arg = replaced_consts[id(item.arg)]
             out.append((item, handler))
             continue
-        inline, outline = TEMPLATE.copy_for_site(item.location, handler)
+        depth = next(site_depths)
+        stacksize = max(stacksize, depth + TEMPLATE.stacksize)
+        inline, outline = TEMPLATE.copy_for_site(item.location, handler, depth)
         out.extend(inline)
         if kind == "method":
             out.extend((ins, handler) for ins in _versions.after_method_marker(item.location))
@@ -196,7 +204,47 @@ def _rewrite(code: types.CodeType, replaced_consts: dict[int, types.CodeType]) -
     bytecode.clear()
     bytecode.extend(_emit(out))
     bytecode.flags = (code.co_flags & ~_versions.CO_GENERATOR_KINDS) | _versions.CO_COROUTINE
-    return bytecode.to_code()
+    # Every depth is known (the original regions', and the template's moved to each
+    # site), so the library's own computation over the control-flow graph is skipped:
+    # it is the slowest step, and it gets some exception depths wrong.
+    return bytecode.to_code(stacksize=stacksize, compute_exception_stack_depths=False)
+
+
+_ENDS_FLOW = frozenset({"JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT",
+                        "RETURN_VALUE", "RETURN_CONST", "RAISE_VARARGS", "RERAISE"})
+_JUMPS = frozenset(dis.hasjrel) | frozenset(dis.hasjabs)
+
+
+def _marker_depths(code: types.CodeType, marker: str) -> list[int]:
+    """The stack depth at each instruction that loads ``marker`` (an attribute or, for
+    the template, the opcode name), in code order, after its operand was pushed.
+
+    The compiler leaves every instruction with one depth, so one pass along each path
+    (from the start and from every exception handler) finds them all.
+    """
+    instructions = list(dis.get_instructions(code))
+    index_at = {ins.offset: i for i, ins in enumerate(instructions)}
+    starts = [(0, 0)] + [(entry.target, entry.depth + 1 + entry.lasti)
+                         for entry in dis.Bytecode(code).exception_entries]
+    depths: dict[int, int] = {}
+    while starts:
+        offset, depth = starts.pop()
+        i = index_at[offset]
+        while i < len(instructions) and instructions[i].offset not in depths:
+            ins = instructions[i]
+            depths[ins.offset] = depth
+            arg = ins.arg if ins.opcode >= dis.HAVE_ARGUMENT else None
+            if ins.opcode in _JUMPS:
+                starts.append((ins.argval, depth + dis.stack_effect(ins.opcode, arg, jump=True)))
+            if ins.opname in _ENDS_FLOW:
+                break
+            # A generator's frame resumes with the sent value pushed (3.11 and 3.12
+            # count it as already there, 3.13 as pushed by RETURN_GENERATOR).
+            generator_start = ins.opname == "RETURN_GENERATOR"
+            depth += 1 if generator_start else dis.stack_effect(ins.opcode, arg, jump=False)
+            i += 1
+    return [depths.get(ins.offset, 1) for ins in instructions
+            if ins.opname == marker or (ins.argval == marker and ins.opname in ("LOAD_ATTR", "LOAD_METHOD"))]
 
 
 def _into_coroutine(items):
@@ -208,3 +256,6 @@ def _into_coroutine(items):
     if guard is not None:
         body = [(item, guard if handler is None else handler) for item, handler in body]
     return items[:at] + prologue + body + guard_block
+
+
+TEMPLATE = AwaitTemplate(_template.__code__)

@@ -32,6 +32,23 @@ _OPT_IN = re.compile(
     re.MULTILINE)
 
 
+def imports_con(data: bytes) -> bool:
+    """Whether source ``data`` has a line that imports con or conhook (``_OPT_IN``).
+
+    Only lines holding ``import`` are tried: ``_OPT_IN.search`` alone would try the
+    pattern at every byte of every module that the hook declines.
+    """
+    start = 0
+    while (found := data.find(b"import", start)) >= 0:
+        line = data.rfind(b"\n", 0, found) + 1
+        if _OPT_IN.match(data, line):
+            return True
+        start = data.find(b"\n", found) + 1
+        if not start:
+            return False
+    return False
+
+
 def _trace(message: str) -> None:
     """Diagnostics for the hook, off unless CONHOOK_TRACE is set."""
     if os.environ.get("CONHOOK_TRACE"):
@@ -76,7 +93,7 @@ class ConFinder:
                 data = file.read()
         except OSError:
             return False  # let the ordinary loader report it
-        return _OPT_IN.search(data) is not None
+        return imports_con(data)
 
     def invalidate_caches(self):
         pass
@@ -121,9 +138,40 @@ class _ApiLoader:
 # -- the cache ------------------------------------------------------------------------
 
 def _cache_key() -> bytes:
-    import bytecode
     from . import __version__
-    return f"conhook {__version__} bytecode {bytecode.__version__}".encode()
+    return f"conhook {__version__} bytecode {_bytecode_version()}".encode()
+
+
+def _bytecode_version() -> str:
+    """The ``bytecode`` library's version, read without importing the library when a
+    cached import does not need it (importing it costs more than the whole import)."""
+    module = sys.modules.get("bytecode")
+    if module is not None:
+        return module.__version__
+    if _installed_bytecode_version is None:
+        _read_installed_bytecode_version()
+    return _installed_bytecode_version
+
+
+_installed_bytecode_version: str | None = None
+
+
+def _read_installed_bytecode_version() -> None:
+    """From ``bytecode/version.py`` on ``sys.path`` (a few stats: ``find_spec`` would
+    list whole directories), or else from the imported library."""
+    global _installed_bytecode_version
+    for entry in sys.path:
+        try:
+            with open(os.path.join(entry or ".", "bytecode", "version.py"), encoding="utf-8") as file:
+                line = next((line for line in file if line.startswith("__version__ = ")), "")
+        except OSError:
+            continue
+        if line:
+            _installed_bytecode_version = line.partition("=")[2].strip().strip("'\"")
+            return
+        break
+    import bytecode
+    _installed_bytecode_version = bytecode.__version__
 
 
 _HEADER = struct.Struct("<4sqq")
@@ -155,7 +203,7 @@ def read_cache(path: str, stat: os.stat_result) -> types.CodeType | None:
             return None
         if data[start:start + len(key)] != key:
             return None
-        code = marshal.loads(data[start + len(key):])
+        code = marshal.loads(memoryview(data)[start + len(key):])
     except Exception:  # noqa: BLE001 - a damaged cache is only a cache miss
         _trace(f"ignoring damaged cache {path}")
         return None

@@ -20,7 +20,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
 
 from . import _pipeline, _toplevel
-from ._syntax import RUNTIME_NAME
+from ._pipeline import RUNTIME_NAME
 
 
 @magics_class

@@ -6,13 +6,17 @@
 """
 from __future__ import annotations
 
-import ast
 import types
 
-from . import _bytecode, _syntax, _tokens
+# The stages (and with them ``ast``, ``tokenize`` and the ``bytecode`` library) are
+# imported by the first compile, not here: a module imported from conhook's cache
+# needs only ``prepare_namespace``, and its import stays as cheap as an ordinary one.
+
+RUNTIME_NAME = "__con__"  # the name the AST step's code calls the runtime by (_syntax)
 
 
 def rewrite_tokens(source: str, filename: str = "<con>") -> _tokens.TokenRewrite:
+    from . import _tokens
     return _tokens.rewrite_source(source, filename)
 
 
@@ -25,7 +29,18 @@ def compile_con(source: str | bytes, filename: str = "<con>", mode: str = "exec"
     ``mode`` is ``compile``'s: ``"single"`` (the REPL) shows the value of each top-level
     expression statement through ``sys.displayhook``.
     """
-    tree, rewrite = parse_con(source, filename, mode)
+    if isinstance(source, bytes):
+        source = decode_source(source)
+    try:
+        rewrite = rewrite_tokens(source, filename)
+        if not rewrite.changed:
+            # No con syntax, so no marker (the token layer rejects reserved names):
+            # exactly what CPython compiles, at CPython's cost (SPEC 2.2).
+            return compile(source, filename, mode, dont_inherit=True, optimize=optimize)
+    except SyntaxError as error:
+        # Only the user's file matters in a syntax error: drop the pipeline's frames.
+        raise error.with_traceback(None) from None
+    tree = _parse(rewrite, filename, mode)
     return compile_tree(tree, rewrite, filename, mode, toplevel=toplevel, optimize=optimize)
 
 
@@ -41,19 +56,26 @@ def parse_con(source: str | bytes, filename: str = "<con>",
         source = decode_source(source)
     try:
         rewrite = rewrite_tokens(source, filename)
+    except SyntaxError as error:
+        raise error.with_traceback(None) from None
+    return _parse(rewrite, filename, mode), rewrite
+
+
+def _parse(rewrite: _tokens.TokenRewrite, filename: str, mode: str) -> ast.AST:
+    import ast
+    try:
         try:
-            tree = ast.parse(rewrite.source, filename, mode)
+            return ast.parse(rewrite.source, filename, mode)
         except SyntaxError as error:
             raise _restore_syntax_error(error, rewrite) from None
     except SyntaxError as error:
-        # Only the user's file matters in a syntax error: drop the pipeline's frames.
         raise error.with_traceback(None) from None
-    return tree, rewrite
 
 
 def compile_tree(tree: ast.AST, rewrite: _tokens.TokenRewrite, filename: str = "<con>",
                  mode: str = "exec", *, toplevel: bool = False, optimize: int = -1) -> types.CodeType:
     """The last stages: AST step, ``compile``, bytecode rewrite (see ``parse_con``)."""
+    from . import _bytecode, _syntax
     try:
         tree = _syntax.transform(tree, rewrite, filename, toplevel=toplevel)
         code = compile(tree, filename, mode, dont_inherit=True, optimize=optimize)
@@ -70,11 +92,8 @@ def decode_source(data: bytes) -> str:
 
 def prepare_namespace(namespace: dict) -> dict:
     """Give a namespace what compiled con code refers to (the reserved ``__con__``)."""
-    try:
-        from . import _scope
-    except ImportError:  # the runtime lands with issue 3
-        return namespace
-    namespace[_syntax.RUNTIME_NAME] = _scope
+    from . import _scope
+    namespace[RUNTIME_NAME] = _scope
     return namespace
 
 

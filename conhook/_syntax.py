@@ -27,11 +27,12 @@ The prejoin scope of a function that starts threads::
 from __future__ import annotations
 
 import ast
+import bisect
 import sys
 
+from ._pipeline import RUNTIME_NAME
 from ._tokens import AWAIT_MARKER, SIBLING_MARKER, ColumnMap, TokenRewrite
 
-RUNTIME_NAME = "__con__"
 SCOPE_NAME = "__con_scope__"
 EXC_NAME = "__con_exc__"
 
@@ -60,20 +61,45 @@ def transform(tree: ast.Module, rewrite: TokenRewrite, filename: str, *, topleve
     ``toplevel`` allows non-atomic calls and siblings at module level (``%%con`` cells
     and the REPL); the module body is then a prejoin scope of its own.
     """
-    if rewrite.columns:
-        _restore_columns(tree, rewrite.columns)
-    checker = _Checker(filename, rewrite.columns.original_lines, toplevel)
+    edited = sorted(rewrite.columns.edits)
+    if edited:
+        _restore_columns(tree, rewrite.columns, edited)
+    checker = _Checker(filename, rewrite.columns.original_lines, toplevel, edited)
     checker.visit(tree)
     if toplevel and checker.module_starts_threads:
         tree.body = _prejoin_scope(tree.body, tree.body[0] if tree.body else tree)
     return tree
 
 
-def _restore_columns(tree: ast.AST, columns: ColumnMap) -> None:
+def _touches(node: ast.AST, edited_lines: list[int]) -> bool:
+    """Whether ``node`` (with its decorators) spans one of the sorted ``edited_lines``.
+
+    Con syntax, and so every marker, stands on edited lines: a subtree that spans none
+    is ordinary code, and the AST step leaves it alone without walking it.  Nodes
+    without a position (the module, arguments, comprehension clauses) may.
+    """
+    first, last = getattr(node, "lineno", None), getattr(node, "end_lineno", None)
+    if first is None or last is None:
+        return True
+    decorators = getattr(node, "decorator_list", None)
+    if decorators:  # they stand above the def or class line
+        first = min(first, decorators[0].lineno)
+    i = bisect.bisect_left(edited_lines, first)
+    return i < len(edited_lines) and edited_lines[i] <= last
+
+
+def _restore_columns(tree: ast.AST, columns: ColumnMap, edited_lines: list[int]) -> None:
     edited = columns.edits
     # Each node once: a tree transformed before this step (pytest's assertion rewriting)
     # may hold one node object in several places.
-    for node in {id(node): node for node in ast.walk(tree)}.values():
+    seen = set()
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen or not _touches(node, edited_lines):
+            continue
+        seen.add(id(node))
+        stack.extend(ast.iter_child_nodes(node))
         lineno = getattr(node, "lineno", None)
         if lineno is None:
             continue
@@ -87,8 +113,9 @@ def _restore_columns(tree: ast.AST, columns: ColumnMap) -> None:
 class _Checker(ast.NodeTransformer):
     """Walks the tree keeping the kind of the innermost scope."""
 
-    def __init__(self, filename: str, lines: list[str], toplevel: bool):
+    def __init__(self, filename: str, lines: list[str], toplevel: bool, edited_lines: list[int]):
         self.filename = filename
+        self.edited_lines = edited_lines
         self.lines = lines
         self.scopes = [_FUNCTION if toplevel else _MODULE]
         self.generator = [False]
@@ -109,6 +136,11 @@ class _Checker(ast.NodeTransformer):
         self.generator.pop()
         self.starts_threads.pop()
         return self.markers.pop()
+
+    def visit(self, node):
+        if not _touches(node, self.edited_lines):
+            return node  # ordinary code: nothing to check or transform in there
+        return super().visit(node)
 
     # -- errors -----------------------------------------------------------------
 
