@@ -34,7 +34,10 @@ _PRIMARY_END_TYPES = {NUMBER, STRING} | ({FSTRING_END} if FSTRING_END is not Non
 _PRIMARY_START_TYPES = {NAME, NUMBER, STRING} | ({FSTRING_START} if FSTRING_START is not None else set())
 _STATEMENT_START_TYPES = {NEWLINE, NL, INDENT, DEDENT}
 _OPENERS = {"(": ")", "[": "]", "{": "}"}
-_CON_SYNTAX_HINT = re.compile(r"[\w)\]'\"]@\(|\bsibling\b|__con_")
+# A cheap pre-check: every non-atomic call contains '@(' (what stands left of the '@' is
+# for the tokens to judge: '1.', 'x\u00b7' and 'e\u0301' end primaries too, and no regex
+# class says so reliably).
+_CON_SYNTAX_HINT = re.compile(r"@\(|\bsibling\b|__con_")
 _TIGHT_CALL_IN_TEXT = re.compile(r"[\w)\]'\"]@\(")
 
 
