@@ -110,6 +110,13 @@ def compile_quietly(source: str, **kwargs):
 # 1. Valid Python without con syntax is compiled exactly as plain CPython compiles it
 # ---------------------------------------------------------------------------------------
 
+# Built once: hypothesmith compiles a parser for the grammar each time it is called.
+GRAMMAR_PROGRAMS = hypothesmith.from_grammar()
+NODE_PROGRAMS = hypothesmith.from_node()
+# from_node() programs hold more calls but cost ~100x more to draw: full-size runs only.
+MUTATION_BASES = (st.one_of(GRAMMAR_PROGRAMS, NODE_PROGRAMS) if "CONHOOK_FUZZ_EXAMPLES" in os.environ
+                  else GRAMMAR_PROGRAMS)
+
 # Con syntax, conservatively (also inside strings): a tight '@(' after anything that might
 # end a primary, 'sibling' followed by what might start one, the reserved prefix.
 _MAYBE_CON = re.compile(r"[^\s@]@\(|\bsibling[ \t\f]+[\w'\"]|__con_", re.UNICODE)
@@ -128,13 +135,13 @@ def assert_compiles_like_cpython(source: str) -> None:
 
 
 @fuzz_settings(60)
-@given(hypothesmith.from_grammar().filter(without_con_syntax))
+@given(GRAMMAR_PROGRAMS.filter(without_con_syntax))
 def test_generated_grammar_programs_compile_like_cpython(source):
     assert_compiles_like_cpython(source)
 
 
 @fuzz_settings(25)
-@given(hypothesmith.from_node().filter(without_con_syntax))
+@given(NODE_PROGRAMS.filter(without_con_syntax))
 def test_generated_node_programs_compile_like_cpython(source):
     assert_compiles_like_cpython(source)
 
@@ -153,7 +160,7 @@ NOT_CON_SYNTAX = [
 
 
 @fuzz_settings(40)
-@given(hypothesmith.from_grammar().filter(without_con_syntax),
+@given(GRAMMAR_PROGRAMS.filter(without_con_syntax),
        st.lists(st.sampled_from(NOT_CON_SYNTAX), min_size=1, max_size=3))
 def test_look_alikes_of_con_syntax_compile_like_cpython(program, extras):
     # Appended after the program: a program ending in a continuation line or an open
@@ -224,7 +231,7 @@ def is_con_error(error: SyntaxError) -> bool:
 
 def check_syntax_error(error: SyntaxError, source: str) -> None:
     """Whatever the cause, a SyntaxError names the file, an existing line and a column in it."""
-    lines = source.splitlines()
+    lines = re.split(r"\r\n|\r|\n", source)  # CPython's line ends, not str.splitlines()'s
     assert type(error) in (SyntaxError, IndentationError, TabError), repr(error)
     assert error.filename == FILENAME, error
     assert error.lineno is not None and 1 <= error.lineno <= len(lines) + 1, error
@@ -708,7 +715,7 @@ def check_con_program(text: str, sites: list[Site]):
     return code
 
 
-@fuzz_settings(300)
+@fuzz_settings(150)
 @given(con_programs())
 def test_generated_con_programs_compile_right_or_fail_at_the_site(program):
     check_con_program(*program)
@@ -740,7 +747,7 @@ def tokens_of(source: str):
 @st.composite
 def mutated_programs(draw):
     """(sentinel text, number of sites) from a hypothesmith program with '@(' put in."""
-    source = draw(hypothesmith.from_node().filter(without_con_syntax))
+    source = draw(MUTATION_BASES.filter(without_con_syntax))
     assume(compile_plain(source) is not None and "\r" not in source.replace("\r\n", ""))
     tokens = tokens_of(source)
     assume(tokens is not None)
@@ -792,7 +799,7 @@ def mutated_programs(draw):
     return text
 
 
-@fuzz_settings(40)
+@fuzz_settings(25)
 @given(mutated_programs())
 def test_mutated_programs_compile_right_or_fail_plausibly(text):
     source, reference, positions = resolve(text)
@@ -812,3 +819,285 @@ def test_mutated_programs_compile_right_or_fail_plausibly(text):
     if ref_code is None:  # e.g. '@(' put where the reference is not valid Python either
         return
     assert_awaits_where_calls_were(code, ref_code)
+
+
+# ---------------------------------------------------------------------------------------
+# 3. Compiled programs never crash the interpreter when run
+# ---------------------------------------------------------------------------------------
+
+# Runs in a subprocess: reads JSON sources, one a line; compiles each with the pipeline,
+# runs the module with every free name bound to a universal stand-in, then calls every
+# function it defined and drives the coroutines (send, throw, close).  Ordinary exceptions
+# are the programs' business; it reports what only broken bytecode raises.  A crash kills
+# it, which the test sees as EOF.
+DRIVER = r'''
+import builtins, faulthandler, inspect, json, sys, types, warnings
+faulthandler.enable()
+sys.setrecursionlimit(250)
+warnings.simplefilter("ignore")
+from conhook._pipeline import compile_con
+
+class Univ:
+    flips = 0
+    def __call__(self, *args, **kwargs):
+        if len(args) == 1 and not kwargs and isinstance(args[0], (types.FunctionType, type)):
+            return args[0]  # a decorator keeps what it decorates
+        return self
+    def __await__(self):
+        yield "tick"
+        return self
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self
+    def __getitem__(self, key): return self
+    def __setitem__(self, key, value): pass
+    def __iter__(self): return iter((self, self))
+    def __aiter__(self): return AIter()
+    def __enter__(self): return self
+    def __exit__(self, *exc): return False
+    async def __aenter__(self): return self
+    async def __aexit__(self, *exc): return False
+    def __bool__(self):
+        Univ.flips += 1
+        return Univ.flips % 3 == 1
+    def __len__(self): return 2
+    def __index__(self): return 0
+    def __hash__(self): return 0
+    def __contains__(self, item): return True
+    def __mro_entries__(self, bases): return ()
+    def __format__(self, spec): return "u"
+    def __repr__(self): return "U"
+
+def _same(self, *args): return self
+for _name in ("add radd sub rsub mul rmul matmul rmatmul truediv rtruediv floordiv mod pow rpow "
+              "and or xor lshift rshift iadd imatmul eq ne lt le gt ge neg pos invert abs").split():
+    setattr(Univ, f"__{_name}__", _same)
+
+class AIter:
+    def __init__(self): self.left = 2
+    def __aiter__(self): return self
+    async def __anext__(self):
+        self.left -= 1
+        if self.left < 0:
+            raise StopAsyncIteration
+        return U
+
+U = Univ()
+PROBLEMS = []
+
+def judge(exc):
+    if isinstance(exc, SystemError) or "__con_" in str(exc):
+        PROBLEMS.append(f"{type(exc).__name__}: {exc}")
+
+def drive(obj, mode):
+    if inspect.iscoroutine(obj) or inspect.isgenerator(obj):
+        step = (lambda: obj.send(None)) if inspect.iscoroutine(obj) else (lambda: next(obj))
+        try:
+            for n in range(60):
+                step()
+                if mode == 1 and n == 1:
+                    obj.throw(ValueError("fuzz"))
+                if mode == 2 and n == 1:
+                    break
+        except (StopIteration, Exception) as exc:
+            judge(exc)
+        try:
+            obj.close()
+        except Exception as exc:
+            judge(exc)
+
+class Scope:
+    def start(self, fn, *args, **kwargs):
+        drive(fn(*args, **kwargs), 0)
+    async def failed(self, exc):
+        await U
+        return True
+    async def join(self):
+        await U
+
+class Runtime:
+    @staticmethod
+    def prejoin():
+        return Scope()
+
+def call(fn, mode):
+    args, kwargs = [], {}
+    for p in inspect.signature(fn).parameters.values():
+        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            args.append(U)
+        elif p.default is p.empty and p.kind == p.KEYWORD_ONLY:
+            kwargs[p.name] = U
+    try:
+        drive(fn(*args, **kwargs), mode)
+    except Exception as exc:
+        judge(exc)
+
+def names(code):
+    yield from code.co_names
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from names(const)
+
+for line in sys.stdin:
+    PROBLEMS.clear()
+    Univ.flips = 0
+    faulthandler.dump_traceback_later(30, exit=True)
+    code = compile_con(json.loads(line), "fuzzed.py")
+    ns = {"__name__": "fuzzed", "__con__": Runtime}
+    ns.update((n, U) for n in names(code) if not hasattr(builtins, n) and n != "__con__")
+    try:
+        exec(code, ns)
+    except Exception as exc:
+        judge(exc)
+    functions = [v for v in list(ns.values()) if isinstance(v, types.FunctionType)]
+    functions += [v for c in list(ns.values()) if isinstance(c, type) for v in vars(c).values()
+                  if isinstance(v, types.FunctionType)]
+    for fn in functions:
+        for mode in (0, 1, 2):
+            call(fn, mode)
+    faulthandler.cancel_dump_traceback_later()
+    print(json.dumps({"functions": len(functions), "problems": PROBLEMS}), flush=True)
+'''
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Driver:
+    """The subprocess that runs DRIVER; restarted after a crash."""
+
+    def __init__(self, tmp: Path):
+        self.stderr_path = tmp / "driver-stderr.txt"
+        self.proc = None
+
+    def start(self):
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+        self.stderr = open(self.stderr_path, "w")
+        self.proc = subprocess.Popen([sys.executable, "-c", DRIVER], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.stderr, text=True,
+                                     cwd=ROOT, env=env)
+
+    def run(self, source: str) -> dict:
+        if self.proc is None or self.proc.poll() is not None:
+            self.start()
+        try:
+            self.proc.stdin.write(json.dumps(source) + "\n")
+            self.proc.stdin.flush()
+            reply = self.proc.stdout.readline()
+        except BrokenPipeError:
+            reply = ""
+        if not reply:
+            status = self.proc.wait()
+            self.proc = None
+            self.stderr.close()
+            raise AssertionError(f"the interpreter died (exit status {status}) running:\n{source}\n"
+                                 + self.stderr_path.read_text()[-4000:])
+        return json.loads(reply)
+
+    def close(self):
+        if self.proc is not None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+            self.stderr.close()
+
+
+@pytest.fixture(scope="module")
+def driver(tmp_path_factory):
+    d = Driver(tmp_path_factory.mktemp("driver"))
+    yield d
+    d.close()
+
+
+def test_driver_reports_a_crash_as_a_failure(driver):
+    with pytest.raises(AssertionError, match="interpreter died"):
+        driver.run("import ctypes\nctypes.string_at(0)\n")
+    result = driver.run("def f():\n    return g@(x)\n")  # and it starts again afterwards
+    assert result == {"functions": 1, "problems": []}
+
+
+@fuzz_settings(40)
+@given(con_programs())
+def test_compiled_con_programs_run_without_crashing(driver, program):
+    code = check_con_program(*program)
+    assume(code is not None)
+    source = resolve(program[0])[0]
+    result = driver.run(source)
+    assert result["problems"] == [], result
+
+
+# ---------------------------------------------------------------------------------------
+# Regressions: what the fuzz found, minimised
+# ---------------------------------------------------------------------------------------
+
+def coroutine_flags(source):
+    code = compile_quietly(textwrap.dedent(source))
+    return [bool(c.co_flags & CO_COROUTINE) for c in all_code(code)][1:]
+
+
+# A float literal ending in '.', and identifiers ending in characters that are no regex
+# '\w' (a combining accent, a middle dot, a connector) or that 3.11's tokenizer splits:
+# each was compiled as matrix multiplication.
+TIGHT_CALLS_ONCE_MISSED = {
+    "float-dot": "1.@(x)",
+    "combining-accent": "e\u0301@(x)",
+    "middle-dot": "x\u00b7@(x)",
+    "connector": "a\u203f@(x)",
+    "other-id-start": "\u2118@(x)",
+    "arabic-digit": "x\u0660@(x)",
+    "middle-dot-inside": "x\u00b7y@(x)",
+}
+
+
+@pytest.mark.parametrize("call", TIGHT_CALLS_ONCE_MISSED.values(), ids=TIGHT_CALLS_ONCE_MISSED.keys())
+def test_every_tight_call_is_non_atomic(call):
+    assert coroutine_flags(f"def f():\n    return {call}\n") == [True]
+    with pytest.raises(SyntaxError) as info:
+        compile_quietly(f"y = {call}\n")
+    assert (info.value.lineno, info.value.offset) == (1, 5) and "module level" in info.value.msg
+
+
+@pytest.mark.parametrize("call", TIGHT_CALLS_ONCE_MISSED.values(), ids=TIGHT_CALLS_ONCE_MISSED.keys())
+def test_sibling_of_every_tight_call(call):
+    code = compile_quietly(f"def f():\n    sibling {call}\n")
+    assert "__con_scope__" in code.co_consts[0].co_varnames
+
+
+# 3.11 looked for '@(' in f-string fields with a regex and counted braces: a '{' inside a
+# string in a field hid the calls after it (compiled as matrix multiplication), and text
+# that is no code (a string in a field, a format spec) was rejected.
+FSTRING_CALLS = {
+    "brace-in-string-before": ("f\"{'{'} {g@(x)}\"", 1),
+    "brace-string-operand": ("f\"{'{'@()}\"", 1),
+    "nested-fstring": ("f\"{f'{a@(b)}'}\"", 1),
+    "format-spec-field": ("f\"{x:>{g@(y)}}\"", 1),
+    "two-calls": ("f\"{a == g@(x)} {h@(y)!r}\"", 2),
+    "triple-quoted-multiline": ('f"""\n{\n g@(x)}"""', 1),
+}
+
+
+@pytest.mark.parametrize("fstring,calls", FSTRING_CALLS.values(), ids=FSTRING_CALLS.keys())
+def test_non_atomic_calls_in_fstrings(fstring, calls):
+    source = f"def f():\n    return {fstring}\n"
+    if PY311:
+        with pytest.raises(SyntaxError) as info:
+            compile_quietly(source)
+        lineno, col = info.value.lineno, info.value.offset - 1
+        assert source.splitlines()[lineno - 1][col:col + 2] == "@(", info.value
+        assert "f-strings need Python 3.12" in info.value.msg
+    else:
+        code = compile_quietly(source).co_consts[0]
+        assert census(code)["awaits"] == calls and code.co_flags & CO_COROUTINE
+
+
+NOT_FSTRING_CALLS = {
+    "string-in-field": "f\"{'a@(b)'}\"",
+    "format-spec-text": "f\"{x:a@(b)}\"",
+    "doubled-braces": "f\"{{a@(b)}}\"",
+    "bytes-in-field": "f\"{b'a@(b)'}\"",
+}
+
+
+@pytest.mark.parametrize("fstring", NOT_FSTRING_CALLS.values(), ids=NOT_FSTRING_CALLS.keys())
+def test_fstring_text_that_is_no_call_compiles_like_cpython(fstring):
+    source = f"def f():\n    return {fstring}\ny = {fstring}\n"
+    assert_same_code(compile_plain(source), compile_quietly(source))
