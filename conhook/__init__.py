@@ -32,6 +32,12 @@ def uninstall():
     _hook.uninstall()
 
 
+def load_ipython_extension(ipython):
+    """``%load_ext conhook``: register the ``%%con`` cell magic (docs/interactive.md)."""
+    from ._ipython import load_ipython_extension as load
+    load(ipython)
+
+
 install()
 
 __all__ = ["install", "uninstall", "compile_con", "__version__"]

@@ -6,6 +6,7 @@
     python -m conhook --show FILE      the token-rewritten source
     python -m conhook --dis FILE       the rewritten bytecode
     python -m conhook --workers N ...  N copies of the program, sharing listening addresses
+    python -m conhook                  the REPL (top-level x = f@() works)
 
 ``sys.argv``, ``__main__`` and ``sys.path[0]`` are set as CPython sets them.  The
 program itself is always rewritten, whether or not it imports ``con``.
@@ -29,13 +30,17 @@ from conhook import _pipeline
 USAGE = """\
 usage: python -m conhook [--show FILE | --dis FILE] (script.py | -m module | -c code) [args...]
        python -m conhook --workers N (script.py | -m module | -c code) [args...]
+       python -m conhook        (no arguments: the REPL)
 """
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] in ("-h", "--help"):
+    if not argv:
+        from conhook import _repl
+        return _repl.main()
+    if argv[0] in ("-h", "--help"):
         sys.stdout.write(USAGE)
-        return 0 if argv else 2
+        return 0
     option, rest = argv[0], argv[1:]
     if option == "--workers" or option.startswith("--workers="):
         return workers(option, rest)

@@ -87,10 +87,13 @@ def _run(fn, args, backend=None):
     except BaseException:
         kernel.close()
         raise
-    previous = None
+    previous = previous_wakeup_fd = None
     if (threading.current_thread() is threading.main_thread()
             and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
         previous = signal.signal(signal.SIGINT, _on_sigint)
+        # Without this, a Ctrl-C that lands after the last check for signals and before the
+        # poll blocks would wait for the poll to return (the next timer, or never).
+        previous_wakeup_fd = signal.set_wakeup_fd(kernel.signal_wakeup_fd(), warn_on_full_buffer=False)
     # Discussion: the root's exception must not stay reachable from this frame or the
     # kernel.  Its traceback holds the program's frames, and a frame that outlives its run
     # holds the frames below it (f_back: the kernel's loop, then this one); a local or
@@ -105,6 +108,7 @@ def _run(fn, args, backend=None):
             kernel.outcome = coro = None
         finally:
             if previous is not None:
+                signal.set_wakeup_fd(previous_wakeup_fd)
                 signal.signal(signal.SIGINT, previous)
             kernel.close()
     except KeyboardInterrupt:

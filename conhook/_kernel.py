@@ -128,6 +128,10 @@ class Kernel:
         thread.parked_on = None
         self.ready.append(thread)
 
+    def signal_wakeup_fd(self):
+        """An fd for ``signal.set_wakeup_fd``: a signal arriving just before the poll blocks wakes it."""
+        return self._wakeup.signal_fileno()
+
     def post(self, fn):
         """Run ``fn()`` in the kernel soon; safe from signal handlers and other OS threads."""
         self.posted.append(fn)

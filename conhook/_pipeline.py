@@ -26,6 +26,8 @@ def compile_con(source: str | bytes, filename: str = "<con>", mode: str = "exec"
 
     ``toplevel`` lets the module level itself make non-atomic calls and start threads
     (for ``%%con`` cells and the REPL); the module code is then a coroutine too.
+    ``mode`` is ``compile``'s: ``"single"`` (the REPL) shows the value of each top-level
+    expression statement through ``sys.displayhook``.
     """
     if isinstance(source, bytes):
         source = decode_source(source)
@@ -35,16 +37,49 @@ def compile_con(source: str | bytes, filename: str = "<con>", mode: str = "exec"
             # No con syntax, so no marker (the token layer rejects reserved names):
             # exactly what CPython compiles, at CPython's cost (SPEC 2.2).
             return compile(source, filename, mode, dont_inherit=True, optimize=optimize)
-        import ast
-        from . import _bytecode, _syntax
+    except SyntaxError as error:
+        # Only the user's file matters in a syntax error: drop the pipeline's frames.
+        raise error.with_traceback(None) from None
+    tree = _parse(rewrite, filename, mode)
+    return compile_tree(tree, rewrite, filename, mode, toplevel=toplevel, optimize=optimize)
+
+
+def parse_con(source: str | bytes, filename: str = "<con>",
+              mode: str = "exec") -> tuple[ast.AST, _tokens.TokenRewrite]:
+    """The first stages: token rewrite and ``ast.parse`` of the rewritten text.
+
+    The tree still holds the markers and the rewritten text's columns; ``compile_tree``
+    does the rest.  Tools that transform the tree in between (the pytest plugin's
+    assertion rewriting, the ``%%con`` cell's trailing expression) call the two halves.
+    """
+    if isinstance(source, bytes):
+        source = decode_source(source)
+    try:
+        rewrite = rewrite_tokens(source, filename)
+    except SyntaxError as error:
+        raise error.with_traceback(None) from None
+    return _parse(rewrite, filename, mode), rewrite
+
+
+def _parse(rewrite: _tokens.TokenRewrite, filename: str, mode: str) -> ast.AST:
+    import ast
+    try:
         try:
-            tree = ast.parse(rewrite.source, filename, mode)
+            return ast.parse(rewrite.source, filename, mode)
         except SyntaxError as error:
             raise _restore_syntax_error(error, rewrite) from None
+    except SyntaxError as error:
+        raise error.with_traceback(None) from None
+
+
+def compile_tree(tree: ast.AST, rewrite: _tokens.TokenRewrite, filename: str = "<con>",
+                 mode: str = "exec", *, toplevel: bool = False, optimize: int = -1) -> types.CodeType:
+    """The last stages: AST step, ``compile``, bytecode rewrite (see ``parse_con``)."""
+    from . import _bytecode, _syntax
+    try:
         tree = _syntax.transform(tree, rewrite, filename, toplevel=toplevel)
         code = compile(tree, filename, mode, dont_inherit=True, optimize=optimize)
     except SyntaxError as error:
-        # Only the user's file matters in a syntax error: drop the pipeline's frames.
         raise error.with_traceback(None) from None
     return _bytecode.make_nonatomic(code)
 

@@ -90,11 +90,15 @@ def _touches(node: ast.AST, edited_lines: list[int]) -> bool:
 
 def _restore_columns(tree: ast.AST, columns: ColumnMap, edited_lines: list[int]) -> None:
     edited = columns.edits
+    # Each node once: a tree transformed before this step (pytest's assertion rewriting)
+    # may hold one node object in several places.
+    seen = set()
     stack = [tree]
     while stack:
         node = stack.pop()
-        if not _touches(node, edited_lines):
+        if id(node) in seen or not _touches(node, edited_lines):
             continue
+        seen.add(id(node))
         stack.extend(ast.iter_child_nodes(node))
         lineno = getattr(node, "lineno", None)
         if lineno is None:

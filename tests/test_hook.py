@@ -505,7 +505,7 @@ def test_cache_is_invalidated_by_a_new_version(tmp_path, monkeypatch, pipeline_c
     write(tmp_path, {"versioned.py": CON_MODULE})
     _hook.install()
     fresh_import("versioned")
-    monkeypatch.setattr(sys.modules[owner], attribute, "999.0")
+    monkeypatch.setattr(importlib.import_module(owner), attribute, "999.0")
     assert run(fresh_import("versioned").twice(1)) == 2
     assert len(pipeline_calls) == 2
 

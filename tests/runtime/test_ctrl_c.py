@@ -149,3 +149,25 @@ def test_second_ctrl_c_while_unwinding_raises_at_once(tmp_path):
         """, wait_for=("ready", "unwinding"), tmp_path=tmp_path)
     assert_bare_keyboard_interrupt(err)
     assert code != 0
+
+
+def test_signals_wake_the_poll_while_bootstrap_runs():
+    """A Ctrl-C landing just before the poll blocks must wake it: the signal wake-up fd is
+    the scheduler's own while it runs, and is given back afterwards."""
+    import conhook.api as con
+
+    def current_wakeup_fd():
+        fd = signal.set_wakeup_fd(-1)
+        signal.set_wakeup_fd(fd)
+        return fd
+
+    before = current_wakeup_fd()
+    seen = []
+
+    async def main():
+        seen.append(current_wakeup_fd())
+        await con.sleep(0)
+
+    con.bootstrap(main)
+    assert seen[0] not in (-1, before)
+    assert current_wakeup_fd() == before

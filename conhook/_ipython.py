@@ -1,0 +1,55 @@
+"""``%load_ext conhook``: the ``%%con`` cell magic (SPEC 2.4).
+
+A thin adapter over the compile pipeline (``_toplevel``): the cell is compiled as
+top-level con code and run as one call on a fresh scheduler, in the notebook's namespace.
+
+* The cell's text is registered with IPython's compiler cache, so tracebacks and syntax
+  errors say ``Cell In[n], line L`` and show the cell's lines.  Lines are numbered as the
+  notebook numbers them: line 1 is the ``%%con`` line, the cell's first line is line 2.
+* The value of a trailing expression statement is the magic's return value, which IPython
+  displays (``Out[n]``) as it displays an ordinary cell's; a trailing ``;`` hides it.
+* The scheduler runs in the kernel's own thread, inside the cell's execution.  An
+  ipykernel's asyncio loop is running there, but it is suspended while a cell executes and
+  conhook never touches asyncio, so the two do not meet; the cell blocks the kernel as any
+  cell does.  Interrupting the kernel (SIGINT) stops the cell as Ctrl-C stops a program:
+  every thread unwinds, then the cell raises ``KeyboardInterrupt``.
+"""
+from __future__ import annotations
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, magics_class
+
+from . import _pipeline, _toplevel
+from ._pipeline import RUNTIME_NAME
+
+
+@magics_class
+class ConMagics(Magics):
+    """The ``%%con`` cell magic."""
+
+    @cell_magic
+    def con(self, line, cell):
+        """Run the cell as con code: its top level may make non-atomic calls (``x = f@()``)
+        and start threads (``sibling g@()``); it runs to completion on a fresh scheduler
+        in the notebook's namespace.  Interrupting the kernel stops every thread cleanly.
+        """
+        __tracebackhide__ = True
+        if line.strip():
+            raise UsageError(f"%%con takes no arguments, got {line.strip()!r}")
+        shell = self.shell
+        # Line 1 of what we compile is blank where the cell has its %%con line.
+        filename = shell.compile.cache(f"%%con\n{cell}", shell.execution_count)
+        try:
+            code = _toplevel.compile_input("\n" + cell, filename, keep_result=True)
+        except SyntaxError as error:
+            raise error.with_traceback(None) from None  # without the pipeline's frames
+        namespace = shell.user_ns
+        if RUNTIME_NAME not in namespace:
+            _pipeline.prepare_namespace(namespace)
+            shell.user_ns_hidden[RUNTIME_NAME] = namespace[RUNTIME_NAME]  # not listed by %who
+        return _toplevel.run_input(code, namespace)
+
+
+def load_ipython_extension(ipython) -> None:
+    """Register ``%%con`` with ``ipython`` (called by ``%load_ext conhook``)."""
+    ipython.register_magics(ConMagics)

@@ -1,0 +1,142 @@
+"""``%%con`` through IPython's ``InteractiveShell.run_cell_magic`` and ``run_cell``."""
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("IPython", reason="IPython is not installed (pip install -e '.[test]')")
+
+from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
+
+PRELUDE = """\
+from con import idle, sleep, Event, Queue, tree
+
+def double(x):
+    idle@()
+    return 2 * x
+"""
+
+
+@pytest.fixture(scope="module")
+def shell():
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "conhook")
+    yield shell
+    InteractiveShell.clear_instance()
+
+
+@pytest.fixture
+def ns(shell):
+    shell.reset()
+    shell.run_cell_magic("con", "", PRELUDE)
+    return shell.user_ns
+
+
+def test_nonatomic_calls_at_top_level_and_namespace_kept_between_cells(shell, ns):
+    shell.run_cell_magic("con", "", "x = double@(21)\n")
+    assert ns["x"] == 42
+    shell.run_cell_magic("con", "", "y = double@(x) + 1\n")
+    assert ns["y"] == 85
+    assert shell.run_cell("x + y").result == 127  # and ordinary cells see them
+
+
+def test_trailing_expression_is_the_value_shown(shell, ns):
+    assert shell.run_cell_magic("con", "", "z = 1\ndouble@(z)\n") == 2
+    assert shell.run_cell_magic("con", "", "double@(3);\n") is None  # ';' hides it, as in IPython
+    assert shell.run_cell_magic("con", "", "w = double@(3)\n") is None
+    result = shell.run_cell("%%con\ndouble@(5)\n", store_history=True)
+    assert result.result == 10
+    assert shell.user_ns["_"] == 10  # displayed like an ordinary cell's value: Out[n] and _
+
+
+def test_siblings_are_prejoined_and_the_trailing_expression_runs_inside_the_cell(shell, ns):
+    cell = """\
+q = Queue(1)
+got = []
+
+def producer(q, n):
+    for i in range(n):
+        q.put@(i)
+
+def consumer(q, n):
+    for _ in range(n):
+        got.append(q.get@())
+
+sibling producer@(q, 3)
+sibling consumer@(q, 2)
+shape = tree()
+q.get@()
+"""
+    # The cell's own get parks first (FIFO), so it takes the first item, while the threads live.
+    assert shell.run_cell_magic("con", "", cell) == 0
+    assert ns["got"] == [1, 2]
+    assert ns["shape"] == ("bootstrap - <module>\n"
+                           "                     | producer\n"
+                           "                     | consumer")
+
+
+def test_each_cell_gets_a_fresh_scheduler(shell, ns):
+    shell.run_cell_magic("con", "", "idle@()\nfirst = tree()\n")
+    shell.run_cell_magic("con", "", "idle@()\nsecond = tree()\n")
+    assert ns["first"] == ns["second"] == "bootstrap - <module>"
+    shell.run_cell_magic("con", "", "plain = tree()\n")  # no con syntax: still on a scheduler
+    assert ns["plain"].startswith("bootstrap")
+
+
+def test_exception_in_cell_propagates_with_the_cells_lines(shell, ns):
+    cell = "a = 1\ndef fail():\n    idle@()\n    raise ValueError('boom')\nfail@()\n"
+    result = shell.run_cell("%%con\n" + cell)
+    assert isinstance(result.error_in_exec, ValueError)
+    with pytest.raises(ValueError) as info:
+        shell.run_cell_magic("con", "", cell)
+    frames = [(entry.name, entry.lineno + 1) for entry in info.traceback if "Cell" in str(entry.path)
+              or "ipython-input" in str(entry.path)]
+    assert frames[-2:] == [("<module>", 6), ("fail", 5)]  # line 1 is the %%con line
+
+
+def test_syntax_error_points_at_the_cells_line_and_column(shell, ns):
+    with pytest.raises(SyntaxError) as info:
+        shell.run_cell_magic("con", "", "x = 1\ny = double@(x\nz = 2\n")
+    error = info.value
+    assert (error.lineno, error.text.rstrip("\n")) == (3, "y = double@(x")
+    assert error.offset == 12  # the '(' that was never closed
+    with pytest.raises(SyntaxError) as info:
+        shell.run_cell_magic("con", "", "def gen():\n    yield double@(1)\n")
+    assert (info.value.lineno, info.value.offset) == (3, 11)
+    assert "generator" in info.value.msg
+
+
+def test_interrupt_stops_the_cell_cleanly(shell, ns):
+    # Ctrl-C (the kernel's interrupt) while the cell waits: every thread unwinds, then
+    # KeyboardInterrupt; the next cell runs normally.
+    cell = """\
+import os, signal
+log = []
+
+def waiter():
+    try:
+        Event().wait@()
+    finally:
+        log.append("waiter unwound")
+
+def interrupter():
+    idle@()
+    os.kill(os.getpid(), signal.SIGINT)
+    sleep@(3600)
+
+sibling waiter@()
+sibling interrupter@()
+"""
+    with pytest.raises(KeyboardInterrupt):
+        shell.run_cell_magic("con", "", cell)
+    assert ns["log"] == ["waiter unwound"]
+    assert shell.run_cell_magic("con", "", "double@(4)\n") == 8
+
+
+def test_magic_takes_no_arguments(shell, ns):
+    from IPython.core.error import UsageError
+    with pytest.raises(UsageError):
+        shell.run_cell_magic("con", "--fast", "pass\n")
+
+
+def test_runtime_name_is_hidden_from_who(shell, ns):
+    assert "__con__" in ns and "__con__" in shell.user_ns_hidden

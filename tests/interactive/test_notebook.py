@@ -1,0 +1,186 @@
+"""``%%con`` end to end: a notebook executed by nbclient on a real ipykernel.
+
+The first notebook's server and clients are siblings talking through ``Queue``s; the second
+runs a TCP echo server and its clients on 127.0.0.1, once the networking API (``tcplisten``,
+``tcpconnect``) is in the tree.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import pathlib
+
+import pytest
+
+import conhook.api
+from interactive_helpers import wait_until_blocked_in_poll
+
+nbformat = pytest.importorskip("nbformat", reason="nbformat is not installed (pip install -e '.[test]')")
+nbclient = pytest.importorskip("nbclient", reason="nbclient is not installed (pip install -e '.[test]')")
+pytest.importorskip("ipykernel", reason="ipykernel is not installed (pip install -e '.[test]')")
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+READY = "waiting to be interrupted"
+
+CELLS = [
+    "%load_ext conhook",
+    # 1: non-atomic calls at top level; the trailing expression is the cell's value
+    """%%con
+from con import idle, sleep, Event, Queue
+
+def double(x):
+    idle@()
+    return 2 * x
+
+x = double@(21)
+x""",
+    # 2: a server and its clients as siblings of the cell (prejoined)
+    """%%con
+requests = Queue()
+log = []
+
+def server(requests):
+    while True:
+        request = requests.get@()
+        if request is None:
+            return
+        client, value, reply = request
+        log.append(f"served {client}")
+        reply.put@(double@(value))
+
+def client(name, requests, answers):
+    reply = Queue(1)
+    requests.put@((name, len(name), reply))
+    answers[name] = reply.get@()
+
+def clients(requests, answers):
+    for name in ("ann", "bob", "carol"):
+        sibling client@(name, requests, answers)
+
+answers = {}
+sibling server@(requests)
+clients@(requests, answers)      # returns once every client has finished (prejoin)
+requests.put@(None)
+sorted(answers.items())""",
+    # 3: an ordinary cell sees what %%con cells assigned
+    "x + len(log)",
+    # 4: the kernel's own asyncio loop is running around the cell's scheduler
+    """%%con
+import asyncio, threading
+idle@()
+(asyncio.get_running_loop().is_running(), threading.current_thread() is threading.main_thread())""",
+    # 5: interrupted while its threads wait
+    f"""%%con
+unwound = []
+
+def sleeper():
+    try:
+        sleep@(3600)
+    finally:
+        unwound.append("sleeper")
+
+sibling sleeper@()
+idle@()                          # the sleeper is now in its try block
+try:
+    print({READY!r}, flush=True)  # the interrupt comes once the scheduler waits in its poll
+    sleep@(3600)
+finally:
+    unwound.append("cell")""",
+    # 6: the kernel is still usable, and the interrupted threads ran their finally blocks
+    """%%con
+(sorted(unwound), double@(4))""",
+]
+
+
+class InterruptingClient(nbclient.NotebookClient):
+    """Interrupts the kernel when a cell prints that it is ready to be interrupted."""
+
+    def output(self, outs, msg, display_id, cell_index):
+        if msg["msg_type"] == "stream" and READY in msg["content"].get("text", ""):
+            asyncio.ensure_future(self._interrupt())
+        return super().output(outs, msg, display_id, cell_index)
+
+    async def _interrupt(self):
+        pid = self.km.provisioner.process.pid
+        await asyncio.get_running_loop().run_in_executor(None, wait_until_blocked_in_poll, pid)
+        await nbclient.util.ensure_async(self.km.interrupt_kernel())
+
+
+def _value(cell):
+    [result] = [out for out in cell.outputs if out.output_type == "execute_result"]
+    return result.data["text/plain"]
+
+
+def test_notebook_with_con_cells(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in CELLS]
+    notebook.cells[5].metadata["tags"] = ["raises-exception"]
+    client = InterruptingClient(notebook, timeout=60, kernel_name="python3",
+                                resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+
+    cells = notebook.cells
+    assert _value(cells[1]) == "42"
+    assert _value(cells[2]) == "[('ann', 6), ('bob', 6), ('carol', 10)]"
+    assert _value(cells[3]) == "45"
+    assert _value(cells[4]) == "(True, True)"
+    [error] = [out for out in cells[5].outputs if out.output_type == "error"]
+    assert error.ename == "KeyboardInterrupt"
+    # No frame of the scheduler's: IPython shows the cell, then (as it always shows the innermost
+    # frame) the line that called bootstrap.
+    assert not any(name in line for line in error.traceback
+                   for name in ("_kernel.py", "_bootstrap.py", "_scope.py", "_traps.py"))
+    assert _value(cells[6]) == "(['cell', 'sleeper'], 8)"
+
+
+TCP_CELL = """%%con
+from con import tcplisten, tcpconnect, ipv4addr
+
+def echo(stream):
+    try:
+        while True:
+            stream.write@(stream.read@())
+    except EOFError:
+        pass
+    finally:
+        stream.close()
+
+def serve(listener, n):
+    for _ in range(n):
+        sibling echo@(listener.accept@())
+
+def client(address, text, replies):
+    with tcpconnect@(address) as stream:
+        stream.write@(text.encode())
+        stream.shutdown_write()
+        data = b""
+        try:
+            while True:
+                data += stream.read@()
+        except EOFError:
+            pass
+    replies[text] = data.decode()
+
+def clients(address, replies):
+    for text in ("ann", "bob", "carol"):
+        sibling client@(address, text, replies)
+
+listener = tcplisten@(ipv4addr("127.0.0.1", 0))
+replies = {}
+sibling serve@(listener, 3)
+clients@(listener.addresses[0], replies)
+listener.close()
+sorted(replies.items())"""
+
+
+@pytest.mark.skipif(not hasattr(conhook.api, "tcplisten"),
+                    reason="the networking API (tcplisten, tcpconnect) is not in this tree yet")
+def test_notebook_tcp_server_and_clients_as_siblings(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in ("%load_ext conhook", TCP_CELL)]
+    client = nbclient.NotebookClient(notebook, timeout=60, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+    assert _value(notebook.cells[1]) == "[('ann', 'ann'), ('bob', 'bob'), ('carol', 'carol')]"
