@@ -10,8 +10,7 @@
 * ``wait_all_threads_blocked@()``: returns once every other thread is parked.
 * Schedule fuzzing: ``CONHOOK_SCHEDULE_SEED=N`` in the environment shuffles, reproducibly,
   the order in which threads that are ready together run (see ``conhook._debug``).
-* pytest: the fixtures ``virtual_clock`` and ``memory_streams`` (``conhook.testing_fixtures``;
-  the conhook pytest plugin re-exports them).
+* pytest: the fixtures ``virtual_clock`` and ``memory_streams`` (``conhook.testing_fixtures``).
 
 Example (a con module)::
 
@@ -30,9 +29,15 @@ import io
 from collections import deque
 from time import monotonic
 
+from . import _scope
 from ._errors import Deadlock
 from ._kernel import _MAX_TIMEOUT, current_kernel, state
 from ._traps import IDLE, Trap, interrupted
+
+# What the compile pipeline gives a con module (``_pipeline.prepare_namespace``): the pytest
+# plugin runs this module's async fixtures on the test's scheduler as non-atomic fixtures, and a
+# dropped ``read()``/``write()`` call object is reported in con's words, as for con code.
+__con__ = _scope
 
 __all__ = ["VirtualClock", "current_time", "wait_all_threads_blocked", "MemoryStream",
            "memory_stream_pair", "virtual_clock_fixture", "memory_streams_fixture"]
