@@ -105,7 +105,16 @@ def test_syntax_error_points_at_the_cells_line_and_column(shell, ns):
     assert "generator" in info.value.msg
 
 
-def test_interrupt_stops_the_cell_cleanly(shell, ns):
+@pytest.fixture
+def python_sigint_handler():
+    """A test run started in the background inherits SIGINT ignored; a kernel has Python's handler."""
+    import signal
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_interrupt_stops_the_cell_cleanly(shell, ns, python_sigint_handler):
     # Ctrl-C (the kernel's interrupt) while the cell waits: every thread unwinds, then
     # KeyboardInterrupt; the next cell runs normally.
     cell = """\
