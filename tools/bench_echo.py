@@ -354,7 +354,7 @@ def main():
     parser.add_argument("--json", metavar="FILE", help="also write every raw load generator result here")
     parser.add_argument("--quiet-wait", type=float, default=0, metavar="S",
                         help="before each server's turn, wait up to S seconds for the other processes on the "
-                             f"machine to use under {QUIET:.0%} of its CPU time (default 0: do not wait)")
+                             f"machine to use under {QUIET * 100:.0f}%% of its CPU time (default 0: do not wait)")
     args = parser.parse_args()
     duration = args.duration or (1 if args.quick else 5)
     warmup = args.warmup if args.warmup is not None else (0.3 if args.quick else 1)
