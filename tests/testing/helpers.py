@@ -6,7 +6,6 @@ import hook leaves them alone.  Programs in con syntax are run in subprocesses.
 """
 from __future__ import annotations
 
-import functools
 import importlib
 import os
 import subprocess
@@ -18,22 +17,9 @@ __con__ = importlib.import_module("conhook._scope")
 _kernel = importlib.import_module("conhook._kernel")
 bootstrap = con.bootstrap
 
+from runtime.helpers import prejoining  # noqa: E402,F401  (one copy of the expansion for all tests)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def prejoining(body):
-    """Wrap ``async def body(scope, ...)`` exactly as the compiler wraps a function with siblings."""
-    @functools.wraps(body)
-    async def function(*args, **kwargs):
-        __con_scope__ = __con__.prejoin()
-        try:
-            return await body(__con_scope__, *args, **kwargs)
-        except BaseException as __con_exc__:
-            if await __con_scope__.failed(__con_exc__):
-                raise
-        finally:
-            await __con_scope__.join()
-    return function
 
 
 def run_con(tmp_path, source, env=None, timeout=60):
