@@ -260,16 +260,18 @@ class Kernel:
     def _poll(self, timeout):
         io = self.io
         ready = self.ready
-        for fd, mask in self.backend.poll(timeout):
+        backend = self.backend
+        readable, writable = backend.readable, backend.writable
+        for fd, events in backend.poll(timeout):
             rec = io.get(fd)
             if rec is None:
                 if fd == self._wakeup_fd:
                     self._wakeup.drain()
                 else:
-                    self.backend.unregister(fd)
+                    backend.unregister(fd)
                 continue
             useless = 0
-            if mask & READ:
+            if events & readable:
                 thread = rec.reader
                 if thread is None:
                     useless = READ
@@ -281,7 +283,7 @@ class Kernel:
                         ready.append(thread)
                     else:
                         thread()  # a waiter on several fds (see wait_io)
-            if mask & WRITE:
+            if events & writable:
                 thread = rec.writer
                 if thread is None:
                     useless |= WRITE
@@ -298,9 +300,9 @@ class Kernel:
                 # next poll does not return at once.  A waiter that comes later widens it again.
                 rec.mask &= ~useless
                 if rec.mask:
-                    self.backend.modify(fd, rec.mask)
+                    backend.modify(fd, rec.mask)
                 else:
-                    self.backend.unregister(fd)
+                    backend.unregister(fd)
         posted = self.posted
         while posted:
             posted.popleft()()
@@ -405,31 +407,32 @@ class Kernel:
                 if trap is IDLE and thread.interrupt is None:
                     thread.parked_on = IDLE  # in the ready queue, but interruptible there
                     append(thread)
+                elif isinstance(trap, Trap):
+                    exc = trap.park(self, thread)
+                    if exc is not None:
+                        self._throw(thread, exc)
                 else:
-                    self._trap(thread, trap)
+                    self._throw(thread, foreign_trap(thread, trap))
             self.current = None
         # A frame that outlives its run keeps the frames below it (this one) and their locals:
         # do not let the last exception thrown into a thread close a cycle through them.
         exc = trap = thread = None
 
-    def _trap(self, thread, trap):
-        """Handle what a thread yielded: park it, or throw an exception into it at once."""
+    def _throw(self, thread, exc):
+        """Raise `exc` in the thread at once, without a switch; then park it on what it
+        awaits next (or throw again, when that refuses to park it)."""
         while True:
-            if isinstance(trap, Trap):
-                exc = trap.park(self, thread)
-                if exc is None:
-                    return
-            else:
-                exc = TypeError(
-                    f"conhook thread {thread_name(thread)} awaited something that yielded "
-                    f"{trap!r}, which is not a conhook operation: are you awaiting asyncio code "
-                    f"(or code of another async framework)? Under conhook, await only conhook "
-                    f"primitives (con.idle, con.sleep, con.Event, ...) and functions built on them.")
             try:
                 trap = thread.coro.throw(exc)
             except BaseException as exc:
                 self._finish(thread, exc)
                 return
+            if isinstance(trap, Trap):
+                exc = trap.park(self, thread)
+                if exc is None:
+                    return
+            else:
+                exc = foreign_trap(thread, trap)
 
     def _finish(self, thread, exc):
         if self.aborting:
@@ -468,6 +471,15 @@ class Kernel:
         # Still stuck after interrupting everything (or the root was not running): give up.
         self.done = True
         return 0.0
+
+
+def foreign_trap(thread, trap):
+    """The error for a thread that yielded `trap`, which no conhook operation yields."""
+    return TypeError(
+        f"conhook thread {thread_name(thread)} awaited something that yielded {trap!r}, "
+        f"which is not a conhook operation: are you awaiting asyncio code (or code of another "
+        f"async framework)? Under conhook, await only conhook primitives (con.idle, "
+        f"con.sleep, con.Event, ...) and functions built on them.")
 
 
 def _internal(tb):

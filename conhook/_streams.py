@@ -39,41 +39,61 @@ _SO_NOSIGPIPE = getattr(socket, "SO_NOSIGPIPE", None)
 
 
 class _Wait(Trap):
-    """Park the thread until the stream's fd is ready for `direction` (an interruption point).
+    """Park the thread until the stream's fd is ready (an interruption point).
 
     The same as ``_io.wait_readable``/``wait_writable``, made once per stream and parked with
-    one call fewer: this is the hot path of every server.
+    fewer steps: this is the hot path of every server.  After the first wait it keeps the
+    kernel's record of the fd, which stays the same object until the fd is closed (and a
+    closed stream never waits again), so every later wait is a few attribute stores.
     """
-    __slots__ = ("fd", "direction")
+    __slots__ = ("fd", "direction", "kernel", "rec")
 
     def __init__(self, fd, direction):
         self.fd, self.direction = fd, direction
+        self.kernel = self.rec = None
 
-    def park(self, kernel, thread):
+    def first_park(self, kernel, thread):
+        """Park the slow way, through the kernel, and remember its record of the fd."""
         if thread.interrupt is not None:
             return interrupted(thread)
-        # Fast path of kernel.wait_io: the fd is watched for this direction already and
-        # nobody else waits on it (every wait but the first on a socket).
-        rec = kernel.io.get(self.fd)
-        if rec is not None and rec.mask & self.direction:
-            if self.direction == READ:
-                if rec.reader is None:
-                    rec.reader = thread
-                    kernel.io_waiting += 1
-                    thread.parked_on = self
-                    return None
-            elif rec.writer is None:
-                rec.writer = thread
-                kernel.io_waiting += 1
-                thread.parked_on = self
-                return None
         exc = kernel.wait_io(thread, self.fd, self.direction)
         if exc is None:
             thread.parked_on = self
+            self.kernel, self.rec = kernel, kernel.io[self.fd]
         return exc
 
     def abort(self, kernel, thread):
         kernel.abort_io(thread, self.fd, self.direction)
+
+
+class _ReadWait(_Wait):
+    __slots__ = ()
+
+    def park(self, kernel, thread):
+        rec = self.rec
+        # The fast path of kernel.wait_io: the fd is watched for reading already, and
+        # nobody else waits to read it.
+        if (kernel is self.kernel and rec.reader is None and rec.mask & READ
+                and thread.interrupt is None):
+            rec.reader = thread
+            kernel.io_waiting += 1
+            thread.parked_on = self
+            return None
+        return self.first_park(kernel, thread)
+
+
+class _WriteWait(_Wait):
+    __slots__ = ()
+
+    def park(self, kernel, thread):
+        rec = self.rec
+        if (kernel is self.kernel and rec.writer is None and rec.mask & WRITE
+                and thread.interrupt is None):
+            rec.writer = thread
+            kernel.io_waiting += 1
+            thread.parked_on = self
+            return None
+        return self.first_park(kernel, thread)
 
 
 class _Await(tuple):
@@ -111,8 +131,8 @@ class Stream:
         self._fd = fd = sock.fileno()
         self._recv = sock.recv
         self._send = sock.send
-        self._rwait = _Await((_Wait(fd, READ),))
-        self._wwait = _Await((_Wait(fd, WRITE),))
+        self._rwait = _Await((_ReadWait(fd, READ),))
+        self._wwait = _Await((_WriteWait(fd, WRITE),))
         self._drained = False
         self._budget = BUDGET
         self._address_of = address_of  # turns a socket address into an address value

@@ -6,11 +6,16 @@ Every backend is a class with these methods, and nothing else is used by the ker
     modify(fd, mask)      change what a registered fd is watched for (never 0)
     unregister(fd)        stop watching fd (it may already be closed)
     poll(timeout)         wait up to timeout seconds (None: forever, 0: do not block) and
-                          return a list of (fd, mask) pairs
+                          return a list of (fd, events) pairs
     close()
+    readable, writable    class attributes: the bits of `events` that wake an fd's reader,
+                          and its writer
 
-Errors and hang-ups are reported as READ | WRITE, so that whoever waits on the fd wakes up
-and learns what happened from its own system call.  Each fd is registered once and its
+`events` are the mechanism's own bits where it has them (epoll, poll), so that the list the
+system call returns is handed on as it is: the kernel tests each pair against ``readable``
+and ``writable``, and nothing is translated per event on the hot path.  Errors and hang-ups
+are among both sets of bits, so that whoever waits on the fd wakes up and learns what
+happened from its own system call.  Each fd is registered once and its
 interest changed only when needed; the kernel keeps track of what is registered.
 
 The backend is chosen once per scheduler: epoll on Linux, kqueue on macOS and the BSDs,

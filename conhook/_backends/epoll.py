@@ -1,8 +1,9 @@
 """Readiness through Linux epoll, level-triggered.
 
 Facts relied on:
-* EPOLLERR and EPOLLHUP are always reported, whether asked for or not; they are mapped to
-  READ | WRITE so that the waiters wake and see the error from their own system call.
+* EPOLLERR and EPOLLHUP are always reported, whether asked for or not; they are among both
+  ``readable`` and ``writable`` so that the waiters wake and see the error from their own
+  system call.
 * Closing an fd removes it from the epoll set only when no duplicate of it remains open, so
   the kernel always unregisters an fd before it is closed (``notify_closing``).
 * Interest is level-triggered: the kernel narrows it when nobody waits any more, so a
@@ -17,15 +18,13 @@ from . import READ, WRITE
 _IN = select.EPOLLIN
 _OUT = select.EPOLLOUT
 _ERR = select.EPOLLERR | select.EPOLLHUP
-_TO_EPOLL = (0, _IN, _OUT, _IN | _OUT)
-# Event bits -> READ/WRITE, by table: one index per event instead of three tests.
-_MASK = max(_IN, _OUT, select.EPOLLERR, select.EPOLLHUP) * 2 - 1
-_FROM_EPOLL = tuple((READ if ev & _IN else 0) | (WRITE if ev & _OUT else 0)
-                    | (READ | WRITE if ev & _ERR else 0) for ev in range(_MASK + 1))
+_TO_EPOLL = tuple((_IN if mask & READ else 0) | (_OUT if mask & WRITE else 0) for mask in range(4))
 
 
 class Backend:
     name = "epoll"
+    readable = _IN | _ERR
+    writable = _OUT | _ERR
     __slots__ = ("_epoll",)
 
     def __init__(self):
@@ -44,9 +43,7 @@ class Backend:
             pass  # already closed: the OS forgot it together with the fd
 
     def poll(self, timeout):
-        table = _FROM_EPOLL
-        return [(fd, table[ev & _MASK])
-                for fd, ev in self._epoll.poll(-1 if timeout is None else timeout)]
+        return self._epoll.poll(-1 if timeout is None else timeout)
 
     def close(self):
         self._epoll.close()

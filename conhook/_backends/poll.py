@@ -1,6 +1,7 @@
 """Readiness through poll(2): the portable fallback where neither epoll nor kqueue exists.
 
-POLLERR, POLLHUP and POLLNVAL are always reported and are mapped to READ | WRITE.  The timeout
+POLLERR, POLLHUP and POLLNVAL are always reported; they are among both ``readable`` and
+``writable``.  The timeout
 is in milliseconds, rounded up so that a timer is never woken early.
 """
 from __future__ import annotations
@@ -13,11 +14,13 @@ from . import READ, WRITE
 _IN = select.POLLIN | select.POLLPRI
 _OUT = select.POLLOUT
 _ERR = select.POLLERR | select.POLLHUP | select.POLLNVAL
-_TO_POLL = (0, _IN, _OUT, _IN | _OUT)
+_TO_POLL = tuple((_IN if mask & READ else 0) | (_OUT if mask & WRITE else 0) for mask in range(4))
 
 
 class Backend:
     name = "poll"
+    readable = _IN | _ERR
+    writable = _OUT | _ERR
     __slots__ = ("_poll",)
 
     def __init__(self):
@@ -37,8 +40,7 @@ class Backend:
 
     def poll(self, timeout):
         ms = None if timeout is None else math.ceil(timeout * 1000)
-        return [(fd, (READ if ev & _IN else 0) | (WRITE if ev & _OUT else 0)
-                 | (READ | WRITE if ev & _ERR else 0)) for fd, ev in self._poll.poll(ms)]
+        return self._poll.poll(ms)
 
     def close(self):
         pass

@@ -9,6 +9,8 @@ from . import READ, WRITE
 
 class Backend:
     name = "select"
+    readable = READ
+    writable = WRITE
     __slots__ = ("_readers", "_writers")
 
     def __init__(self):

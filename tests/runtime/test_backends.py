@@ -19,7 +19,9 @@ def pair():
 
 
 def events(backend, timeout=0.0):
-    return dict(backend.poll(timeout))
+    """What the backend reports, as READ/WRITE masks (each backend reports its own bits)."""
+    return {fd: (READ if ev & backend.readable else 0) | (WRITE if ev & backend.writable else 0)
+            for fd, ev in backend.poll(timeout)}
 
 
 def test_the_preferred_backend_comes_first():
