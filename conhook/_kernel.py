@@ -262,50 +262,61 @@ class Kernel:
         ready = self.ready
         backend = self.backend
         readable, writable = backend.readable, backend.writable
-        for fd, events in backend.poll(timeout):
-            rec = io.get(fd)
-            if rec is None:
-                if fd == self._wakeup_fd:
-                    self._wakeup.drain()
-                else:
-                    backend.unregister(fd)
-                continue
-            useless = 0
-            if events & readable:
-                thread = rec.reader
-                if thread is None:
-                    useless = READ
-                else:
-                    rec.reader = None
-                    self.io_waiting -= 1
+        woken = 0  # threads woken here; io_waiting is brought down once, at the end
+        try:
+            for fd, events in backend.poll(timeout):
+                try:
+                    rec = io[fd]
+                except KeyError:
+                    self._unwatched(fd)
+                    continue
+                if events & readable:
+                    thread = rec.reader
                     if type(thread) is Thread:
+                        rec.reader = None
+                        woken += 1
                         thread.parked_on = None  # self.wake(thread), inlined: the hot path
                         ready.append(thread)
-                    else:
+                    elif thread is not None:
+                        rec.reader = None
+                        self.io_waiting -= 1
                         thread()  # a waiter on several fds (see wait_io)
-            if events & writable:
-                thread = rec.writer
-                if thread is None:
-                    useless |= WRITE
-                else:
-                    rec.writer = None
-                    self.io_waiting -= 1
+                    elif rec.mask & READ:
+                        self._narrow(fd, rec, READ)
+                if events & writable:
+                    thread = rec.writer
                     if type(thread) is Thread:
+                        rec.writer = None
+                        woken += 1
                         thread.parked_on = None
                         ready.append(thread)
-                    else:
+                    elif thread is not None:
+                        rec.writer = None
+                        self.io_waiting -= 1
                         thread()
-            if useless & rec.mask:
-                # Level-triggered readiness that nobody waits for: narrow the interest, so the
-                # next poll does not return at once.  A waiter that comes later widens it again.
-                rec.mask &= ~useless
-                if rec.mask:
-                    backend.modify(fd, rec.mask)
-                else:
-                    backend.unregister(fd)
+                    elif rec.mask & WRITE:
+                        self._narrow(fd, rec, WRITE)
+        finally:
+            self.io_waiting -= woken
         posted = self.posted
         while posted:
             posted.popleft()()
+
+    def _unwatched(self, fd):
+        """Readiness of an fd that no thread waits on: the wake-up fd, or one forgotten."""
+        if fd == self._wakeup_fd:
+            self._wakeup.drain()
+        else:
+            self.backend.unregister(fd)
+
+    def _narrow(self, fd, rec, direction):
+        """Level-triggered readiness that nobody waits for: narrow the interest, so that the
+        next poll does not return at once.  A waiter that comes later widens it again."""
+        rec.mask &= ~direction
+        if rec.mask:
+            self.backend.modify(fd, rec.mask)
+        else:
+            self.backend.unregister(fd)
 
     # -- running ---------------------------------------------------------------------------
 

@@ -157,13 +157,15 @@ class Stream:
             if not self._budget:
                 self._budget = BUDGET
                 await IDLE
+        recv = self._recv  # a slot: loaded as an attribute, then called, is quicker than as a method
         while True:
             try:
-                data = self._recv(max_bytes)
+                data = recv(max_bytes)
                 break
             except BlockingIOError:
                 await self._rwait
                 self._budget = BUDGET
+                recv = self._recv  # closed meanwhile?
         if data:
             self._drained = len(data) < max_bytes
             return data
@@ -184,8 +186,9 @@ class Stream:
         if not self._budget:
             self._budget = BUDGET
             await IDLE
+        send = self._send  # see read
         try:
-            sent = self._send(data, _SEND_FLAGS)
+            sent = send(data, _SEND_FLAGS)
         except BlockingIOError:
             sent = 0
         if type(data) is bytes:
