@@ -96,11 +96,15 @@ class _WriteWait(_Wait):
         return self.first_park(kernel, thread)
 
 
-class _Await(tuple):
-    """``await _Await((trap,))`` yields `trap` to the kernel with no Python frame of its own:
-    its ``__await__`` is ``tuple.__iter__``, a C function."""
+class _Await(list):
+    """``await _Await([trap])`` yields `trap` to the kernel with no Python frame of its own.
+
+    Its ``__await__`` is ``list.__reversed__``: a C method that the interpreter calls
+    directly (``tuple.__iter__``, a slot wrapper, goes through a generic call first), and
+    the reversed iterator of a one-item list yields that item.
+    """
     __slots__ = ()
-    __await__ = tuple.__iter__
+    __await__ = list.__reversed__
 
 
 def _no_scheduler():
@@ -131,8 +135,8 @@ class Stream:
         self._fd = fd = sock.fileno()
         self._recv = sock.recv
         self._send = sock.send
-        self._rwait = _Await((_ReadWait(fd, READ),))
-        self._wwait = _Await((_WriteWait(fd, WRITE),))
+        self._rwait = _Await([_ReadWait(fd, READ)])
+        self._wwait = _Await([_WriteWait(fd, WRITE)])
         self._drained = False
         self._budget = BUDGET
         self._address_of = address_of  # turns a socket address into an address value
