@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import dis
 import types
+from itertools import accumulate
+from operator import attrgetter
 
 from bytecode import ConcreteBytecode, ConcreteInstr
 from bytecode.concrete import ExceptionTableEntry
@@ -47,8 +49,8 @@ async def _template(awaited):
 
 
 class _Handler:
-    """A region's handler: the instruction it goes to (an index while decoding, the
-    instruction itself once spliced), whether it pushes lasti, and its stack depth."""
+    """A region's handler: the instruction it goes to, whether it pushes lasti, and
+    its stack depth."""
 
     __slots__ = ("target", "push_lasti", "stack_depth")
 
@@ -59,32 +61,34 @@ class _Handler:
 _ENDS_FLOW = frozenset({"JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT",
                         "RETURN_VALUE", "RETURN_CONST", "RAISE_VARARGS", "RERAISE"})
 _HAS_CONST = frozenset(dis.hasconst)
-_HAS_NAME = frozenset(dis.hasname)
-_HAS_NAME_OR_LOCAL = _HAS_NAME | frozenset(dis.haslocal) | frozenset(dis.hasfree)
+_NAMING = frozenset(dis.opname[op] for op in dis.hasname)
+_JUMPING = frozenset(dis.opname[op] for op in {*dis.hasjrel, *dis.hasjabs})
+_HAS_NAME_OR_LOCAL = frozenset(dis.hasname) | frozenset(dis.haslocal) | frozenset(dis.hasfree)
 
 
 class _Decoded:
-    """A code object in concrete form, and for each instruction (by index): the index
-    its jump goes to (``jumps``) and the handler of its region (``regions``)."""
+    """A code object in concrete form: its instructions, and by index their names,
+    opcodes and arguments, where each one's jump goes (``jumps``, an index), and the
+    handler of the region each lies in (``regions``; handlers hold the instruction)."""
 
     def __init__(self, code: types.CodeType):
         self.concrete = concrete = ConcreteBytecode.from_code(code)
         self.instrs = instrs = list(concrete)
-        offsets = []
-        offset = 0
-        for ins in instrs:
-            offsets.append(offset)
-            offset += ins.size // 2
+        self.names = list(map(attrgetter("name"), instrs))
+        self.opcodes = list(map(dis.opmap.__getitem__, self.names))
+        self.args = list(map(attrgetter("arg"), instrs))
+        offsets = list(accumulate(map(attrgetter("size"), instrs), initial=0))  # in bytes
         index_at = dict(zip(offsets, range(len(offsets))))
-        self.jumps = {i: index_at[ins.get_jump_target(offsets[i])]
-                      for i, ins in enumerate(instrs) if ins.has_jump()}
+        self.jumps = {i: index_at[2 * instrs[i].get_jump_target(offsets[i] // 2)]
+                      for i, name in enumerate(self.names) if name in _JUMPING}
         self.regions = regions = [None] * len(instrs)
-        self.handlers = []
+        self.handlers = []  # with the index each starts at, for depths()
         for entry in concrete.exception_table:
-            handler = _Handler(index_at[entry.target], entry.push_lasti, entry.stack_depth)
-            self.handlers.append(handler)
-            i = index_at[entry.start_offset]
-            while i < len(instrs) and offsets[i] <= entry.stop_offset:
+            start = index_at[2 * entry.target]
+            handler = _Handler(instrs[start], entry.push_lasti, entry.stack_depth)
+            self.handlers.append((start, handler))
+            i = index_at[2 * entry.start_offset]
+            while offsets[i] <= 2 * entry.stop_offset:
                 regions[i] = handler
                 i += 1
 
@@ -94,28 +98,26 @@ class _Decoded:
         The compiler leaves every instruction with one depth, so one pass along each
         path (from the start and from every handler) finds them all.
         """
-        instrs, jumps = self.instrs, self.jumps
-        depths: list[int | None] = [None] * len(instrs)
-        starts = [(0, 0)] + [(h.target, h.stack_depth + 1 + h.push_lasti) for h in self.handlers]
+        names, opcodes, args, jumps = self.names, self.opcodes, self.args, self.jumps
+        depths: list[int | None] = [None] * len(names)
+        starts = [(0, 0)] + [(i, h.stack_depth + 1 + h.push_lasti) for i, h in self.handlers]
         stack_effect, has_argument = dis.stack_effect, dis.HAVE_ARGUMENT
         while starts:
             i, depth = starts.pop()
-            while i < len(instrs) and depths[i] is None:
+            while i < len(names) and depths[i] is None:
                 depths[i] = depth
-                ins = instrs[i]
-                name = ins.name
+                name = names[i]
+                if name != "CACHE":
+                    opcode = opcodes[i]
+                    arg = args[i] if opcode >= has_argument else None
+                    if i in jumps:
+                        starts.append((jumps[i], depth + stack_effect(opcode, arg, jump=True)))
+                    if name in _ENDS_FLOW:
+                        break
+                    # A generator's frame resumes with the sent value pushed (3.11 and
+                    # 3.12 count it as already there, 3.13 as pushed by RETURN_GENERATOR).
+                    depth += 1 if name == "RETURN_GENERATOR" else stack_effect(opcode, arg, jump=False)
                 i += 1
-                if name == "CACHE":
-                    continue
-                opcode = ins.opcode
-                arg = ins.arg if opcode >= has_argument else None
-                if i - 1 in jumps:
-                    starts.append((jumps[i - 1], depth + stack_effect(opcode, arg, jump=True)))
-                if name in _ENDS_FLOW:
-                    break
-                # A generator's frame resumes with the sent value pushed (3.11 and 3.12
-                # count it as already there, 3.13 as pushed by RETURN_GENERATOR).
-                depth += 1 if name == "RETURN_GENERATOR" else stack_effect(opcode, arg, jump=False)
         return depths
 
 
@@ -125,72 +127,73 @@ class AwaitTemplate:
     def __init__(self, code: types.CodeType):
         self.code = template = _Decoded(code)
         self.consts = code.co_consts
-        names = [ins.name for ins in template.instrs]
+        names = template.names
         first_resume = names.index("RESUME")
         load = next(i for i, name in enumerate(names) if name in ("LOAD_FAST", "LOAD_FAST_CHECK"))
         done = names.index("POP_TOP", load)
         returned = next(i for i in range(done, len(names)) if names[i].startswith("RETURN_"))
         self.guard = template.regions[first_resume]  # 3.12+: the StopIteration guard; 3.11: None
-        guard_start = self.guard.target if self.guard else len(names)
+        guard_start = template.instrs.index(self.guard.target) if self.guard else len(names)
         self.prologue = range(first_resume)
         self.inline = range(load + 1, done)
         self.outline = range(returned + 1, guard_start)
         self.guard_block = range(guard_start, len(names))
         for i in [*self.inline, *self.outline, *self.guard_block]:
-            if template.instrs[i].opcode in _HAS_NAME_OR_LOCAL:
-                raise NotImplementedError(f"the await sequence uses {template.instrs[i].name}")
+            if template.opcodes[i] in _HAS_NAME_OR_LOCAL:
+                raise NotImplementedError(f"the await sequence uses {names[i]}")
         # Stack depths: the template's regions and its stack use are stated relative
         # to the depth just after the awaited value is pushed, and so are sites'.
         self.depth = template.depths()[names.index("GET_AWAITABLE")]
         self.stacksize = code.co_stacksize - self.depth
 
     def _copy(self, pieces, location, const_index, jumps, region, follower=None):
-        """Fresh copies of the instructions at ``pieces`` (index ranges), as a list of
-        ``(instruction, handler)`` per piece; each handler is ``region(template
-        handler, copies by index)``.  Their jumps are added to ``jumps``; one to the
-        end of the inline sequence goes to ``follower``, what follows it at the site."""
-        instrs, jump_targets = self.code.instrs, self.code.jumps
+        """Fresh copies of the instructions at ``pieces`` (ranges of indices), each
+        piece as ``(instructions, handlers)``; a handler is ``region(template handler,
+        copies by id of the template's instruction)``.  Their jumps are added to
+        ``jumps``; one to the end of the inline sequence goes to ``follower``, what
+        follows it at the site."""
+        template = self.code
         copies = {}
         for i in (i for piece in pieces for i in piece):
-            ins = instrs[i]
+            ins = template.instrs[i]
             arg = const_index(self.consts[ins.arg]) if ins.opcode in _HAS_CONST else ins.arg
-            copies[i] = ConcreteInstr(ins.name, arg, location=ins.location if location is None else location)
-        for i in copies:
-            if i in jump_targets:
-                target = jump_targets[i]
-                if target not in copies and target != self.inline.stop:
-                    raise NotImplementedError(f"the await sequence jumps out of a piece at {i}")
-                jumps.append((copies[i], copies.get(target, follower)))
-        regions = self.code.regions
-        return [[(copies[i], region(regions[i], copies)) for i in piece] for piece in pieces]
+            copies[id(ins)] = ConcreteInstr(ins.name, arg, location=ins.location if location is None else location)
+        for i in (i for piece in pieces for i in piece):
+            if i in template.jumps:
+                target = template.instrs[template.jumps[i]]
+                if id(target) not in copies and template.jumps[i] != self.inline.stop:
+                    raise NotImplementedError(f"the await sequence jumps out of its pieces at {i}")
+                jumps.append((copies[id(template.instrs[i])], copies.get(id(target), follower)))
+        return [([copies[id(template.instrs[i])] for i in piece],
+                 [region(template.regions[i], copies) for i in piece]) for piece in pieces]
 
     def copy_for_site(self, location, site_handler, site_depth, follower, const_index, jumps):
-        """Inline and out-of-line ``(instruction, handler)`` items for one site whose
-        region is ``site_handler``, whose stack holds ``site_depth`` items, the awaited
-        value on top, and whose code goes on at ``follower``."""
+        """Inline and out-of-line pieces, each as ``(instructions, handlers)``, for one
+        site whose region is ``site_handler``, whose stack holds ``site_depth`` items,
+        the awaited value on top, and whose code goes on at ``follower``."""
         regions = {}
 
         def region(old, copies):
-            if old is None or old.target == self.guard.target:  # the guard's entries
+            if old is None or old.target is self.guard.target:  # the guard's entries
                 return site_handler
             if old not in regions:
                 depth = old.stack_depth - self.depth + site_depth
-                regions[old] = _Handler(copies[old.target], old.push_lasti, depth)
+                regions[old] = _Handler(copies[id(old.target)], old.push_lasti, depth)
             return regions[old]
 
-        inline, outline = self._copy((self.inline, self.outline), location, const_index, jumps,
-                                     region, follower)
-        return inline, outline
+        return self._copy((self.inline, self.outline), location, const_index, jumps, region, follower)
 
     def guard_for_function(self, location, const_index, jumps):
-        """The prologue (at ``location``), a fresh StopIteration guard and its handler
-        block (3.12+; on 3.11 None and empty)."""
-        (prologue,) = self._copy((self.prologue,), location, const_index, jumps, lambda old, copies: None)
+        """The prologue's instructions (at ``location``), a fresh StopIteration guard
+        and its handler block's instructions (3.12+; on 3.11 None and empty)."""
+        def no_region(old, copies):
+            return None
+
+        [(prologue, _)] = self._copy((self.prologue,), location, const_index, jumps, no_region)
         if self.guard is None:
             return prologue, None, []
-        (block,) = self._copy((self.guard_block,), None, const_index, jumps, lambda old, copies: None)
-        guard = _Handler(block[0][0], self.guard.push_lasti, self.guard.stack_depth)
-        return prologue, guard, block
+        [(block, _)] = self._copy((self.guard_block,), None, const_index, jumps, no_region)
+        return prologue, _Handler(block[0], self.guard.push_lasti, self.guard.stack_depth), block
 
 
 def holds_markers(code: types.CodeType) -> bool:
@@ -208,8 +211,7 @@ def make_nonatomic(code: types.CodeType) -> types.CodeType:
 
 def _rewrite(code: types.CodeType, consts: tuple) -> types.CodeType:
     decoded = _Decoded(code)
-    instrs = decoded.instrs
-    depths = decoded.depths()
+    instrs, opnames, args = list(decoded.instrs), decoded.names, decoded.args
     consts = list(consts)
 
     def const_index(value):
@@ -219,120 +221,111 @@ def _rewrite(code: types.CodeType, consts: tuple) -> types.CodeType:
             index = len(consts) - 1
         return index
 
-    # The function's handlers, their targets still indices (resolved below).
-    handlers = {h: _Handler(h.target, h.push_lasti, h.stack_depth) for h in decoded.handlers}
     names = list(code.co_names)
     marker = names.index(AWAIT_MARKER)
-    naming_last = []  # instructions that name names[-1]; see _drop_name
-    marker_named_otherwise = False
+    sites = [(i, kind) for i, name in enumerate(opnames)
+             if name in _versions.MARKER_OPS and (kind := _versions.marker_kind(instrs[i], marker))]
+    moved = {}  # id of an instruction of ``code`` -> the one that now stands in its place
+    jumps = []  # (jump, target instruction)
+    for i, target in decoded.jumps.items():
+        if instrs[i].size > 2:  # from_code keeps the size it had; let it size itself
+            moved[id(instrs[i])] = instrs[i] = ConcreteInstr(opnames[i], args[i], location=instrs[i].location)
+        jumps.append((instrs[i], decoded.instrs[target]))
+
+    # The handler of each instruction's region; on 3.12+ a function that becomes a
+    # coroutine has the StopIteration guard around its body (from the first RESUME).
+    regions = decoded.regions
+    at = opnames.index("RESUME")
+    prologue = guard = guard_block = None
+    if not code.co_flags & _versions.CO_COROUTINE:
+        prologue, guard, guard_block = TEMPLATE.guard_for_function(instrs[at].location, const_index, jumps)
+        if guard is not None:
+            regions = regions[:at] + [region or guard for region in regions[at:]]
+
+    depths = decoded.depths()
     stacksize = code.co_stacksize
-    out, tail = [], []
-    jumps = []  # (jump, target): the target an index into instrs until resolved
-    moved = {}  # index into instrs -> the instruction that now stands there
-    i = 0
-    while i < len(instrs):
-        ins = instrs[i]
-        handler = handlers[decoded.regions[i]] if decoded.regions[i] else None
-        kind = _versions.marker_kind(ins, marker) if ins.name in _versions.MARKER_OPS else None
-        if kind is None:
-            if ins.has_jump():
-                if ins.size > 2:  # from_code keeps the size it had; let it size itself
-                    ins = moved[i] = ConcreteInstr(ins.name, ins.arg, location=ins.location)
-                jumps.append((ins, decoded.jumps[i]))
-            elif ins.opcode in _HAS_NAME:
-                named = ins.arg >> _versions.NAME_SHIFT.get(ins.name, 0)
-                marker_named_otherwise |= named == marker
-                if named == len(names) - 1:
-                    naming_last.append(ins)
-            out.append((ins, handler))
-            i += 1
-            continue
-        depth = 1 if depths[i] is None else depths[i]
+    out, out_regions = [], []  # the instructions and the handler of each
+    tail, tail_regions = [], []
+    done = 0
+    for site, kind in sites:
+        ins, handler = instrs[site], regions[site]
+        out += instrs[done:site]
+        out_regions += regions[done:site]
+        done = site + 1
+        while done < len(instrs) and opnames[done] == "CACHE":  # the marker's own
+            done += 1
+        depth = 1 if depths[site] is None else depths[site]
         stacksize = max(stacksize, depth + TEMPLATE.stacksize)
         after = _versions.after_method_marker(ins.location) if kind == "method" else []
-        site = i
-        i += 1
-        while i < len(instrs) and instrs[i].name == "CACHE":  # the marker's own
-            i += 1
-        inline, outline = TEMPLATE.copy_for_site(ins.location, handler, depth, after[0] if after else i,
-                                                 const_index, jumps)
-        moved[site] = inline[0][0]
-        out.extend(inline)
-        out.extend((extra, handler) for extra in after)
-        tail.extend(outline)
-    out.extend(tail)
-    if not marker_named_otherwise:
-        _drop_name(names, marker, naming_last)
+        (inline, inline_regions), (outline, outline_regions) = TEMPLATE.copy_for_site(
+            ins.location, handler, depth, after[0] if after else instrs[done], const_index, jumps)
+        moved[id(ins)] = inline[0]
+        out += inline + after
+        out_regions += inline_regions + [handler] * len(after)
+        tail += outline
+        tail_regions += outline_regions
+    out += instrs[done:] + tail
+    out_regions += regions[done:] + tail_regions
+    if prologue is not None:
+        out[at:at] = prologue
+        out_regions[at:at] = [None] * len(prologue)
+    if guard is not None:
+        out += guard_block
+        out_regions += [None] * len(guard_block)
 
-    def resolve(target):
-        return target if isinstance(target, ConcreteInstr) else moved.get(target, instrs[target])
+    for handler in {id(h): h for h in out_regions if h is not None}.values():
+        handler.target = moved.get(id(handler.target), handler.target)
+    jumps = [(jump, moved.get(id(target), target)) for jump, target in jumps]
+    _drop_marker_name(names, marker, len(sites), instrs, opnames, args)
 
-    for handler in handlers.values():
-        handler.target = resolve(handler.target)
-    jumps = [(jump, resolve(target)) for jump, target in jumps]
-    if not code.co_flags & _versions.CO_COROUTINE:
-        out = _into_coroutine(out, const_index, jumps)
-
-    instructions = [ins for ins, _ in out]
-    offsets, position = _layout(instructions, jumps)
+    offsets, position = _layout(out, jumps)
     concrete = decoded.concrete
-    concrete[:] = instructions
+    concrete[:] = out
     concrete.consts = consts
     concrete.names = names
-    concrete.exception_table = _exception_table([handler for _, handler in out], offsets, position)
+    concrete.exception_table = _exception_table(out_regions, offsets, position)
     concrete.flags = (code.co_flags & ~_versions.CO_GENERATOR_KINDS) | _versions.CO_COROUTINE
     # Every depth is known (the original regions', and the template's moved to each
     # site), so the library's own computation over the control-flow graph is skipped.
     return concrete.to_code(stacksize=stacksize, compute_exception_stack_depths=False)
 
 
-def _drop_name(names: list[str], index: int, naming_last) -> None:
-    """Take ``names[index]`` out of ``names`` by moving the last name into its place;
-    ``naming_last`` are all the instructions that name the last one."""
-    last = names.pop()
-    if index == len(names):
+def _drop_marker_name(names: list[str], marker: int, sites: int, instrs, opnames, args) -> None:
+    """Take the marker's name out of ``names`` unless something other than the
+    ``sites`` markers names it, by moving the last name into its place (and
+    renumbering what names that one)."""
+    naming = [i for i, name in enumerate(opnames) if name in _NAMING]
+    named = [args[i] >> _versions.NAME_SHIFT.get(opnames[i], 0) for i in naming]
+    if named.count(marker) > sites:
         return
-    names[index] = last
-    for ins in naming_last:
-        shift = _versions.NAME_SHIFT.get(ins.name, 0)
-        ins.arg = index << shift | ins.arg & ((1 << shift) - 1)
-
-
-def _into_coroutine(items, const_index, jumps):
-    at = next(i for i, (ins, _) in enumerate(items) if ins.name == "RESUME")
-    prologue, guard, guard_block = TEMPLATE.guard_for_function(items[at][0].location, const_index, jumps)
-    body = items[at:]
-    if guard is not None:
-        body = [(ins, guard if handler is None else handler) for ins, handler in body]
-    return items[:at] + prologue + body + guard_block
+    last = len(names) - 1
+    names[marker] = names[last]
+    names.pop()
+    for i, index in zip(naming, named):
+        if index == last != marker:
+            shift = _versions.NAME_SHIFT.get(opnames[i], 0)
+            instrs[i].arg = marker << shift | args[i] & ((1 << shift) - 1)
 
 
 def _layout(instrs: list[ConcreteInstr], jumps) -> tuple[list[int], dict[int, int]]:
-    """Offsets (in code units, the end last) of ``instrs`` with every jump's argument
-    set to reach its target, and the index of each instruction by ``id``.
+    """Offsets of ``instrs`` in bytes (the end last), with every jump's argument set
+    to reach its target, and the index of each instruction by ``id``.
 
     Inserted code only lengthens jumps; an argument that grows past a multiple of 8
     bits makes its jump longer (EXTENDED_ARG), which moves later code and may lengthen
     other jumps in turn, so the layout is repeated until no size changes.
     """
-    position = {id(ins): i for i, ins in enumerate(instrs)}
+    position = dict(zip(map(id, instrs), range(len(instrs))))
+    # Per jump: where it and its target stand, its cache entries, its direction.
+    jumps = [(jump, position[id(jump)], position[id(target)], jump.use_cache_opcodes(),
+              1 if jump.is_forward_rel_jump() else -1 if jump.is_backward_rel_jump() else 0)
+             for jump, target in jumps]
     while True:
-        offsets = []
-        offset = 0
-        for ins in instrs:
-            offsets.append(offset)
-            offset += ins.size // 2
-        offsets.append(offset)
+        offsets = list(accumulate(map(attrgetter("size"), instrs), initial=0))
         grown = False
-        for jump, target in jumps:
-            there = offsets[position[id(target)]]
-            after = offsets[position[id(jump)]] + jump.size // 2 + jump.use_cache_opcodes()
-            if jump.is_forward_rel_jump():
-                arg = there - after
-            elif jump.is_backward_rel_jump():
-                arg = after - there
-            else:
-                arg = there
+        for jump, here, there, caches, direction in jumps:
+            after = offsets[here + 1] // 2 + caches
+            arg = (offsets[there] // 2 - after) * direction if direction else offsets[there] // 2
             if arg < 0:
                 raise AssertionError(f"{jump.name} would have to change direction")
             if arg != jump.arg:
@@ -345,15 +338,15 @@ def _layout(instrs: list[ConcreteInstr], jumps) -> tuple[list[int], dict[int, in
 
 def _exception_table(handlers, offsets, position) -> list[ExceptionTableEntry]:
     """One entry per run of instructions that share a handler (``handlers[i]`` is
-    that of the instruction at ``offsets[i]``)."""
+    that of the instruction at ``offsets[i]``, in bytes)."""
     table = []
     current, start = None, 0
     for i, handler in enumerate([*handlers, None]):
         if handler is current:
             continue
         if current is not None:
-            target = offsets[position[id(current.target)]]
-            table.append(ExceptionTableEntry(offsets[start], offsets[i] - 1, target,
+            target = offsets[position[id(current.target)]] // 2
+            table.append(ExceptionTableEntry(offsets[start] // 2, offsets[i] // 2 - 1, target,
                                              current.stack_depth, current.push_lasti))
         current, start = handler, i
     return table
