@@ -13,8 +13,8 @@ only a few instructions per site are inserted; so the bookkeeping is done here:
 
 * every jump and every region's handler is held as the instruction it goes to, not as
   an offset; once spliced, the code is laid out again and each jump's argument is
-  recomputed, repeatedly while an argument that grew past 255 (an EXTENDED_ARG more)
-  moves code;
+  recomputed, repeatedly while an argument that crossed 255 (an EXTENDED_ARG more or
+  less) moves code;
 * each instruction carries the handler of the region it lies in (3.11+), and the
   exception table is emitted afresh from runs of instructions that share one:
 
@@ -311,9 +311,11 @@ def _layout(instrs: list[ConcreteInstr], jumps) -> tuple[list[int], dict[int, in
     """Offsets of ``instrs`` in bytes (the end last), with every jump's argument set
     to reach its target, and the index of each instruction by ``id``.
 
-    Inserted code only lengthens jumps; an argument that grows past a multiple of 8
-    bits makes its jump longer (EXTENDED_ARG), which moves later code and may lengthen
-    other jumps in turn, so the layout is repeated until no size changes.
+    Splicing changes distances (on 3.11 a site is longer than the marker it replaces,
+    on 3.12+ shorter than the marker with its caches); an argument that crosses a
+    multiple of 8 bits changes its jump's size (EXTENDED_ARG), which moves later code
+    and may change other arguments in turn, so the layout is repeated until no size
+    changes.
     """
     position = dict(zip(map(id, instrs), range(len(instrs))))
     # Per jump: where it and its target stand, its cache entries, its direction.
