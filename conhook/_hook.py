@@ -75,32 +75,53 @@ class ConFinder:
         spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
         if spec is None or type(spec.loader) is not importlib.machinery.SourceFileLoader:
             return spec  # not found, or not plain source (extension, namespace, .pyc)
-        if not self.opts_in(fullname, spec.origin):
-            return spec
-        _trace(f"rewriting {fullname} ({spec.origin})")
-        spec.loader = ConLoader(fullname, spec.origin)
+        origin = spec.origin
+        cached = None
+        if not self.installed_for(fullname, origin):
+            if origin.startswith(self.skip_roots):
+                return spec  # the standard library and site-packages never opt in by themselves
+            # A fresh cache entry of a module that opted itself in answers for its source,
+            # which then need not be read at all (a warm import reads one file, as CPython's).
+            cached = read_cache_entry(origin, self_opted_in=True)
+            if cached is None and not source_imports_con(origin):
+                return spec
+        _trace(f"rewriting {fullname} ({origin})")
+        spec.loader = ConLoader(fullname, origin, cached)
         return spec
 
-    def opts_in(self, fullname: str, origin: str) -> bool:
+    def installed_for(self, fullname: str, origin: str) -> bool:
+        """Whether ``install(paths=..., packages=...)`` opts this module in."""
         if any(fullname == p or fullname.startswith(p + ".") for p in self.packages):
             return True
-        if self.paths and origin.startswith(self.paths):
+        return bool(self.paths) and origin.startswith(self.paths)
+
+    def opts_in(self, fullname: str, origin: str) -> bool:
+        if self.installed_for(fullname, origin):
             return True
-        if origin.startswith(self.skip_roots):
-            return False  # the standard library and site-packages never opt in by themselves
-        try:
-            with open(origin, "rb") as file:
-                data = file.read()
-        except OSError:
-            return False  # let the ordinary loader report it
-        return imports_con(data)
+        return not origin.startswith(self.skip_roots) and source_imports_con(origin)
 
     def invalidate_caches(self):
         pass
 
 
+def source_imports_con(origin: str) -> bool:
+    try:
+        with open(origin, "rb") as file:
+            data = file.read()
+    except OSError:
+        return False  # let the ordinary loader report it
+    return imports_con(data)
+
+
 class ConLoader(importlib.machinery.SourceFileLoader):
-    """A source loader whose code goes through the con pipeline and its own cache."""
+    """A source loader whose code goes through the con pipeline and its own cache.
+
+    ``cached`` is the module's cache entry when the finder has read it already.
+    """
+
+    def __init__(self, fullname, path, cached=None):
+        super().__init__(fullname, path)
+        self._cached = cached
 
     # The namespace is prepared here and exec_module is the inherited one, so that no
     # frame of conhook stands between importlib's frames: an exception raised while the
@@ -113,15 +134,21 @@ class ConLoader(importlib.machinery.SourceFileLoader):
         return module
 
     def get_code(self, fullname):
+        cached, self._cached = self._cached, None  # good for one load (reload finds anew)
+        if cached is not None:
+            code = _unmarshal(cached)
+            if code is not None:
+                return code
         source_path = self.get_filename(fullname)
         stat = os.stat(source_path)
         cache_path = cache_path_for(source_path)
         code = read_cache(cache_path, stat) if cache_path else None
         if code is None:
             from . import _pipeline
-            code = _pipeline.compile_con(self.get_data(source_path), source_path)
+            source = self.get_data(source_path)
+            code = _pipeline.compile_con(source, source_path)
             if cache_path and not sys.dont_write_bytecode:
-                write_cache(cache_path, code, stat)
+                write_cache(cache_path, code, stat, self_opted_in=imports_con(source))
         return code
 
 
@@ -174,7 +201,9 @@ def _read_installed_bytecode_version() -> None:
     _installed_bytecode_version = bytecode.__version__
 
 
-_HEADER = struct.Struct("<4sqq")
+# The header: magic number, the source's mtime (ns) and size, and whether the source
+# opts itself in (so that a warm import need not read it: ``ConFinder``).
+_HEADER = struct.Struct("<4sqq?")
 
 
 def cache_path_for(source_path: str) -> str | None:
@@ -190,6 +219,24 @@ def cache_path_for(source_path: str) -> str | None:
 
 def read_cache(path: str, stat: os.stat_result) -> types.CodeType | None:
     """The cached code, or None if it is missing, stale or damaged in any way."""
+    entry = _read_entry(path, stat, self_opted_in=False)
+    return None if entry is None else _unmarshal(entry)
+
+
+def read_cache_entry(source_path: str, self_opted_in: bool) -> memoryview | None:
+    """The marshalled code of the source's fresh cache entry (when ``self_opted_in``,
+    only of a source that opts itself in), or None."""
+    path = cache_path_for(source_path)
+    if path is None:
+        return None
+    try:
+        stat = os.stat(source_path)
+    except OSError:
+        return None
+    return _read_entry(path, stat, self_opted_in)
+
+
+def _read_entry(path: str, stat: os.stat_result, self_opted_in: bool) -> memoryview | None:
     try:
         with open(path, "rb") as file:
             data = file.read()
@@ -197,22 +244,32 @@ def read_cache(path: str, stat: os.stat_result) -> types.CodeType | None:
         return None
     key = _cache_key()
     try:
-        magic, mtime, size = _HEADER.unpack_from(data)
-        start = _HEADER.size
-        if (magic, mtime, size) != (importlib.util.MAGIC_NUMBER, stat.st_mtime_ns, stat.st_size):
-            return None
-        if data[start:start + len(key)] != key:
-            return None
-        code = marshal.loads(memoryview(data)[start + len(key):])
-    except Exception:  # noqa: BLE001 - a damaged cache is only a cache miss
+        magic, mtime, size, opted_in = _HEADER.unpack_from(data)
+    except struct.error:
         _trace(f"ignoring damaged cache {path}")
+        return None
+    if (magic, mtime, size) != (importlib.util.MAGIC_NUMBER, stat.st_mtime_ns, stat.st_size):
+        return None
+    if self_opted_in and not opted_in:
+        return None
+    start = _HEADER.size
+    if data[start:start + len(key)] != key:
+        return None
+    return memoryview(data)[start + len(key):]
+
+
+def _unmarshal(data: memoryview) -> types.CodeType | None:
+    try:
+        code = marshal.loads(data)
+    except Exception:  # noqa: BLE001 - a damaged cache is only a cache miss
+        _trace("ignoring a damaged cache entry")
         return None
     return code if isinstance(code, types.CodeType) else None
 
 
-def write_cache(path: str, code: types.CodeType, stat: os.stat_result) -> None:
+def write_cache(path: str, code: types.CodeType, stat: os.stat_result, self_opted_in: bool = False) -> None:
     """Write atomically (temporary file, then rename); failure only skips caching."""
-    data = (_HEADER.pack(importlib.util.MAGIC_NUMBER, stat.st_mtime_ns, stat.st_size)
+    data = (_HEADER.pack(importlib.util.MAGIC_NUMBER, stat.st_mtime_ns, stat.st_size, self_opted_in)
             + _cache_key() + marshal.dumps(code))
     temporary = f"{path}.{os.getpid()}.tmp"
     try:

@@ -360,10 +360,37 @@ def test_stdlib_and_site_packages_are_declined_without_opening_the_file(tmp_path
     spec = finder.find_spec(name, path)
     assert type(spec.loader) is importlib.machinery.SourceFileLoader
     assert spy.calls == []
-    # Control: the spy does see the opt-in check of an ordinary module.
+    # Control: the spy does see the opt-in check of an ordinary module (after a look for
+    # a cache entry, which it has none of).
     write(tmp_path, {"plain.py": PLAIN_MODULE})
     finder.find_spec("plain")
-    assert spy.calls == [(str(tmp_path / "plain.py"), "rb")]
+    assert spy.calls == [(_hook.cache_path_for(str(tmp_path / "plain.py")), "rb"),
+                         (str(tmp_path / "plain.py"), "rb")]
+
+
+def test_a_warm_import_reads_the_cache_and_not_the_source(tmp_path, monkeypatch, pipeline_calls):
+    source = write(tmp_path, {"cached.py": CON_MODULE}) / "cached.py"
+    _hook.install()
+    assert run(fresh_import("cached").twice(1)) == 2
+    spy = _SpyOpen()
+    monkeypatch.setattr(_hook, "open", spy, raising=False)
+    module = fresh_import("cached")
+    assert spy.calls == [(_hook.cache_path_for(str(source)), "rb")]  # one file, as CPython reads
+    assert len(pipeline_calls) == 1
+    assert run(module.twice(4)) == 8
+
+
+def test_a_cache_entry_made_for_install_does_not_opt_its_module_in_later(tmp_path, pipeline_calls):
+    # Rewritten because install(paths=...) covered it; the source itself does not opt in.
+    write(tmp_path, {"covered.py": "from operator import matmul as m\n\n"
+                                   "def f(g):\n    return g@(3)\n"})
+    _hook.install(paths=[str(tmp_path)])
+    assert inspect.iscoroutinefunction(fresh_import("covered").f)
+    assert cache_files(tmp_path) == [f"covered.{TAG}-conhook.pyc"]
+    _hook.install()  # no paths now: the fresh cache entry must not opt the module in
+    module = fresh_import("covered")
+    assert type(module.__loader__) is importlib.machinery.SourceFileLoader
+    assert not inspect.iscoroutinefunction(module.f)
 
 
 def test_finders_before_the_path_finder_keep_precedence(tmp_path):
