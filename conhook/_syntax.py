@@ -62,60 +62,136 @@ def transform(tree: ast.Module, rewrite: TokenRewrite, filename: str, *, topleve
     and the REPL); the module body is then a prejoin scope of its own.
     """
     edited = sorted(rewrite.columns.edits)
-    if edited:
-        _restore_columns(tree, rewrite.columns, edited)
-    checker = _Checker(filename, rewrite.columns.original_lines, toplevel, edited)
+    if not edited:
+        # Every marker (and every 'sibling') stands on a line the token layer edited:
+        # without edits there is nothing to check, transform or restore.
+        return tree
+    lines = _Lines(rewrite.columns, edited)
+    _restore_columns(tree, rewrite.columns, lines)
+    checker = _Checker(filename, rewrite.columns.original_lines, toplevel, lines)
     checker.visit(tree)
     if toplevel and checker.module_starts_threads:
         tree.body = _prejoin_scope(tree.body, tree.body[0] if tree.body else tree)
     return tree
 
 
-def _touches(node: ast.AST, edited_lines: list[int]) -> bool:
-    """Whether ``node`` (with its decorators) spans one of the sorted ``edited_lines``.
+class _Lines:
+    """Which lines matter to the AST step: the edited ones, and those that may say 'yield'.
 
     Con syntax, and so every marker, stands on edited lines: a subtree that spans none
-    is ordinary code, and the AST step leaves it alone without walking it.  Nodes
-    without a position (the module, arguments, comprehension clauses) may.
+    is ordinary code, and the AST step leaves it alone without walking it.
     """
-    first, last = getattr(node, "lineno", None), getattr(node, "end_lineno", None)
-    if first is None or last is None:
-        return True
-    decorators = getattr(node, "decorator_list", None)
-    if decorators:  # they stand above the def or class line
-        first = min(first, decorators[0].lineno)
-    i = bisect.bisect_left(edited_lines, first)
-    return i < len(edited_lines) and edited_lines[i] <= last
+
+    def __init__(self, columns: ColumnMap, edited: list[int]):
+        self.edited = edited                # sorted
+        self.edited_set = frozenset(edited)
+        self._columns = columns
+        self._yield_lines = None
+
+    def touches(self, node: ast.AST) -> bool:
+        """Whether ``node`` (with its decorators) spans one of the edited lines.
+
+        Nodes without a position (the module, arguments, comprehension clauses) may.
+        """
+        first = getattr(node, "lineno", None)
+        if first is None:
+            return True
+        last = node.end_lineno
+        if last is None:
+            return True
+        if first == last and type(node) not in _DECORATED:
+            return first in self.edited_set
+        return self.spans_edited(node, first, last)
+
+    def spans_edited(self, node, first: int, last: int) -> bool:
+        decorators = getattr(node, "decorator_list", None)
+        if decorators:  # they stand above the def or class line
+            first = min(first, decorators[0].lineno)
+        edited = self.edited
+        i = bisect.bisect_left(edited, first)
+        return i < len(edited) and edited[i] <= last
+
+    def may_yield(self, node: ast.AST) -> bool:
+        """False if no line of ``node`` holds the word 'yield' (keywords are never
+        spelled otherwise), so that it holds no ``yield`` expression."""
+        if self._yield_lines is None:
+            lines = self._columns.original_lines
+            self._yield_lines = [n for n, line in enumerate(lines, 1) if "yield" in line]
+        if not self._yield_lines:
+            return False
+        first, last = getattr(node, "lineno", None), getattr(node, "end_lineno", None)
+        if first is None or last is None:
+            return True
+        i = bisect.bisect_left(self._yield_lines, first)
+        return i < len(self._yield_lines) and self._yield_lines[i] <= last
 
 
-def _restore_columns(tree: ast.AST, columns: ColumnMap, edited_lines: list[int]) -> None:
+_DECORATED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+# Fields that never hold a node with a position or children: skipped when walking.
+_NO_NODE_FIELDS = frozenset({"ctx", "op", "ops", "id", "attr", "arg", "type_comment", "kind",
+                             "is_async", "conversion", "level", "module", "simple", "kwd_attrs",
+                             "rest", "tag"})
+_LEAVES = (ast.Constant, ast.MatchSingleton, ast.Global, ast.Nonlocal, ast.Pass, ast.Break,
+           ast.Continue, ast.expr_context, ast.operator, ast.unaryop, ast.boolop, ast.cmpop)
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _child_fields(cls: type) -> tuple[str, ...]:
+    """The fields of node class ``cls`` that may hold child nodes (or lists of them)."""
+    fields = _CHILD_FIELDS.get(cls)
+    if fields is None:
+        fields = () if issubclass(cls, _LEAVES) else tuple(
+            name for name in cls._fields if name not in _NO_NODE_FIELDS)
+        _CHILD_FIELDS[cls] = fields
+    return fields
+
+
+def _restore_columns(tree: ast.AST, columns: ColumnMap, lines: _Lines) -> None:
     edited = columns.edits
+    to_original = columns.byte_to_original
+    touches = lines.touches
+    AST = ast.AST
     # Each node once: a tree transformed before this step (pytest's assertion rewriting)
     # may hold one node object in several places.
     seen = set()
     stack = [tree]
     while stack:
         node = stack.pop()
-        if id(node) in seen or not _touches(node, edited_lines):
+        if not touches(node):
             continue
-        seen.add(id(node))
-        stack.extend(ast.iter_child_nodes(node))
         lineno = getattr(node, "lineno", None)
-        if lineno is None:
-            continue
-        if lineno in edited:
-            node.col_offset = columns.byte_to_original(lineno, node.col_offset)
-        end = node.end_lineno
-        if end in edited and node.end_col_offset is not None:
-            node.end_col_offset = columns.byte_to_original(end, node.end_col_offset)
+        if lineno is not None:
+            end = node.end_lineno
+            if lineno in edited or end in edited:
+                if id(node) in seen:
+                    continue
+                seen.add(id(node))
+                if lineno in edited:
+                    node.col_offset = to_original(lineno, node.col_offset)
+                if end in edited and node.end_col_offset is not None:
+                    node.end_col_offset = to_original(end, node.end_col_offset)
+        for name in _child_fields(type(node)):
+            try:
+                value = getattr(node, name)
+            except AttributeError:
+                continue
+            if type(value) is list:
+                for item in value:
+                    if isinstance(item, AST):
+                        stack.append(item)
+            elif isinstance(value, AST):
+                stack.append(value)
 
 
-class _Checker(ast.NodeTransformer):
-    """Walks the tree keeping the kind of the innermost scope."""
+class _Checker:
+    """Walks the tree keeping the kind of the innermost scope.
 
-    def __init__(self, filename: str, lines: list[str], toplevel: bool, edited_lines: list[int]):
+    Like an ``ast.NodeTransformer`` whose ``visit`` skips subtrees that span no edited line.
+    """
+
+    def __init__(self, filename: str, lines: list[str], toplevel: bool, edited: _Lines):
         self.filename = filename
-        self.edited_lines = edited_lines
+        self.edited = edited
         self.lines = lines
         self.scopes = [_FUNCTION if toplevel else _MODULE]
         self.generator = [False]
@@ -123,6 +199,7 @@ class _Checker(ast.NodeTransformer):
         self.markers = [0]
         self.in_annotation = False
         self.module_starts_threads = False
+        self.handlers = {}
 
     def enter(self, kind: str, generator: bool) -> None:
         self.scopes.append(kind)
@@ -138,9 +215,35 @@ class _Checker(ast.NodeTransformer):
         return self.markers.pop()
 
     def visit(self, node):
-        if not _touches(node, self.edited_lines):
+        if not self.edited.touches(node):
             return node  # ordinary code: nothing to check or transform in there
-        return super().visit(node)
+        cls = type(node)
+        try:
+            handler = self.handlers[cls]
+        except KeyError:
+            handler = self.handlers[cls] = getattr(type(self), "visit_" + cls.__name__, None)
+        if handler is None:
+            return self.generic_visit(node)
+        return handler(self, node)
+
+    def generic_visit(self, node):
+        AST = ast.AST
+        for name in _child_fields(type(node)):
+            try:
+                value = getattr(node, name)
+            except AttributeError:
+                continue
+            if type(value) is list:
+                for i, item in enumerate(value):
+                    if isinstance(item, AST):
+                        new = self.visit(item)
+                        if new is not item:
+                            value[i] = new
+            elif isinstance(value, AST):
+                new = self.visit(value)
+                if new is not value:
+                    setattr(node, name, new)
+        return node
 
     # -- errors -----------------------------------------------------------------
 
@@ -158,7 +261,7 @@ class _Checker(ast.NodeTransformer):
         self.visit_arguments_outside(node.args)
         if node.returns is not None:
             self.visit_annotation(node.returns)
-        self.enter(_FUNCTION, _contains_yield(node.body))
+        self.enter(_FUNCTION, self.edited.may_yield(node) and _contains_yield(node.body))
         node.body = self.visit_body(node.body)
         starts_threads = self.starts_threads[-1]
         self.leave()
@@ -170,7 +273,7 @@ class _Checker(ast.NodeTransformer):
 
     def visit_Lambda(self, node):
         self.visit_arguments_outside(node.args)
-        self.enter(_LAMBDA, _contains_yield([node.body]))
+        self.enter(_LAMBDA, self.edited.may_yield(node) and _contains_yield([node.body]))
         node.body = self.visit(node.body)
         self.leave()
         return node
