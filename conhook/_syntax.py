@@ -148,7 +148,18 @@ def _child_fields(cls: type) -> tuple[str, ...]:
 
 def _restore_columns(tree: ast.AST, columns: ColumnMap, lines: _Lines) -> None:
     edited = columns.edits
-    to_original = columns.byte_to_original
+    tables = {}
+
+    def original(lineno: int, col: int) -> int:
+        try:
+            found = tables[lineno]
+        except KeyError:
+            found = tables[lineno] = columns.byte_table(lineno)
+        if found is None:
+            return columns.byte_to_original(lineno, col)
+        table, shift = found
+        return table[col] if col < len(table) else col - shift
+
     touches = lines.touches
     AST = ast.AST
     # Each node once: a tree transformed before this step (pytest's assertion rewriting)
@@ -167,9 +178,9 @@ def _restore_columns(tree: ast.AST, columns: ColumnMap, lines: _Lines) -> None:
                     continue
                 seen.add(id(node))
                 if lineno in edited:
-                    node.col_offset = to_original(lineno, node.col_offset)
+                    node.col_offset = original(lineno, node.col_offset)
                 if end in edited and node.end_col_offset is not None:
-                    node.end_col_offset = to_original(end, node.end_col_offset)
+                    node.end_col_offset = original(end, node.end_col_offset)
         for name in _child_fields(type(node)):
             try:
                 value = getattr(node, name)

@@ -72,6 +72,30 @@ class ColumnMap:
             shift += len(edit.text) - edit.length
         return col - shift
 
+    def byte_table(self, lineno: int) -> tuple[list[int], int] | None:
+        """``byte_to_original`` of edited line ``lineno``, worked out for the whole line at once.
+
+        ``(table, shift)``: byte column ``col`` of the rewritten line is ``table[col]`` in the
+        original if ``col < len(table)``, else ``col - shift``.  None where the line is not
+        ASCII (then bytes and characters differ: ask ``byte_to_original``).
+        """
+        new = self.rewritten_lines[lineno - 1]
+        if not (new.isascii() and self.original_lines[lineno - 1].isascii()):
+            return None
+        # Column by column this is ``char_to_original``: the first edit that a column
+        # stands before or inside decides it.
+        table: list[int] = []
+        shift = 0
+        for edit in self.edits[lineno]:
+            start = edit.col + shift
+            if start > len(table):
+                table.extend(range(len(table) - shift, start - shift))
+            end = start + len(edit.text)
+            if end > len(table):
+                table.extend([edit.col] * (end - len(table)))
+            shift += len(edit.text) - edit.length
+        return table, shift
+
     def byte_to_original(self, lineno: int, col: int) -> int:
         """Map a UTF-8 byte column of rewritten line ``lineno`` to a byte column of the original."""
         if lineno not in self.edits:

@@ -126,6 +126,31 @@ def test_column_map_over_marker_points_at_call_end():
     assert result.columns.char_to_original(1, plus) == "y = f@(x) + 1".index("+")
 
 
+TABLE_CASES = {
+    **{name: source for name, (source, _) in REWRITTEN.items()},
+    "several-edits": "y = f@(x)@(y) + g@(h@(1), k@()); sibling m@(n@(2))\n",
+    "chained-no-space": "f@(x)@(y)@(z)\n",
+}
+
+
+@pytest.mark.parametrize("source", TABLE_CASES.values(), ids=TABLE_CASES.keys())
+def test_byte_table_agrees_with_byte_to_original(source):
+    columns = rewrite_source(source).columns
+    for lineno in columns.edits:
+        if not columns.original_lines[lineno - 1].isascii():
+            assert columns.byte_table(lineno) is None
+            continue
+        table, shift = columns.byte_table(lineno)
+        for col in range(len(columns.rewritten_lines[lineno - 1]) + 3):
+            expected = columns.byte_to_original(lineno, col)
+            assert (table[col] if col < len(table) else col - shift) == expected, (lineno, col)
+
+
+def test_byte_table_is_none_for_non_ascii_lines():
+    columns = rewrite_source("s = 'é'; y = f@(1)\n").columns
+    assert columns.byte_table(1) is None
+
+
 def test_byte_columns_with_non_ascii():
     source = "s = 'éé'; y = f@(x) + z\n"
     result = rewrite_source(source)
