@@ -99,11 +99,12 @@ class _Lines:
         last = node.end_lineno
         if last is None:
             return True
-        if first == last and type(node) not in _DECORATED:
+        if first == last and not _node_info(type(node))[1]:
             return first in self.edited_set
         return self.spans_edited(node, first, last)
 
     def spans_edited(self, node, first: int, last: int) -> bool:
+        """``touches`` for a node from line ``first`` to ``last``."""
         decorators = getattr(node, "decorator_list", None)
         if decorators:  # they stand above the def or class line
             first = min(first, decorators[0].lineno)
@@ -126,27 +127,29 @@ class _Lines:
         return i < len(self._yield_lines) and self._yield_lines[i] <= last
 
 
-_DECORATED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 # Fields that never hold a node with a position or children: skipped when walking.
 _NO_NODE_FIELDS = frozenset({"ctx", "op", "ops", "id", "attr", "arg", "type_comment", "kind",
                              "is_async", "conversion", "level", "module", "simple", "kwd_attrs",
                              "rest", "tag"})
 _LEAVES = (ast.Constant, ast.MatchSingleton, ast.Global, ast.Nonlocal, ast.Pass, ast.Break,
            ast.Continue, ast.expr_context, ast.operator, ast.unaryop, ast.boolop, ast.cmpop)
-_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+_NODE_INFO: dict[type, tuple[tuple[str, ...], bool]] = {}
 
 
-def _child_fields(cls: type) -> tuple[str, ...]:
-    """The fields of node class ``cls`` that may hold child nodes (or lists of them)."""
-    fields = _CHILD_FIELDS.get(cls)
-    if fields is None:
-        fields = () if issubclass(cls, _LEAVES) else tuple(
-            name for name in cls._fields if name not in _NO_NODE_FIELDS)
-        _CHILD_FIELDS[cls] = fields
-    return fields
+def _node_info(cls: type) -> tuple[tuple[str, ...], bool]:
+    """For node class ``cls``: the fields that may hold child nodes (or lists of them), and
+    whether it has decorators.  Anything else found in a tree has neither."""
+    info = _NODE_INFO.get(cls)
+    if info is None:
+        fields = getattr(cls, "_fields", ()) if issubclass(cls, ast.AST) else ()
+        children = () if issubclass(cls, _LEAVES) else tuple(
+            name for name in fields if name not in _NO_NODE_FIELDS)
+        info = _NODE_INFO[cls] = (children, "decorator_list" in fields)
+    return info
 
 
 def _restore_columns(tree: ast.AST, columns: ColumnMap, lines: _Lines) -> None:
+    """Move the columns of the nodes on edited lines back to the original text."""
     edited = columns.edits
     tables = {}
 
@@ -160,19 +163,25 @@ def _restore_columns(tree: ast.AST, columns: ColumnMap, lines: _Lines) -> None:
         table, shift = found
         return table[col] if col < len(table) else col - shift
 
-    touches = lines.touches
-    AST = ast.AST
+    spans_edited = lines.spans_edited
+    node_info = _NODE_INFO
     # Each node once: a tree transformed before this step (pytest's assertion rewriting)
     # may hold one node object in several places.
     seen = set()
     stack = [tree]
+    pop, push, extend = stack.pop, stack.append, stack.extend
     while stack:
-        node = stack.pop()
-        if not touches(node):
-            continue
+        node = pop()
+        info = node_info.get(type(node)) or _node_info(type(node))
         lineno = getattr(node, "lineno", None)
         if lineno is not None:
             end = node.end_lineno
+            if end is not None:  # else it may span anything (see _Lines.touches)
+                if lineno == end and not info[1]:
+                    if lineno not in edited:
+                        continue
+                elif not spans_edited(node, lineno, end):
+                    continue
             if lineno in edited or end in edited:
                 if id(node) in seen:
                     continue
@@ -181,17 +190,13 @@ def _restore_columns(tree: ast.AST, columns: ColumnMap, lines: _Lines) -> None:
                     node.col_offset = original(lineno, node.col_offset)
                 if end in edited and node.end_col_offset is not None:
                     node.end_col_offset = original(end, node.end_col_offset)
-        for name in _child_fields(type(node)):
-            try:
-                value = getattr(node, name)
-            except AttributeError:
-                continue
-            if type(value) is list:
-                for item in value:
-                    if isinstance(item, AST):
-                        stack.append(item)
-            elif isinstance(value, AST):
-                stack.append(value)
+        for name in info[0]:
+            value = getattr(node, name, None)
+            if value is not None:
+                if type(value) is list:
+                    extend(value)  # what is not a node has no position and no fields
+                else:
+                    push(value)
 
 
 class _Checker:
@@ -239,11 +244,8 @@ class _Checker:
 
     def generic_visit(self, node):
         AST = ast.AST
-        for name in _child_fields(type(node)):
-            try:
-                value = getattr(node, name)
-            except AttributeError:
-                continue
+        for name in _node_info(type(node))[0]:
+            value = getattr(node, name, None)
             if type(value) is list:
                 for i, item in enumerate(value):
                     if isinstance(item, AST):
