@@ -67,8 +67,8 @@ def transform(tree: ast.Module, rewrite: TokenRewrite, filename: str, *, topleve
         # without edits there is nothing to check, transform or restore.
         return tree
     lines = _Lines(rewrite.columns, edited)
-    _restore_columns(tree, rewrite.columns, lines)
-    checker = _Checker(filename, rewrite.columns.original_lines, toplevel, lines)
+    checker = _Checker(filename, rewrite.columns.original_lines, toplevel, lines,
+                       _Columns(rewrite.columns, lines))
     checker.visit(tree)
     if toplevel and checker.module_starts_threads:
         tree.body = _prejoin_scope(tree.body, tree.body[0] if tree.body else tree)
@@ -148,55 +148,72 @@ def _node_info(cls: type) -> tuple[tuple[str, ...], bool]:
     return info
 
 
-def _restore_columns(tree: ast.AST, columns: ColumnMap, lines: _Lines) -> None:
-    """Move the columns of the nodes on edited lines back to the original text."""
-    edited = columns.edits
-    tables = {}
+class _Columns:
+    """Moves the columns of the nodes on edited lines back to the original text.
 
-    def original(lineno: int, col: int) -> int:
+    The checker's walk calls ``node`` for every node it visits; ``subtree`` is for the
+    parts of the tree it does not visit.  Each node is moved once: a tree transformed
+    before this step (pytest's assertion rewriting) may hold one node in several places.
+    """
+
+    def __init__(self, columns: ColumnMap, lines: _Lines):
+        self.columns = columns
+        self.edited = columns.edits
+        self.lines = lines
+        self.tables = {}
+        self.seen = set()
+
+    def original(self, lineno: int, col: int) -> int:
         try:
-            found = tables[lineno]
+            found = self.tables[lineno]
         except KeyError:
-            found = tables[lineno] = columns.byte_table(lineno)
+            found = self.tables[lineno] = self.columns.byte_table(lineno)
         if found is None:
-            return columns.byte_to_original(lineno, col)
+            return self.columns.byte_to_original(lineno, col)
         table, shift = found
         return table[col] if col < len(table) else col - shift
 
-    spans_edited = lines.spans_edited
-    node_info = _NODE_INFO
-    # Each node once: a tree transformed before this step (pytest's assertion rewriting)
-    # may hold one node object in several places.
-    seen = set()
-    stack = [tree]
-    pop, push, extend = stack.pop, stack.append, stack.extend
-    while stack:
-        node = pop()
-        info = node_info.get(type(node)) or _node_info(type(node))
-        lineno = getattr(node, "lineno", None)
-        if lineno is not None:
-            end = node.end_lineno
-            if end is not None:  # else it may span anything (see _Lines.touches)
-                if lineno == end and not info[1]:
-                    if lineno not in edited:
+    def node(self, node: ast.AST) -> None:
+        """Move ``node``'s own columns (its line or end line was edited)."""
+        if id(node) in self.seen:
+            return
+        self.seen.add(id(node))
+        edited = self.edited
+        lineno, end = node.lineno, node.end_lineno
+        if lineno in edited:
+            node.col_offset = self.original(lineno, node.col_offset)
+        if end in edited and node.end_col_offset is not None:
+            node.end_col_offset = self.original(end, node.end_col_offset)
+
+    def subtree(self, tree: ast.AST) -> None:
+        edited = self.edited
+        spans_edited = self.lines.spans_edited
+        node_info = _NODE_INFO
+        stack = [tree]
+        pop, push, extend = stack.pop, stack.append, stack.extend
+        while stack:
+            node = pop()
+            info = node_info.get(type(node)) or _node_info(type(node))
+            lineno = getattr(node, "lineno", None)
+            if lineno is not None:
+                end = node.end_lineno
+                if end is not None:  # else it may span anything (see _Lines.touches)
+                    if lineno == end and not info[1]:
+                        if lineno not in edited:
+                            continue
+                    elif not spans_edited(node, lineno, end):
                         continue
-                elif not spans_edited(node, lineno, end):
-                    continue
-            if lineno in edited or end in edited:
-                if id(node) in seen:
-                    continue
-                seen.add(id(node))
-                if lineno in edited:
-                    node.col_offset = original(lineno, node.col_offset)
-                if end in edited and node.end_col_offset is not None:
-                    node.end_col_offset = original(end, node.end_col_offset)
-        for name in info[0]:
-            value = getattr(node, name, None)
-            if value is not None:
-                if type(value) is list:
-                    extend(value)  # what is not a node has no position and no fields
-                else:
-                    push(value)
+                if lineno in edited or end in edited:
+                    if id(node) in self.seen:
+                        continue
+                    self.node(node)
+            for name in info[0]:
+                value = getattr(node, name, None)
+                if value is not None:
+                    if type(value) is list:
+                        extend(value)  # what is not a node has no position and no fields
+                    else:
+                        push(value)
 
 
 class _Checker:
@@ -205,9 +222,12 @@ class _Checker:
     Like an ``ast.NodeTransformer`` whose ``visit`` skips subtrees that span no edited line.
     """
 
-    def __init__(self, filename: str, lines: list[str], toplevel: bool, edited: _Lines):
+    def __init__(self, filename: str, lines: list[str], toplevel: bool, edited: _Lines,
+                 columns: _Columns):
         self.filename = filename
         self.edited = edited
+        self.columns = columns
+        self._edited_lines = columns.edited
         self.lines = lines
         self.scopes = [_FUNCTION if toplevel else _MODULE]
         self.generator = [False]
@@ -231,8 +251,17 @@ class _Checker:
         return self.markers.pop()
 
     def visit(self, node):
-        if not self.edited.touches(node):
-            return node  # ordinary code: nothing to check or transform in there
+        lineno = getattr(node, "lineno", None)
+        if lineno is not None:
+            end = node.end_lineno
+            if end is not None:  # else it may span anything (see _Lines.touches)
+                if lineno == end and not _node_info(type(node))[1]:
+                    if lineno not in self._edited_lines:
+                        return node  # ordinary code: nothing to check or transform in there
+                elif not self.edited.spans_edited(node, lineno, end):
+                    return node
+            if lineno in self._edited_lines or end in self._edited_lines:
+                self.columns.node(node)
         cls = type(node)
         try:
             handler = self.handlers[cls]
@@ -270,6 +299,7 @@ class _Checker:
     # -- scopes -----------------------------------------------------------------
 
     def visit_FunctionDef(self, node):
+        self.restore_type_params(node)
         self.visit_outside(node.decorator_list)
         self.visit_arguments_outside(node.args)
         if node.returns is not None:
@@ -292,6 +322,7 @@ class _Checker:
         return node
 
     def visit_ClassDef(self, node):
+        self.restore_type_params(node)
         self.visit_outside(node.decorator_list)
         self.visit_outside(node.bases)
         self.visit_outside(node.keywords)
@@ -342,8 +373,15 @@ class _Checker:
         args.defaults = [self.visit(d) for d in args.defaults]
         args.kw_defaults = [self.visit(d) if d is not None else None for d in args.kw_defaults]
         for arg in (*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg):
-            if arg is not None and arg.annotation is not None:
-                self.visit_annotation(arg.annotation)
+            if arg is not None:
+                self.columns.subtree(arg)  # the parameter itself is not visited
+                if arg.annotation is not None:
+                    self.visit_annotation(arg.annotation)
+
+    def restore_type_params(self, node):
+        """Type parameters (3.12+) are not visited: only their columns are restored."""
+        for param in getattr(node, "type_params", None) or ():
+            self.columns.subtree(param)
 
     def visit_annotation(self, node):
         saved, self.in_annotation = self.in_annotation, True
@@ -398,6 +436,7 @@ class _Checker:
         return self.generic_visit(node)
 
     def sibling_statement(self, node, value):
+        self.columns.subtree(value)  # its location goes to the nodes made here
         call = value.right
         where = ast.Name(SIBLING_MARKER)
         ast.copy_location(where, value)
