@@ -84,27 +84,16 @@ class _Lines:
 
     def __init__(self, columns: ColumnMap, edited: list[int]):
         self.edited = edited                # sorted
-        self.edited_set = frozenset(edited)
         self._columns = columns
         self._yield_lines = None
 
-    def touches(self, node: ast.AST) -> bool:
-        """Whether ``node`` (with its decorators) spans one of the edited lines.
-
-        Nodes without a position (the module, arguments, comprehension clauses) may.
-        """
-        first = getattr(node, "lineno", None)
-        if first is None:
-            return True
-        last = node.end_lineno
-        if last is None:
-            return True
-        if first == last and not _node_info(type(node))[1]:
-            return first in self.edited_set
-        return self.spans_edited(node, first, last)
+    # Whether a node (with its decorators) spans an edited line is asked of every node
+    # the walks meet, so they ask it inline: a node without a position (the module,
+    # arguments, comprehension clauses) may span anything; a node on one line (and
+    # without decorators) spans an edited line if its line is one; the rest ask this.
 
     def spans_edited(self, node, first: int, last: int) -> bool:
-        """``touches`` for a node from line ``first`` to ``last``."""
+        """Whether ``node``, from line ``first`` to ``last``, spans an edited line."""
         decorators = getattr(node, "decorator_list", None)
         if decorators:  # they stand above the def or class line
             first = min(first, decorators[0].lineno)
@@ -197,7 +186,7 @@ class _Columns:
             lineno = getattr(node, "lineno", None)
             if lineno is not None:
                 end = node.end_lineno
-                if end is not None:  # else it may span anything (see _Lines.touches)
+                if end is not None:  # else it may span anything (see _Lines)
                     if lineno == end and not info[1]:
                         if lineno not in edited:
                             continue
@@ -222,12 +211,12 @@ class _Checker:
     Like an ``ast.NodeTransformer`` whose ``visit`` skips subtrees that span no edited line.
     """
 
-    def __init__(self, filename: str, lines: list[str], toplevel: bool, edited: _Lines,
+    def __init__(self, filename: str, lines: list[str], toplevel: bool, line_info: _Lines,
                  columns: _Columns):
         self.filename = filename
-        self.edited = edited
+        self.line_info = line_info
         self.columns = columns
-        self._edited_lines = columns.edited
+        self.edited = columns.edited  # line number -> the token layer's edits
         self.lines = lines
         self.scopes = [_FUNCTION if toplevel else _MODULE]
         self.generator = [False]
@@ -251,22 +240,23 @@ class _Checker:
         return self.markers.pop()
 
     def visit(self, node):
+        cls = type(node)
+        try:
+            handler, decorated = self.handlers[cls]
+        except KeyError:
+            handler, decorated = self.handlers[cls] = (
+                getattr(type(self), "visit_" + cls.__name__, None), _node_info(cls)[1])
         lineno = getattr(node, "lineno", None)
         if lineno is not None:
             end = node.end_lineno
-            if end is not None:  # else it may span anything (see _Lines.touches)
-                if lineno == end and not _node_info(type(node))[1]:
-                    if lineno not in self._edited_lines:
+            if end is not None:  # else it may span anything (see _Lines)
+                if lineno == end and not decorated:
+                    if lineno not in self.edited:
                         return node  # ordinary code: nothing to check or transform in there
-                elif not self.edited.spans_edited(node, lineno, end):
+                elif not self.line_info.spans_edited(node, lineno, end):
                     return node
-            if lineno in self._edited_lines or end in self._edited_lines:
+            if lineno in self.edited or end in self.edited:
                 self.columns.node(node)
-        cls = type(node)
-        try:
-            handler = self.handlers[cls]
-        except KeyError:
-            handler = self.handlers[cls] = getattr(type(self), "visit_" + cls.__name__, None)
         if handler is None:
             return self.generic_visit(node)
         return handler(self, node)
@@ -304,7 +294,7 @@ class _Checker:
         self.visit_arguments_outside(node.args)
         if node.returns is not None:
             self.visit_annotation(node.returns)
-        self.enter(_FUNCTION, self.edited.may_yield(node) and _contains_yield(node.body))
+        self.enter(_FUNCTION, self.line_info.may_yield(node) and _contains_yield(node.body))
         node.body = self.visit_body(node.body)
         starts_threads = self.starts_threads[-1]
         self.leave()
@@ -316,7 +306,7 @@ class _Checker:
 
     def visit_Lambda(self, node):
         self.visit_arguments_outside(node.args)
-        self.enter(_LAMBDA, self.edited.may_yield(node) and _contains_yield([node.body]))
+        self.enter(_LAMBDA, self.line_info.may_yield(node) and _contains_yield([node.body]))
         node.body = self.visit(node.body)
         self.leave()
         return node
