@@ -137,12 +137,12 @@ def rewrite_source(source: str, filename: str = "<con>") -> TokenRewrite:
     except (tokenize.TokenError, SyntaxError):
         # Not valid Python at all: let compile() report it with CPython's words.
         return TokenRewrite(source, ColumnMap())
-    return _Rewriter(source, tokens, lines, filename).run()
+    return _Rewriter(tokens, lines, filename, source).run()
 
 
 class _Rewriter:
-    def __init__(self, source, tokens, lines, filename):
-        self.source = source
+    def __init__(self, tokens, lines, filename, source=None):
+        self.source = "".join(lines) if source is None else source
         self.tokens = tokens
         self.lines = lines
         self.filename = filename
