@@ -8,8 +8,11 @@ Runs between the token layer and ``compile``.  It
   and wraps the body of every function that starts threads in that scope (below);
 * on Python 3.11, where comprehensions are functions of their own, marks the call of
   a comprehension that makes non-atomic calls so that it is awaited too;
-* moves every node's columns back to the original text, so that compiled code,
-  tracebacks and carets point at what the user wrote.
+* moves the columns of every node on an edited line back to the original text, so
+  that compiled code, tracebacks and carets point at what the user wrote.
+
+Only subtrees that span a line the token layer edited are walked (every marker stands
+on one), in a single walk that checks, transforms and restores columns at once.
 
 The prejoin scope of a function that starts threads::
 
