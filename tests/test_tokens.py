@@ -186,3 +186,38 @@ def test_fstring_on_311_only_rejects_fields():
     assert not rewrite_source('x = f"mail@(home) {a}"\n').changed
     with pytest.raises(SyntaxError, match="3.12"):
         rewrite_source('x = f"{a} {b.c@(1)}"\n')
+
+
+# -- the single scan notes only what may matter: what it must still find ------------------
+
+FILLER = "x = [f(a) @ b for a in c]  # @( sibling\ns = 'f@(x) __con_y'\n" * 100
+FOUND_LATE = {
+    "reserved-name": (FILLER + "y = 1; __con_x = 2\n", 201, 8, "reserved"),
+    "sibling-in-expression": (FILLER + "y = (1,\n     sibling f@(1))\n", 202, 6, "starts a statement"),
+    "sibling-without-call": (FILLER + "if y: sibling f(1)\n", 201, 7, "takes a non-atomic call"),
+}
+if PY312:
+    FOUND_LATE["fstring-debug"] = ('x = f"{a=} {b!r:>{c}}"\n' * 100 + 'y = f"{a=} {g@(1)=}"\n',
+                                   101, 18, "'=' specifier")
+else:
+    FOUND_LATE["fstring-311"] = ('x = f"{a} {b!r:>{c}} @(d)"\n' * 100 + 'y = f"{a} {g@(1)}"\n',
+                                 101, 13, "3.12")
+
+
+@pytest.mark.parametrize("source,line,col,words", FOUND_LATE.values(), ids=FOUND_LATE.keys())
+def test_errors_after_much_text_that_only_looks_like_con_syntax(source, line, col, words):
+    with pytest.raises(SyntaxError) as info:
+        rewrite_source(source, "mod.py")
+    assert (info.value.lineno, info.value.offset) == (line, col)
+    assert words in info.value.msg
+
+
+def test_the_first_error_in_the_file_is_reported():
+    sibling_first = "def f():\n    sibling g(1)\n    __con_x = 1\n"
+    with pytest.raises(SyntaxError, match="non-atomic call") as info:
+        rewrite_source(sibling_first)
+    assert info.value.lineno == 2
+    reserved_first = "def f():\n    __con_x = 1\n    sibling g(1)\n"
+    with pytest.raises(SyntaxError, match="reserved") as info:
+        rewrite_source(reserved_first)
+    assert info.value.lineno == 2
