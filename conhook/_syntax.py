@@ -8,8 +8,11 @@ Runs between the token layer and ``compile``.  It
   and wraps the body of every function that starts threads in that scope (below);
 * on Python 3.11, where comprehensions are functions of their own, marks the call of
   a comprehension that makes non-atomic calls so that it is awaited too;
-* moves every node's columns back to the original text, so that compiled code,
-  tracebacks and carets point at what the user wrote.
+* moves the columns of every node on an edited line back to the original text, so
+  that compiled code, tracebacks and carets point at what the user wrote.
+
+Only subtrees that span a line the token layer edited are walked (every marker stands
+on one), in a single walk that checks, transforms and restores columns at once.
 
 The prejoin scope of a function that starts threads::
 
@@ -62,60 +65,161 @@ def transform(tree: ast.Module, rewrite: TokenRewrite, filename: str, *, topleve
     and the REPL); the module body is then a prejoin scope of its own.
     """
     edited = sorted(rewrite.columns.edits)
-    if edited:
-        _restore_columns(tree, rewrite.columns, edited)
-    checker = _Checker(filename, rewrite.columns.original_lines, toplevel, edited)
+    if not edited:
+        # Every marker (and every 'sibling') stands on a line the token layer edited:
+        # without edits there is nothing to check, transform or restore.
+        return tree
+    lines = _Lines(rewrite.columns, edited)
+    checker = _Checker(filename, rewrite.columns.original_lines, toplevel, lines,
+                       _Columns(rewrite.columns, lines))
     checker.visit(tree)
     if toplevel and checker.module_starts_threads:
         tree.body = _prejoin_scope(tree.body, tree.body[0] if tree.body else tree)
     return tree
 
 
-def _touches(node: ast.AST, edited_lines: list[int]) -> bool:
-    """Whether ``node`` (with its decorators) spans one of the sorted ``edited_lines``.
+class _Lines:
+    """Which lines matter to the AST step: the edited ones, and those that may say 'yield'.
 
     Con syntax, and so every marker, stands on edited lines: a subtree that spans none
-    is ordinary code, and the AST step leaves it alone without walking it.  Nodes
-    without a position (the module, arguments, comprehension clauses) may.
+    is ordinary code, and the AST step leaves it alone without walking it.
     """
-    first, last = getattr(node, "lineno", None), getattr(node, "end_lineno", None)
-    if first is None or last is None:
-        return True
-    decorators = getattr(node, "decorator_list", None)
-    if decorators:  # they stand above the def or class line
-        first = min(first, decorators[0].lineno)
-    i = bisect.bisect_left(edited_lines, first)
-    return i < len(edited_lines) and edited_lines[i] <= last
+
+    def __init__(self, columns: ColumnMap, edited: list[int]):
+        self.edited = edited                # sorted
+        self._columns = columns
+        self._yield_lines = None
+
+    # Whether a node (with its decorators) spans an edited line is asked of every node
+    # the walks meet, so they ask it inline: a node without a position (the module,
+    # arguments, comprehension clauses) may span anything; a node on one line (and
+    # without decorators) spans an edited line if its line is one; the rest ask this.
+
+    def spans_edited(self, node, first: int, last: int) -> bool:
+        """Whether ``node``, from line ``first`` to ``last``, spans an edited line."""
+        decorators = getattr(node, "decorator_list", None)
+        if decorators:  # they stand above the def or class line
+            first = min(first, decorators[0].lineno)
+        edited = self.edited
+        i = bisect.bisect_left(edited, first)
+        return i < len(edited) and edited[i] <= last
+
+    def may_yield(self, node: ast.AST) -> bool:
+        """False if no line of ``node`` holds the word 'yield' (keywords are never
+        spelled otherwise), so that it holds no ``yield`` expression."""
+        if self._yield_lines is None:
+            lines = self._columns.original_lines
+            self._yield_lines = [n for n, line in enumerate(lines, 1) if "yield" in line]
+        if not self._yield_lines:
+            return False
+        first, last = getattr(node, "lineno", None), getattr(node, "end_lineno", None)
+        if first is None or last is None:
+            return True
+        i = bisect.bisect_left(self._yield_lines, first)
+        return i < len(self._yield_lines) and self._yield_lines[i] <= last
 
 
-def _restore_columns(tree: ast.AST, columns: ColumnMap, edited_lines: list[int]) -> None:
-    edited = columns.edits
-    # Each node once: a tree transformed before this step (pytest's assertion rewriting)
-    # may hold one node object in several places.
-    seen = set()
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        if id(node) in seen or not _touches(node, edited_lines):
-            continue
-        seen.add(id(node))
-        stack.extend(ast.iter_child_nodes(node))
-        lineno = getattr(node, "lineno", None)
-        if lineno is None:
-            continue
+# Fields that never hold a node with a position or children: skipped when walking.
+_NO_NODE_FIELDS = frozenset({"ctx", "op", "ops", "id", "attr", "arg", "type_comment", "kind",
+                             "is_async", "conversion", "level", "module", "simple", "kwd_attrs",
+                             "rest", "tag"})
+_LEAVES = (ast.Constant, ast.MatchSingleton, ast.Global, ast.Nonlocal, ast.Pass, ast.Break,
+           ast.Continue, ast.expr_context, ast.operator, ast.unaryop, ast.boolop, ast.cmpop)
+_NODE_INFO: dict[type, tuple[tuple[str, ...], bool]] = {}
+
+
+def _node_info(cls: type) -> tuple[tuple[str, ...], bool]:
+    """For node class ``cls``: the fields that may hold child nodes (or lists of them), and
+    whether it has decorators.  Anything else found in a tree has neither."""
+    info = _NODE_INFO.get(cls)
+    if info is None:
+        fields = getattr(cls, "_fields", ()) if issubclass(cls, ast.AST) else ()
+        children = () if issubclass(cls, _LEAVES) else tuple(
+            name for name in fields if name not in _NO_NODE_FIELDS)
+        info = _NODE_INFO[cls] = (children, "decorator_list" in fields)
+    return info
+
+
+class _Columns:
+    """Moves the columns of the nodes on edited lines back to the original text.
+
+    The checker's walk calls ``node`` for every node it visits; ``subtree`` is for the
+    parts of the tree it does not visit.  Each node is moved once: a tree transformed
+    before this step (pytest's assertion rewriting) may hold one node in several places.
+    """
+
+    def __init__(self, columns: ColumnMap, lines: _Lines):
+        self.columns = columns
+        self.edited = columns.edits
+        self.lines = lines
+        self.tables = {}
+        self.seen = set()
+
+    def original(self, lineno: int, col: int) -> int:
+        try:
+            found = self.tables[lineno]
+        except KeyError:
+            found = self.tables[lineno] = self.columns.byte_table(lineno)
+        if found is None:
+            return self.columns.byte_to_original(lineno, col)
+        table, shift = found
+        return table[col] if col < len(table) else col - shift
+
+    def node(self, node: ast.AST) -> None:
+        """Move ``node``'s own columns (its line or end line was edited)."""
+        if id(node) in self.seen:
+            return
+        self.seen.add(id(node))
+        edited = self.edited
+        lineno, end = node.lineno, node.end_lineno
         if lineno in edited:
-            node.col_offset = columns.byte_to_original(lineno, node.col_offset)
-        end = node.end_lineno
+            node.col_offset = self.original(lineno, node.col_offset)
         if end in edited and node.end_col_offset is not None:
-            node.end_col_offset = columns.byte_to_original(end, node.end_col_offset)
+            node.end_col_offset = self.original(end, node.end_col_offset)
+
+    def subtree(self, tree: ast.AST) -> None:
+        edited = self.edited
+        spans_edited = self.lines.spans_edited
+        node_info = _NODE_INFO
+        stack = [tree]
+        pop, push, extend = stack.pop, stack.append, stack.extend
+        while stack:
+            node = pop()
+            info = node_info.get(type(node)) or _node_info(type(node))
+            lineno = getattr(node, "lineno", None)
+            if lineno is not None:
+                end = node.end_lineno
+                if end is not None:  # else it may span anything (see _Lines)
+                    if lineno == end and not info[1]:
+                        if lineno not in edited:
+                            continue
+                    elif not spans_edited(node, lineno, end):
+                        continue
+                if lineno in edited or end in edited:
+                    if id(node) in self.seen:
+                        continue
+                    self.node(node)
+            for name in info[0]:
+                value = getattr(node, name, None)
+                if value is not None:
+                    if type(value) is list:
+                        extend(value)  # what is not a node has no position and no fields
+                    else:
+                        push(value)
 
 
-class _Checker(ast.NodeTransformer):
-    """Walks the tree keeping the kind of the innermost scope."""
+class _Checker:
+    """Walks the tree keeping the kind of the innermost scope.
 
-    def __init__(self, filename: str, lines: list[str], toplevel: bool, edited_lines: list[int]):
+    Like an ``ast.NodeTransformer`` whose ``visit`` skips subtrees that span no edited line.
+    """
+
+    def __init__(self, filename: str, lines: list[str], toplevel: bool, line_info: _Lines,
+                 columns: _Columns):
         self.filename = filename
-        self.edited_lines = edited_lines
+        self.line_info = line_info
+        self.columns = columns
+        self.edited = columns.edited  # line number -> the token layer's edits
         self.lines = lines
         self.scopes = [_FUNCTION if toplevel else _MODULE]
         self.generator = [False]
@@ -123,6 +227,7 @@ class _Checker(ast.NodeTransformer):
         self.markers = [0]
         self.in_annotation = False
         self.module_starts_threads = False
+        self.handlers = {}
 
     def enter(self, kind: str, generator: bool) -> None:
         self.scopes.append(kind)
@@ -138,9 +243,42 @@ class _Checker(ast.NodeTransformer):
         return self.markers.pop()
 
     def visit(self, node):
-        if not _touches(node, self.edited_lines):
-            return node  # ordinary code: nothing to check or transform in there
-        return super().visit(node)
+        cls = type(node)
+        try:
+            handler, decorated = self.handlers[cls]
+        except KeyError:
+            handler, decorated = self.handlers[cls] = (
+                getattr(type(self), "visit_" + cls.__name__, None), _node_info(cls)[1])
+        lineno = getattr(node, "lineno", None)
+        if lineno is not None:
+            end = node.end_lineno
+            if end is not None:  # else it may span anything (see _Lines)
+                if lineno == end and not decorated:
+                    if lineno not in self.edited:
+                        return node  # ordinary code: nothing to check or transform in there
+                elif not self.line_info.spans_edited(node, lineno, end):
+                    return node
+            if lineno in self.edited or end in self.edited:
+                self.columns.node(node)
+        if handler is None:
+            return self.generic_visit(node)
+        return handler(self, node)
+
+    def generic_visit(self, node):
+        AST = ast.AST
+        for name in _node_info(type(node))[0]:
+            value = getattr(node, name, None)
+            if type(value) is list:
+                for i, item in enumerate(value):
+                    if isinstance(item, AST):
+                        new = self.visit(item)
+                        if new is not item:
+                            value[i] = new
+            elif isinstance(value, AST):
+                new = self.visit(value)
+                if new is not value:
+                    setattr(node, name, new)
+        return node
 
     # -- errors -----------------------------------------------------------------
 
@@ -154,11 +292,12 @@ class _Checker(ast.NodeTransformer):
     # -- scopes -----------------------------------------------------------------
 
     def visit_FunctionDef(self, node):
+        self.restore_type_params(node)
         self.visit_outside(node.decorator_list)
         self.visit_arguments_outside(node.args)
         if node.returns is not None:
             self.visit_annotation(node.returns)
-        self.enter(_FUNCTION, _contains_yield(node.body))
+        self.enter(_FUNCTION, self.line_info.may_yield(node) and _contains_yield(node.body))
         node.body = self.visit_body(node.body)
         starts_threads = self.starts_threads[-1]
         self.leave()
@@ -170,12 +309,13 @@ class _Checker(ast.NodeTransformer):
 
     def visit_Lambda(self, node):
         self.visit_arguments_outside(node.args)
-        self.enter(_LAMBDA, _contains_yield([node.body]))
+        self.enter(_LAMBDA, self.line_info.may_yield(node) and _contains_yield([node.body]))
         node.body = self.visit(node.body)
         self.leave()
         return node
 
     def visit_ClassDef(self, node):
+        self.restore_type_params(node)
         self.visit_outside(node.decorator_list)
         self.visit_outside(node.bases)
         self.visit_outside(node.keywords)
@@ -226,8 +366,15 @@ class _Checker(ast.NodeTransformer):
         args.defaults = [self.visit(d) for d in args.defaults]
         args.kw_defaults = [self.visit(d) if d is not None else None for d in args.kw_defaults]
         for arg in (*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg):
-            if arg is not None and arg.annotation is not None:
-                self.visit_annotation(arg.annotation)
+            if arg is not None:
+                self.columns.subtree(arg)  # the parameter itself is not visited
+                if arg.annotation is not None:
+                    self.visit_annotation(arg.annotation)
+
+    def restore_type_params(self, node):
+        """Type parameters (3.12+) are not visited: only their columns are restored."""
+        for param in getattr(node, "type_params", None) or ():
+            self.columns.subtree(param)
 
     def visit_annotation(self, node):
         saved, self.in_annotation = self.in_annotation, True
@@ -282,6 +429,7 @@ class _Checker(ast.NodeTransformer):
         return self.generic_visit(node)
 
     def sibling_statement(self, node, value):
+        self.columns.subtree(value)  # its location goes to the nodes made here
         call = value.right
         where = ast.Name(SIBLING_MARKER)
         ast.copy_location(where, value)

@@ -15,8 +15,10 @@ whose right neighbour is ``(``, again with nothing in between.  Every other ``@`
 """
 from __future__ import annotations
 
+import functools
 import io
 import keyword
+import operator
 import re
 import sys
 import tokenize
@@ -70,6 +72,30 @@ class ColumnMap:
             shift += len(edit.text) - edit.length
         return col - shift
 
+    def byte_table(self, lineno: int) -> tuple[list[int], int] | None:
+        """``byte_to_original`` of edited line ``lineno``, worked out for the whole line at once.
+
+        ``(table, shift)``: byte column ``col`` of the rewritten line is ``table[col]`` in the
+        original if ``col < len(table)``, else ``col - shift``.  None where the line is not
+        ASCII (then bytes and characters differ: ask ``byte_to_original``).
+        """
+        new = self.rewritten_lines[lineno - 1]
+        if not (new.isascii() and self.original_lines[lineno - 1].isascii()):
+            return None
+        # Column by column this is ``char_to_original``: the first edit that a column
+        # stands before or inside decides it.
+        table: list[int] = []
+        shift = 0
+        for edit in self.edits[lineno]:
+            start = edit.col + shift
+            if start > len(table):
+                table.extend(range(len(table) - shift, start - shift))
+            end = start + len(edit.text)
+            if end > len(table):
+                table.extend([edit.col] * (end - len(table)))
+            shift += len(edit.text) - edit.length
+        return table, shift
+
     def byte_to_original(self, lineno: int, col: int) -> int:
         """Map a UTF-8 byte column of rewritten line ``lineno`` to a byte column of the original."""
         if lineno not in self.edits:
@@ -111,16 +137,15 @@ def rewrite_source(source: str, filename: str = "<con>") -> TokenRewrite:
     except (tokenize.TokenError, SyntaxError):
         # Not valid Python at all: let compile() report it with CPython's words.
         return TokenRewrite(source, ColumnMap())
-    return _Rewriter(tokens, lines, filename).run()
+    return _Rewriter(tokens, lines, filename, source).run()
 
 
 class _Rewriter:
-    def __init__(self, tokens, lines, filename):
+    def __init__(self, tokens, lines, filename, source=None):
+        self.source = "".join(lines) if source is None else source
         self.tokens = tokens
         self.lines = lines
         self.filename = filename
-        self.closers, self.depths = _match_brackets(tokens)
-        self.openers = {closer: opener for opener, closer in self.closers.items()}
         self.edits: dict[int, list[_Edit]] = {}
         self.sibling_lines: set[int] = set()
 
@@ -133,23 +158,76 @@ class _Rewriter:
         self.edits.setdefault(row, []).append(_Edit(col, length, text))
 
     def run(self) -> TokenRewrite:
+        self.scan()
         thread_calls = set()  # indexes of '@' tokens that start a sibling's thread call
-        for index, tok in enumerate(self.tokens):
+        # The names and strings the scan noted, in the order of the file: the first error
+        # in the file is the one reported.
+        for index, depth in self.noted:
+            tok = self.tokens[index]
             if tok.type == NAME:
-                if tok.string == "sibling" and self.starts_sibling(index):
+                if tok.string == "sibling" and self.starts_sibling(index, depth):
                     thread_calls.add(self.rewrite_sibling(index))
                 elif tok.string.startswith(RESERVED_PREFIX):
                     raise self.error(f"names beginning {RESERVED_PREFIX!r} are reserved for conhook; "
                                      f"rename {tok.string!r}", tok)
-            elif tok.type == STRING and sys.version_info < (3, 12):
+            else:
                 self.check_fstring_311(tok)
-        calls = [index for index, tok in enumerate(self.tokens)
-                 if tok.type == OP and tok.string == "@" and self.is_nonatomic_call(index)]
-        if calls and FSTRING_START is not None:
-            self.check_fstring_debug_fields(calls)
-        for index in calls:
+        if self.fstring_calls:
+            self.check_fstring_debug_fields(self.calls)
+        for index in self.calls:
             self.rewrite_call(index, marker=index not in thread_calls)
         return self.apply()
+
+    def scan(self) -> None:
+        """One pass over the tokens: match brackets, find the non-atomic calls, and note
+        the names (``sibling``, reserved names) and 3.11 strings to look at closer."""
+        tokens = self.tokens
+        closers: dict[int, int] = {}   # index of each opening bracket -> its closer
+        calls: list[int] = []          # indexes of the '@' of non-atomic calls
+        noted: list[tuple[int, int]] = []  # (index, bracket depth)
+        stack: list[int] = []
+        in_fstring = 0                 # f-strings (3.12+) open around the current token
+        fstring_calls = False          # whether a non-atomic call stands inside an f-string
+        # A name can only be 'sibling' or reserved if the text holds such a word at all.
+        siblings = "sibling" in self.source
+        reserved = RESERVED_PREFIX in self.source
+        strings_311 = sys.version_info < (3, 12)
+        for index, tok in enumerate(tokens):
+            kind = tok[0]
+            if kind == OP:
+                string = tok[1]
+                if string == "(":
+                    if index > 1:
+                        at = tokens[index - 1]
+                        if at[1] == "@" and at[0] == OP and at[3] == tok[2]:
+                            before = tokens[index - 2]
+                            if before[3] == at[2] and _ends_primary(before):
+                                calls.append(index - 1)
+                                if in_fstring:
+                                    fstring_calls = True
+                    stack.append(index)
+                elif string == "[" or string == "{":
+                    stack.append(index)
+                elif (string == ")" or string == "]" or string == "}") and stack:
+                    closers[stack.pop()] = index
+            elif kind == NAME:
+                if ((siblings and tok[1] == "sibling")
+                        or (reserved and tok[1].startswith(RESERVED_PREFIX))):
+                    noted.append((index, len(stack)))
+            elif kind == FSTRING_START:
+                in_fstring += 1
+            elif kind == FSTRING_END:
+                in_fstring -= 1
+            elif kind == STRING and strings_311 and "@(" in tok[1]:
+                noted.append((index, len(stack)))  # a non-atomic call needs '@(' in the text
+        self.closers = closers
+        self.calls = calls
+        self.noted = noted
+        self.fstring_calls = fstring_calls
+
+    @functools.cached_property
+    def openers(self) -> dict[int, int]:
+        return {closer: opener for opener, closer in self.closers.items()}
 
     # -- non-atomic calls ------------------------------------------------------------
 
@@ -174,15 +252,17 @@ class _Rewriter:
 
     # -- sibling ---------------------------------------------------------------------
 
-    def starts_sibling(self, index: int) -> bool:
-        """``sibling`` followed by the start of a primary: the statement, not the name."""
+    def starts_sibling(self, index: int, depth: int) -> bool:
+        """``sibling`` followed by the start of a primary: the statement, not the name.
+
+        ``depth`` is the bracket depth of the ``sibling`` token."""
         nxt = self.tokens[index + 1] if index + 1 < len(self.tokens) else None
         if nxt is None or nxt.type not in _PRIMARY_START_TYPES:
             return False
         if nxt.type == NAME and keyword.iskeyword(nxt.string):
             return False
         prev = self.tokens[index - 1] if index else None
-        if self.depths[index] or (prev is not None and not (
+        if depth or (prev is not None and not (
                 prev.type in _STATEMENT_START_TYPES or (prev.type == OP and prev.string in (";", ":")))):
             raise self.error("'sibling' starts a statement; it cannot be used inside an "
                              "expression: put 'sibling f@(args)' on a line of its own",
@@ -229,20 +309,24 @@ class _Rewriter:
     # -- f-strings on 3.12+ ------------------------------------------------------------
 
     def check_fstring_debug_fields(self, calls: list[int]) -> None:
-        """Reject ``f"{g@(x)=}"``: the '=' would print the rewritten text."""
+        """Reject ``f"{g@(x)=}"``: the '=' would print the rewritten text.
+
+        Run only when a non-atomic call stands inside an f-string (``scan``).
+        """
+        _, depths = _match_brackets(self.tokens)
         fields = []  # (index of '{', bracket depth inside the f-string) of open fields
         in_fstring = []
         for index, tok in enumerate(self.tokens):
             if tok.type == FSTRING_START:
-                in_fstring.append(self.depths[index])
+                in_fstring.append(depths[index])
             elif tok.type == FSTRING_END:
                 in_fstring.pop()
             elif tok.type == OP and in_fstring:
-                if tok.string == "{" and self.depths[index] == in_fstring[-1]:
+                if tok.string == "{" and depths[index] == in_fstring[-1]:
                     fields.append(index)
                 elif tok.string == "}" and fields and self.closers.get(fields[-1]) == index:
                     fields.pop()
-                elif (tok.string == "=" and fields and self.depths[index] == self.depths[fields[-1]] + 1
+                elif (tok.string == "=" and fields and depths[index] == depths[fields[-1]] + 1
                       and self.tokens[index + 1].string in ("}", "!", ":")
                       and any(fields[-1] < call < index for call in calls)):
                     raise self.error("an f-string's '=' specifier cannot show a non-atomic call; "
@@ -289,7 +373,9 @@ def _match_brackets(tokens) -> tuple[dict[int, int], list[int]]:
 
 def _tokenize(source: str) -> list[tokenize.TokenInfo]:
     tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
-    return _join_names_311(tokens) if sys.version_info < (3, 12) else tokens
+    if sys.version_info < (3, 12) and tokenize.ERRORTOKEN in map(operator.itemgetter(0), tokens):
+        return _join_names_311(tokens)  # only ERRORTOKENs need mending
+    return tokens
 
 
 def _join_names_311(tokens):

@@ -176,3 +176,118 @@ def test_toplevel_mode_allows_calls_and_siblings_at_module_level():
     run(coro, send=lambda t, s: 42)
     assert ns["x"] == 42
     assert recorder.events[:2] == ["prejoin", ("start", "<lambda>", (42,), {})]
+
+
+# -- the AST step looks only at what spans edited lines: what it must still find ----------
+
+def _nested(depth, innermost, kinds=("def", "class")):
+    """``innermost`` (lines) inside ``depth`` marker-free functions and classes."""
+    lines = []
+    for level in range(depth):
+        kind = kinds[level % len(kinds)]
+        head = f"def f{level}():" if kind == "def" else f"class C{level}:"
+        lines += ["    " * level + head, "    " * (level + 1) + f"a{level} = [i for i in range({level})]"]
+    return "\n".join(lines + ["    " * depth + line for line in innermost]) + "\n"
+
+
+DEEP_REJECTIONS = {
+    "target": (["def g():", "    f@(1).x, f@(2) = 1, 2"], 14, "assign"),
+    "annotation": (["def g():", "    x: f@(1) = 2"], 8, "annotation"),
+    "generator": (["def g():", "    x = 1", "    f@(1)", "    if x:", "        yield"], 5, "generator"),
+    "class-body": (["class K:", "    y = 2; x = f@(1)"], 16, "class body"),
+    "genexp": (["def g():", "    return sum(f@(x) for x in y)"], 16, "generator expression"),
+}
+
+
+@pytest.mark.parametrize("innermost,col,words", DEEP_REJECTIONS.values(), ids=DEEP_REJECTIONS.keys())
+def test_rejection_inside_deeply_nested_functions_and_classes(innermost, col, words):
+    source = _nested(40, innermost)
+    line = next(n for n, text in enumerate(source.splitlines(), 1) if "@(" in text)
+    with pytest.raises(SyntaxError) as info:
+        compile_con(source, "deep.py")
+    error = info.value
+    assert words in error.msg
+    indent = len(source.splitlines()[line - 1]) - len(source.splitlines()[line - 1].lstrip())
+    assert (error.filename, error.lineno, error.offset) == ("deep.py", line, indent - 4 + col)
+
+
+def _plain_functions(count):
+    return "".join(f"def plain{n}(x, y={n}):\n    '''No con syntax: yield here is a word.'''\n"
+                   f"    return [x @ y for _ in range(y)] + {{'k': x}}['k']\n\n" for n in range(count))
+
+
+def _con_functions(count):
+    return "".join(f"def con{n}(x):\n    'Each makes non-atomic calls.'\n"
+                   f"    return [Park@(x) for _ in range({n})] + [Park@(x)]\n\n" for n in range(count))
+
+
+@pytest.mark.parametrize("before", [_plain_functions, _con_functions], ids=["plain", "con"])
+def test_rejection_after_a_hundred_functions(before):
+    source = before(100) + "def late():\n    del f@(1)\n"
+    with pytest.raises(SyntaxError) as info:
+        compile_con(source, "late.py")
+    assert (info.value.lineno, info.value.offset) == (source.count("\n"), 9)
+    assert "delete" in info.value.msg
+
+
+def test_marker_after_a_hundred_functions_without_markers():
+    source = _plain_functions(100) + "def late(x):\n    return [Park@(v) for v in x]\n"
+    ns = {"Park": Park}
+    exec(compile_con(source, "late.py"), ns)
+    assert run(ns["late"]("ab"), send=lambda tag, step: tag * 2) == (["aa", "bb"], ["a", "b"])
+    assert __import__("inspect").iscoroutinefunction(ns["late"])
+    assert not __import__("inspect").iscoroutinefunction(ns["plain99"])  # plain stays plain
+
+
+CARETS = {
+    "after-one-call": ("    x = Park@('a'); y = 1 / zero\n", "1 / zero"),
+    "after-several": ("    x = Park@(Park@('a')) + Park@('b'); y = 1 / zero\n", "1 / zero"),
+    "between-calls": ("    x = Park@('a') + (1 / zero) + Park@('b')\n", "1 / zero"),
+    "call-arguments": ("    x = Park@(1 / zero)\n", "1 / zero"),
+    "non-ascii": ("    s = 'é€'; x = Park@('a'); y = 1 / zero  # ü\n", "1 / zero"),
+    "sibling-line": ("    sibling Park@('a'); y = 1 / zero\n", "1 / zero"),
+}
+
+
+@pytest.mark.parametrize("line,expected", CARETS.values(), ids=CARETS.keys())
+def test_carets_on_edited_lines_point_at_the_original_text(line, expected):
+    import traceback
+    source = _plain_functions(3) + "def g(zero):\n" + line
+    code = compile_con(source, "carets.py")
+    ns = {"Park": Park, "__con__": Recorder()}
+    exec(code, ns)
+    with pytest.raises(ZeroDivisionError) as info:
+        run(ns["g"](0))
+    frame = traceback.extract_tb(info.value.__traceback__)[-1]
+    assert frame.lineno == source.count("\n")
+    assert line.encode()[frame.colno:frame.end_colno].decode() == expected  # UTF-8 columns
+
+
+ALLOWED_DESPITE_YIELD = {
+    "nested-generator": "def g():\n    def inner():\n        yield 1\n    return Park@(list(inner()))\n",
+    "inside-a-generator": "def gen():\n    def inner():\n        return Park@(1)\n    yield inner\n",
+    "word-in-string": "def g():\n    x = 'yield'  # yield\n    return Park@(x)\n",
+    "lambda-generator": "def g():\n    h = lambda: (yield)\n    return Park@(h)\n",
+}
+
+
+@pytest.mark.parametrize("source", ALLOWED_DESPITE_YIELD.values(), ids=ALLOWED_DESPITE_YIELD.keys())
+def test_yield_elsewhere_does_not_make_a_function_a_generator(source):
+    compile_con(source, "mod.py")
+
+
+REJECTED_GENERATORS = {
+    "yield-far-below": "def g():\n    Park@(1)\n" + "    x = 1\n" * 50 + "    yield x\n",
+    "yield-in-decorator-of-nested": "def g():\n    Park@(1)\n    @(yield)\n    def h(): pass\n",
+    "yield-in-default-of-nested": "def g():\n    Park@(1)\n    def h(x=(yield)): pass\n",
+    "yield-from": "def g():\n    Park@(1)\n    yield from ()\n",
+    "lambda": "def g():\n    return lambda: (Park@(1), (yield))\n",
+    "same-line": "def g():\n    yield Park@(1)\n",
+}
+
+
+@pytest.mark.parametrize("source", REJECTED_GENERATORS.values(), ids=REJECTED_GENERATORS.keys())
+def test_generators_are_found_wherever_their_yield_stands(source):
+    with pytest.raises(SyntaxError, match="generator") as info:
+        compile_con(source, "mod.py")
+    assert info.value.lineno == next(n for n, t in enumerate(source.splitlines(), 1) if "@(" in t)

@@ -126,6 +126,31 @@ def test_column_map_over_marker_points_at_call_end():
     assert result.columns.char_to_original(1, plus) == "y = f@(x) + 1".index("+")
 
 
+TABLE_CASES = {
+    **{name: source for name, (source, _) in REWRITTEN.items()},
+    "several-edits": "y = f@(x)@(y) + g@(h@(1), k@()); sibling m@(n@(2))\n",
+    "chained-no-space": "f@(x)@(y)@(z)\n",
+}
+
+
+@pytest.mark.parametrize("source", TABLE_CASES.values(), ids=TABLE_CASES.keys())
+def test_byte_table_agrees_with_byte_to_original(source):
+    columns = rewrite_source(source).columns
+    for lineno in columns.edits:
+        if not columns.original_lines[lineno - 1].isascii():
+            assert columns.byte_table(lineno) is None
+            continue
+        table, shift = columns.byte_table(lineno)
+        for col in range(len(columns.rewritten_lines[lineno - 1]) + 3):
+            expected = columns.byte_to_original(lineno, col)
+            assert (table[col] if col < len(table) else col - shift) == expected, (lineno, col)
+
+
+def test_byte_table_is_none_for_non_ascii_lines():
+    columns = rewrite_source("s = 'é'; y = f@(1)\n").columns
+    assert columns.byte_table(1) is None
+
+
 def test_byte_columns_with_non_ascii():
     source = "s = 'éé'; y = f@(x) + z\n"
     result = rewrite_source(source)
@@ -161,3 +186,38 @@ def test_fstring_on_311_only_rejects_fields():
     assert not rewrite_source('x = f"mail@(home) {a}"\n').changed
     with pytest.raises(SyntaxError, match="3.12"):
         rewrite_source('x = f"{a} {b.c@(1)}"\n')
+
+
+# -- the single scan notes only what may matter: what it must still find ------------------
+
+FILLER = "x = [f(a) @ b for a in c]  # @( sibling\ns = 'f@(x) __con_y'\n" * 100
+FOUND_LATE = {
+    "reserved-name": (FILLER + "y = 1; __con_x = 2\n", 201, 8, "reserved"),
+    "sibling-in-expression": (FILLER + "y = (1,\n     sibling f@(1))\n", 202, 6, "starts a statement"),
+    "sibling-without-call": (FILLER + "if y: sibling f(1)\n", 201, 7, "takes a non-atomic call"),
+}
+if PY312:
+    FOUND_LATE["fstring-debug"] = ('x = f"{a=} {b!r:>{c}}"\n' * 100 + 'y = f"{a=} {g@(1)=}"\n',
+                                   101, 18, "'=' specifier")
+else:
+    FOUND_LATE["fstring-311"] = ('x = f"{a} {b!r:>{c}} @(d)"\n' * 100 + 'y = f"{a} {g@(1)}"\n',
+                                 101, 13, "3.12")
+
+
+@pytest.mark.parametrize("source,line,col,words", FOUND_LATE.values(), ids=FOUND_LATE.keys())
+def test_errors_after_much_text_that_only_looks_like_con_syntax(source, line, col, words):
+    with pytest.raises(SyntaxError) as info:
+        rewrite_source(source, "mod.py")
+    assert (info.value.lineno, info.value.offset) == (line, col)
+    assert words in info.value.msg
+
+
+def test_the_first_error_in_the_file_is_reported():
+    sibling_first = "def f():\n    sibling g(1)\n    __con_x = 1\n"
+    with pytest.raises(SyntaxError, match="non-atomic call") as info:
+        rewrite_source(sibling_first)
+    assert info.value.lineno == 2
+    reserved_first = "def f():\n    __con_x = 1\n    sibling g(1)\n"
+    with pytest.raises(SyntaxError, match="reserved") as info:
+        rewrite_source(reserved_first)
+    assert info.value.lineno == 2
