@@ -73,6 +73,8 @@ _WATCHED_FOR_WRITE = tuple(bool(mask & WRITE) for mask in range(4))
 
 
 class _ReadWait(_Wait):
+    # Two twin classes, not one with a direction test: park runs once per wait of every
+    # stream, and the twins spare it that test and its attribute loads.
     __slots__ = ()
 
     def park(self, kernel, thread):
