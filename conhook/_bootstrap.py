@@ -23,8 +23,7 @@ import sysconfig
 import threading
 
 from ._kernel import Kernel, state, strip_internal_frames
-from ._scope import _call, carry_over
-from inspect import CO_COROUTINE
+from ._scope import CO_COROUTINE, _call, carry_over
 
 
 def _exhausted():

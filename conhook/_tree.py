@@ -18,10 +18,9 @@ from __future__ import annotations
 import signal
 import sys
 import types
-from inspect import CO_COROUTINE
 
 from ._kernel import current_kernel, state
-from ._scope import Scope
+from ._scope import CO_COROUTINE, Scope
 
 _HIDDEN = {Scope.failed.__code__}
 

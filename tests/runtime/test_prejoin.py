@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import traceback
+import types
 
 import pytest
 
@@ -84,15 +85,33 @@ def test_ordinary_functions_and_awaitable_returning_functions_as_siblings():
     def returns_awaitable(x):
         return child(log, f"awaitable {x}")
 
+    class Awaitable:  # an object with __await__, not a coroutine
+        def __await__(self):
+            return child(log, "object").__await__()
+
+    @types.coroutine
+    def generator_based():  # a generator flagged CO_ITERABLE_COROUTINE
+        yield from child(log, "generator").__await__()
+
+    def returns_generator():
+        return generator_based()
+
+    def returns_plain_generator():  # a plain generator is a value, not something to run
+        return (i for i in ())
+
     @prejoining
     async def main(scope):
         scope.start(plain, 1)
         scope.start(returns_awaitable, 2)
         scope.start(functools.partial(plain, 3))
+        scope.start(Awaitable)
+        scope.start(returns_generator)
+        scope.start(returns_plain_generator)
         log.append("started")
 
     run(main)
-    assert log == ["started", ("plain", 1), ("plain", 3), "awaitable 2 done"]
+    assert log == ["started", ("plain", 1), ("plain", 3), "awaitable 2 done", "object done",
+                   "generator done"]
 
 
 def test_arguments_are_passed_and_keywords_too():
