@@ -12,7 +12,9 @@ once, through the supervisor: SIGINT and SIGTERM sent to the supervisor are forw
 live worker.  The supervisor exits when all workers have exited.  If one fails (a non-zero
 status) while others still run, the others get SIGTERM, so that a half-started service does
 not linger.  The supervisor's status is 0 when every worker exited with 0, else that of the
-first worker that did not: its exit code, or 128 + the signal that ended it.
+first worker that did not: its exit code, or 128 + the signal that ended it.  On Linux a worker
+also gets SIGTERM when the supervisor dies without forwarding anything (SIGKILL, a crash):
+workers never outlive it, holding its addresses.
 """
 from __future__ import annotations
 
@@ -30,6 +32,25 @@ def _status(returncode):
     return 128 - returncode if returncode < 0 else returncode
 
 
+def _die_with(parent_pid):
+    """For ``preexec_fn`` (Linux): SIGTERM this process when `parent_pid` dies; None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+
+    def arrange():  # in the child, between fork and exec; the setting survives the exec
+        prctl(pr_set_pdeathsig, signal.SIGTERM)
+        if os.getppid() != parent_pid:  # the supervisor died before that took effect
+            os._exit(128 + signal.SIGTERM)
+
+    return arrange
+
+
 def supervise(count: int, argv: list[str]) -> int:
     """Run `count` workers ``python -m conhook ARGV``; return the supervisor's exit status."""
     command = [sys.executable, *subprocess._args_from_interpreter_flags(), "-m", "conhook", *argv]
@@ -45,9 +66,10 @@ def supervise(count: int, argv: list[str]) -> int:
 
     previous = {sig: signal.signal(sig, forward) for sig in _FORWARDED}
     try:
+        die_with_us = _die_with(os.getpid())
         for number in range(count):
             env = dict(os.environ, **{REUSEPORT_ENV: "1", WORKER_ENV: str(number)})
-            workers.append(subprocess.Popen(command, env=env, process_group=0))
+            workers.append(subprocess.Popen(command, env=env, process_group=0, preexec_fn=die_with_us))
         status = 0
         live = list(workers)
         while live:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 import textwrap
 import time
 
@@ -150,6 +151,32 @@ def test_sigterm_is_forwarded(tmp_path):
         if workers is not None:
             assert len(workers) == 2 and not any(_alive(pid) for pid in workers)
     finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal: Linux only")
+def test_workers_do_not_outlive_a_killed_supervisor(tmp_path):
+    script = tmp_path / "wait.py"
+    script.write_text("import con, os, time\nos.write(1, b'ready\\n')\ntime.sleep(60)\n")
+    proc = start_conhook(["--workers", "2", str(script)])
+    workers = []
+    try:
+        assert [proc.stdout.readline(), proc.stdout.readline()] == ["ready\n"] * 2
+        workers = _children(proc.pid)
+        assert workers is not None and len(workers) == 2
+        proc.kill()  # SIGKILL: the supervisor forwards nothing
+        proc.wait(30)
+        deadline = time.monotonic() + 10
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not any(_alive(pid) for pid in workers)
+    finally:
+        for pid in workers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
