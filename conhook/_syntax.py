@@ -283,11 +283,49 @@ class _Checker:
     # -- errors -----------------------------------------------------------------
 
     def error(self, message: str, node: ast.AST) -> SyntaxError:
-        line = self.lines[node.lineno - 1] if 0 < node.lineno <= len(self.lines) else ""
+        """A SyntaxError at ``node``; at the ``@`` of a non-atomic call (SPEC 1.1), with the
+        rest of the call highlighted."""
+        lineno = node.lineno
+        line = self.lines[lineno - 1] if 0 < lineno <= len(self.lines) else ""
         col = _char_col(line, node.col_offset)
-        end = _char_col(line, node.end_col_offset) if node.end_lineno == node.lineno else None
-        return SyntaxError(message, (self.filename, node.lineno, col + 1, line,
-                                     node.lineno, (end if end is not None else col + 1) + 1))
+        at = self.at_sign(node) if is_marker(node) else None
+        if at is not None:
+            lineno, col = at
+            line = self.lines[lineno - 1]
+        end = _char_col(line, node.end_col_offset) if node.end_lineno == lineno else None
+        return SyntaxError(message, (self.filename, lineno, col + 1, line,
+                                     lineno, (end if end is not None else col + 1) + 1))
+
+    def at_sign(self, marker: ast.Attribute) -> tuple[int, int] | None:
+        """Where the ``@`` of a non-atomic call stands: (line, character column), or None.
+
+        The token layer removed it from right after the primary, so it is the first thing
+        after the primary's end that is not a closing bracket of a parenthesised primary,
+        blank, a comment or a line continuation.
+        """
+        func = getattr(marker.value, "func", None)  # a tool may have replaced the call
+        if func is None or func.end_lineno is None or not func.end_col_offset:
+            return None
+        lineno, last = func.end_lineno, func.end_col_offset - 1  # the primary's last byte
+        if lineno in self.edited and id(func) not in self.columns.seen:
+            last = self.columns.original(lineno, last)  # not restored yet
+        # (A restored end column may already lie past the removed '@': then 'last' is it.)
+        if not 0 < lineno <= len(self.lines):
+            return None
+        line = self.lines[lineno - 1]
+        col = _char_col(line, last)
+        if line[col:col + 1] == "@":
+            return lineno, col
+        col += 1
+        while True:
+            while col < len(line) and line[col] in " \t\f)\\":
+                col += 1
+            if col < len(line) and line[col] == "@":
+                return lineno, col
+            if (col < len(line) and line[col] not in "#\r\n") or lineno >= len(self.lines):
+                return None
+            lineno, col = lineno + 1, 0
+            line = self.lines[lineno - 1]
 
     # -- scopes -----------------------------------------------------------------
 

@@ -820,7 +820,8 @@ def test_syntax_error_at_import_names_the_original_place(tmp_path, body, span, w
     assert error.text.rstrip("\n") == lines[lineno - 1]  # the original text, with `@(`
     assert words in error.msg
     start = lines[lineno - 1].index(span)
-    assert error.offset == start + 1  # 1-based character column
+    at = start + span.index("@(") if "@(" in span else start  # a call is reported at its '@'
+    assert error.offset == at + 1  # 1-based character column
     if error.end_offset is not None and span != "sibling":
         assert error.end_offset == start + len(span) + 1
     shown = traceback.format_exception_only(error)

@@ -8,20 +8,23 @@ from conhook._pipeline import compile_con
 from pipeline_helpers import Park, run
 
 REJECTED = {
-    "module-level": ("x = f@(1)\n", 1, 5, "module level"),
+    "module-level": ("x = f@(1)\n", 1, 6, "module level"),
+    "module-level-method": ("x = obj.meth@(1)\n", 1, 13, "module level"),
+    "module-level-non-ascii": ("x = é.f@(1)\n", 1, 8, "module level"),
+    "parenthesised-primary": ("x = (a +\n  b )@(1)\n", 2, 6, "module level"),
     "module-level-sibling": ("sibling f@(1)\n", 1, 1, "module level"),
-    "class-body": ("class C:\n    x = f@(1)\n", 2, 9, "class body"),
-    "generator-function": ("def g():\n    yield f@(1)\n", 2, 11, "generator"),
-    "generator-function-later-yield": ("def g():\n    f@(1)\n    yield\n", 2, 5, "generator"),
-    "async-generator": ("async def g():\n    f@(1)\n    yield\n", 2, 5, "generator"),
-    "generator-expression": ("def g():\n    return list(f@(x) for x in y)\n", 2, 17,
+    "class-body": ("class C:\n    x = f@(1)\n", 2, 10, "class body"),
+    "generator-function": ("def g():\n    yield f@(1)\n", 2, 12, "generator"),
+    "generator-function-later-yield": ("def g():\n    f@(1)\n    yield\n", 2, 6, "generator"),
+    "async-generator": ("async def g():\n    f@(1)\n    yield\n", 2, 6, "generator"),
+    "generator-expression": ("def g():\n    return list(f@(x) for x in y)\n", 2, 18,
                              "generator expression"),
-    "argument-annotation": ("def g():\n    def h(x: f@(1)): pass\n", 2, 14, "annotation"),
-    "return-annotation": ("def g():\n    def h() -> f@(1): pass\n", 2, 16, "annotation"),
-    "variable-annotation": ("def g():\n    x: f@(1) = 2\n", 2, 8, "annotation"),
-    "assignment-target": ("def g():\n    f@(1) = 2\n", 2, 5, "assign"),
-    "augmented-target": ("def g():\n    f@(1) += 2\n", 2, 5, "assign"),
-    "del-target": ("def g():\n    del f@(1)\n", 2, 9, "delete"),
+    "argument-annotation": ("def g():\n    def h(x: f@(1)): pass\n", 2, 15, "annotation"),
+    "return-annotation": ("def g():\n    def h() -> f@(1): pass\n", 2, 17, "annotation"),
+    "variable-annotation": ("def g():\n    x: f@(1) = 2\n", 2, 9, "annotation"),
+    "assignment-target": ("def g():\n    f@(1) = 2\n", 2, 6, "assign"),
+    "augmented-target": ("def g():\n    f@(1) += 2\n", 2, 6, "assign"),
+    "del-target": ("def g():\n    del f@(1)\n", 2, 10, "delete"),
     "sibling-in-class": ("class C:\n    sibling f@(1)\n", 2, 5, "class body"),
     "sibling-in-lambda": ("def g():\n    return lambda: sibling f@(1)\n", 2, 20, "statement"),
     "sibling-in-call": ("def g():\n    h(\n    sibling f@(1))\n", 3, 5, "statement"),
@@ -30,6 +33,7 @@ REJECTED = {
 
 @pytest.mark.parametrize("source,line,col,words", REJECTED.values(), ids=REJECTED.keys())
 def test_rejected_places_name_file_line_column(source, line, col, words):
+    """A non-atomic call is reported at its '@' (SPEC 1.1), 'sibling' at the keyword."""
     with pytest.raises(SyntaxError) as info:
         compile_con(source, "mod.py")
     error = info.value
@@ -191,11 +195,11 @@ def _nested(depth, innermost, kinds=("def", "class")):
 
 
 DEEP_REJECTIONS = {
-    "target": (["def g():", "    f@(1).x, f@(2) = 1, 2"], 14, "assign"),
-    "annotation": (["def g():", "    x: f@(1) = 2"], 8, "annotation"),
-    "generator": (["def g():", "    x = 1", "    f@(1)", "    if x:", "        yield"], 5, "generator"),
-    "class-body": (["class K:", "    y = 2; x = f@(1)"], 16, "class body"),
-    "genexp": (["def g():", "    return sum(f@(x) for x in y)"], 16, "generator expression"),
+    "target": (["def g():", "    f@(1).x, f@(2) = 1, 2"], 15, "assign"),
+    "annotation": (["def g():", "    x: f@(1) = 2"], 9, "annotation"),
+    "generator": (["def g():", "    x = 1", "    f@(1)", "    if x:", "        yield"], 6, "generator"),
+    "class-body": (["class K:", "    y = 2; x = f@(1)"], 17, "class body"),
+    "genexp": (["def g():", "    return sum(f@(x) for x in y)"], 17, "generator expression"),
 }
 
 
@@ -226,7 +230,7 @@ def test_rejection_after_a_hundred_functions(before):
     source = before(100) + "def late():\n    del f@(1)\n"
     with pytest.raises(SyntaxError) as info:
         compile_con(source, "late.py")
-    assert (info.value.lineno, info.value.offset) == (source.count("\n"), 9)
+    assert (info.value.lineno, info.value.offset) == (source.count("\n"), 10)
     assert "delete" in info.value.msg
 
 
