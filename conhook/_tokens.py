@@ -348,10 +348,13 @@ class _Rewriter:
 
 
 def _ends_primary(tok: tokenize.TokenInfo) -> bool:
+    """SPEC 1.1: a name that is not a keyword (``None``, ``True`` and ``False`` are keywords),
+    a literal (the ellipsis ``...`` among them), the end of a string or f-string, ``)`` or
+    ``]``."""
     if tok.type == NAME:
         return not keyword.iskeyword(tok.string)
     if tok.type == OP:
-        return tok.string in (")", "]")
+        return tok.string in (")", "]", "...")
     return tok.type in _PRIMARY_END_TYPES
 
 

@@ -758,11 +758,13 @@ if not PY311:
 
 
 def ends_primary(tok) -> bool:
-    """SPEC 1.1, written out independently of the token layer."""
+    """SPEC 1.1, written out independently of the token layer: a name that is not a
+    keyword (None, True, False are keywords), a literal (the ellipsis is one), a string or
+    f-string end, ')' or ']'."""
     if tok.type == tokenize.NAME:
         return not keyword.iskeyword(tok.string)
     if tok.type == tokenize.OP:
-        return tok.string in (")", "]")
+        return tok.string in (")", "]", "...")
     return tok.type in _PRIMARY_END
 
 

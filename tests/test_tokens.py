@@ -23,6 +23,7 @@ UNTOUCHED = {
     "in-triple-string": 's = """\nf@(x)\nsibling g@(y)\n"""\n',
     "in-comment": "x = 1  # f@(x) and sibling g@(y)\n",
     "keyword-left": "x = [a for a in b if a]@(c) if 0 else 1\n".replace("]@(c)", "] @ (c)"),
+    "keyword-constant-left": "x = None@(y), True@(y)\n",  # keywords, not names (docs/syntax.md)
     "after-newline-in-parens": "y = (a\n@(b))\n",
     "backslash-matmul": "y = a \\\n    @(b)\n",
     "sibling-assign": "sibling = 1\n",
@@ -69,6 +70,7 @@ REWRITTEN = {
     "beside-matmul": ("y = a @ b + f@(c)\n", "y = a @ b + f(c).__con_await__\n"),
     "non-ascii-before": ("s = 'é'; y = f@(1)\n", "s = 'é'; y = f(1).__con_await__\n"),
     "soft-keyword-name": ("match@(x)\n", "match(x).__con_await__\n"),
+    "ellipsis-literal": ("y = ...@(x)\n", "y = ...(x).__con_await__\n"),
     "sibling": ("sibling f@(x)\n", "__con_sibling__@ f(x)\n"),
     "sibling-no-args": ("sibling f@()\n", "__con_sibling__@ f()\n"),
     "sibling-comment": ("sibling f@(x)  # go\n", "__con_sibling__@ f(x)  # go\n"),
