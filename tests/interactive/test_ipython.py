@@ -101,7 +101,7 @@ def test_syntax_error_points_at_the_cells_line_and_column(shell, ns):
     assert error.offset == 12  # the '(' that was never closed
     with pytest.raises(SyntaxError) as info:
         shell.run_cell_magic("con", "", "def gen():\n    yield double@(1)\n")
-    assert (info.value.lineno, info.value.offset) == (3, 11)
+    assert (info.value.lineno, info.value.offset) == (3, 17)  # the call's '@'
     assert "generator" in info.value.msg
 
 
