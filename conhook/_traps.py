@@ -129,8 +129,16 @@ class WaitQueue(Trap):
 
     def abort(self, kernel, thread):
         # Interruption walks threads in the order they were started, which is usually the order
-        # they parked in, so the thread is usually found at the front.
-        self._threads.remove(thread)
+        # they parked in (or its reverse, for timeouts set in that order): the thread is usually
+        # at one end, and leaves from there at once; only from the middle is it searched for.
+        # (An OrderedDict would make every case O(1) at about 150 bytes more per parked thread.)
+        threads = self._threads
+        if threads[0] is thread:
+            threads.popleft()
+        elif threads[-1] is thread:
+            threads.pop()
+        else:
+            threads.remove(thread)
 
     def first(self):
         return self._threads[0]

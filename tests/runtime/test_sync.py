@@ -188,6 +188,33 @@ def test_queue_hands_items_to_waiting_getters_in_order():
     assert log == [("a", 1), ("b", 2)]
 
 
+def test_getters_interrupted_out_of_order_leave_the_rest_in_fifo_order():
+    queue = con.Queue()
+    log = []
+    # They time out in this order, leaving from the middle, the back, the middle, the back
+    # again and the front of the line.
+    leaving = {4: 0.01, 6: 0.02, 1: 0.03, 5: 0.04, 0: 0.05}
+
+    async def getter(number):
+        try:
+            with con.timeout(leaving.get(number, 60)):
+                log.append((number, await queue.get()))
+        except TimeoutError:
+            log.append((number, "left"))
+
+    @prejoining
+    async def main(scope):
+        for number in range(7):
+            scope.start(getter, number)
+        await con.sleep(0.1)
+        for item in "xy":
+            await queue.put(item)
+
+    run(main)
+    assert log == [(4, "left"), (6, "left"), (1, "left"), (5, "left"), (0, "left"),
+                   (2, "x"), (3, "y")]
+
+
 def test_queue_nowait_variants():
     async def main():
         queue = con.Queue(1)
