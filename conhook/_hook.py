@@ -75,30 +75,28 @@ class ConFinder:
         spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
         if spec is None or type(spec.loader) is not importlib.machinery.SourceFileLoader:
             return spec  # not found, or not plain source (extension, namespace, .pyc)
-        origin = spec.origin
-        cached = None
-        if not self.installed_for(fullname, origin):
-            if origin.startswith(self.skip_roots):
-                return spec  # the standard library and site-packages never opt in by themselves
-            # A fresh cache entry of a module that opted itself in answers for its source,
-            # which then need not be read at all (a warm import reads one file, as CPython's).
-            cached = read_cache_entry(origin, self_opted_in=True)
-            if cached is None and not source_imports_con(origin):
-                return spec
-        _trace(f"rewriting {fullname} ({origin})")
-        spec.loader = ConLoader(fullname, origin, cached)
+        opted_in, cached = self.decide(fullname, spec.origin)
+        if not opted_in:
+            return spec
+        _trace(f"rewriting {fullname} ({spec.origin})")
+        spec.loader = ConLoader(fullname, spec.origin, cached)
         return spec
 
-    def installed_for(self, fullname: str, origin: str) -> bool:
-        """Whether ``install(paths=..., packages=...)`` opts this module in."""
-        if any(fullname == p or fullname.startswith(p + ".") for p in self.packages):
-            return True
-        return bool(self.paths) and origin.startswith(self.paths)
-
     def opts_in(self, fullname: str, origin: str) -> bool:
-        if self.installed_for(fullname, origin):
-            return True
-        return not origin.startswith(self.skip_roots) and source_imports_con(origin)
+        return self.decide(fullname, origin)[0]
+
+    def decide(self, fullname: str, origin: str) -> tuple[bool, memoryview | None]:
+        """Whether the module opts in, and its cache entry if that was read to find out."""
+        if any(fullname == p or fullname.startswith(p + ".") for p in self.packages):
+            return True, None
+        if self.paths and origin.startswith(self.paths):
+            return True, None
+        if origin.startswith(self.skip_roots):
+            return False, None  # the standard library and site-packages never opt in by themselves
+        # A fresh cache entry of a module that opted itself in answers for its source,
+        # which then need not be read at all (a warm import reads one file, as CPython's).
+        cached = read_cache_entry(origin, self_opted_in=True)
+        return (True, cached) if cached is not None else (source_imports_con(origin), None)
 
     def invalidate_caches(self):
         pass

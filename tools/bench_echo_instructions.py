@@ -15,6 +15,7 @@ import argparse
 import glob
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -61,7 +62,7 @@ def main():
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--duration", type=float, default=3.0)
     args = parser.parse_args()
-    if subprocess.run(["which", "callgrind_control"], capture_output=True).returncode:
+    if shutil.which("callgrind_control") is None:
         sys.exit("bench_echo_instructions: needs valgrind (callgrind_control not found)")
     loadgen = bench_echo.build(bench_echo.TOOLS / "loadgen.c")
     servers = {server.name: server for server in bench_echo.all_servers(sys.executable)}

@@ -1,6 +1,7 @@
 """``python -m conhook --workers N``: N copies of a program sharing listening addresses."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -139,33 +140,39 @@ def test_the_echo_sample_with_two_workers(tmp_path):
         proc.stdout.close()
 
 
-def test_sigterm_is_forwarded(tmp_path):
+@contextlib.contextmanager
+def two_waiting_workers(tmp_path):
+    """A supervisor whose two workers are past their start-up, sleeping: (supervisor, worker
+    pids or None where they cannot be known).  Whatever is left is killed at the end."""
     script = tmp_path / "wait.py"
     script.write_text("import con, os, time\nos.write(1, b'ready\\n')\ntime.sleep(60)\n")
     proc = start_conhook(["--workers", "2", str(script)])
+    workers = None
     try:
         assert [proc.stdout.readline(), proc.stdout.readline()] == ["ready\n"] * 2
-        workers = _children(proc.pid)  # both are past their start-up: SIGTERM ends them
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 128 + signal.SIGTERM
-        if workers is not None:
-            assert len(workers) == 2 and not any(_alive(pid) for pid in workers)
+        workers = _children(proc.pid)
+        yield proc, workers
     finally:
+        for pid in workers or ():
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         proc.stdout.close()
 
 
+def test_sigterm_is_forwarded(tmp_path):
+    with two_waiting_workers(tmp_path) as (proc, workers):
+        proc.send_signal(signal.SIGTERM)  # both workers are past their start-up: it ends them
+        assert proc.wait(30) == 128 + signal.SIGTERM
+        if workers is not None:
+            assert len(workers) == 2 and not any(_alive(pid) for pid in workers)
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal: Linux only")
 def test_workers_do_not_outlive_a_killed_supervisor(tmp_path):
-    script = tmp_path / "wait.py"
-    script.write_text("import con, os, time\nos.write(1, b'ready\\n')\ntime.sleep(60)\n")
-    proc = start_conhook(["--workers", "2", str(script)])
-    workers = []
-    try:
-        assert [proc.stdout.readline(), proc.stdout.readline()] == ["ready\n"] * 2
-        workers = _children(proc.pid)
+    with two_waiting_workers(tmp_path) as (proc, workers):
         assert workers is not None and len(workers) == 2
         proc.kill()  # SIGKILL: the supervisor forwards nothing
         proc.wait(30)
@@ -173,14 +180,6 @@ def test_workers_do_not_outlive_a_killed_supervisor(tmp_path):
         while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
             time.sleep(0.02)
         assert not any(_alive(pid) for pid in workers)
-    finally:
-        for pid in workers:
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
 
 
 def test_a_failing_worker_stops_the_others(tmp_path):
