@@ -46,10 +46,11 @@ class _Wait(Trap):
     kernel's record of the fd, which stays the same object until the fd is closed (and a
     closed stream never waits again), so every later wait is a few attribute stores.
     """
-    __slots__ = ("fd", "direction", "kernel", "rec")
+    __slots__ = ("fd", "kernel", "rec")
+    direction = None  # READ or WRITE: each twin below says which
 
-    def __init__(self, fd, direction):
-        self.fd, self.direction = fd, direction
+    def __init__(self, fd):
+        self.fd = fd
         self.kernel = self.rec = None
 
     def first_park(self, kernel, thread):
@@ -76,6 +77,7 @@ class _ReadWait(_Wait):
     # Two twin classes, not one with a direction test: park runs once per wait of every
     # stream, and the twins spare it that test and its attribute loads.
     __slots__ = ()
+    direction = READ
 
     def park(self, kernel, thread):
         rec = self.rec
@@ -92,6 +94,7 @@ class _ReadWait(_Wait):
 
 class _WriteWait(_Wait):
     __slots__ = ()
+    direction = WRITE
 
     def park(self, kernel, thread):
         rec = self.rec
@@ -143,8 +146,8 @@ class Stream:
         self._fd = fd = sock.fileno()
         self._recv = sock.recv
         self._send = sock.send
-        self._rwait = _Await([_ReadWait(fd, READ)])
-        self._wwait = _Await([_WriteWait(fd, WRITE)])
+        self._rwait = _Await([_ReadWait(fd)])
+        self._wwait = _Await([_WriteWait(fd)])
         self._drained = False
         self._budget = BUDGET
         self._address_of = address_of  # turns a socket address into an address value
