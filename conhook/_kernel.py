@@ -29,7 +29,7 @@ from time import monotonic
 from ._backends import READ, WRITE, backend_class
 from ._errors import Deadlock
 from ._traps import IDLE, Trap
-from ._threads import Thread, interrupt, thread_name
+from ._threads import Thread, interrupt, interrupted_threads, thread_name
 from ._wakeup import Wakeup
 
 _MAX_TIMEOUT = 86400.0  # longest single poll; longer sleeps simply poll again
@@ -353,6 +353,7 @@ class Kernel:
                     scope.closing = True
                     stack.extend(scope.running())
         for thread in reversed(order):
+            interrupted_threads.discard(thread)
             if thread.coro is not None:
                 try:
                     thread.coro.close()
@@ -366,6 +367,7 @@ class Kernel:
         ready = self.ready
         while ready:
             thread = ready.popleft()
+            interrupted_threads.discard(thread)
             if thread.coro is not None:
                 try:
                     thread.coro.close()
@@ -455,11 +457,13 @@ class Kernel:
             strip_internal_frames(exc)
         scope = thread.scope
         if scope is not None:
-            scope.child_finished(self, thread, exc)
+            scope.child_finished(self, thread, exc)  # (which may interrupt this thread too)
         else:
             self.outcome = (value, exc)
             self.done = True
         thread.coro = thread.scope = None
+        if thread.interrupt is not None:
+            interrupted_threads.discard(thread)
 
     # -- program-wide interruption ---------------------------------------------------------
 

@@ -32,7 +32,8 @@ from collections.abc import Awaitable
 
 from ._errors import Interrupted
 from ._kernel import current_kernel, state
-from ._threads import Thread, interrupt, thread_name
+from ._threads import (Thread, clear_interrupt, interrupt, interrupted_threads, set_interrupt,
+                       thread_name)
 from ._traps import DONE, Throw, Trap
 
 _OPEN, _FAILED_WAIT, _JOIN_WAIT, _CLOSED = range(4)
@@ -123,7 +124,7 @@ class Scope(Trap):
         self.live += 1
         source = self.owner.interrupt
         if source is not None and self._covered_by(source):
-            thread.interrupt = source  # started while its owner unwinds: it is interrupted too
+            set_interrupt(thread, source)  # started while its owner unwinds: it is interrupted too
         self.kernel.ready.append(thread)
 
     async def failed(self, exc):
@@ -134,7 +135,7 @@ class Scope(Trap):
             # The interruption this scope delivered has come back to it (or one from further
             # out, after this scope had already failed): a consequence, not a failure.
             if owner.interrupt is self:
-                owner.interrupt = None
+                clear_interrupt(owner)
             carry_over(exc, self.first)  # failures met while unwinding are not lost
             first = False
         elif self.first is None:
@@ -169,6 +170,8 @@ class Scope(Trap):
 
     def child_returned(self, kernel, thread):
         """A thread of this scope has returned (the common case of ``child_finished``)."""
+        if thread.interrupt is not None:  # it caught its Interrupted and returned
+            interrupted_threads.discard(thread)
         thread.coro = None
         self.live -= 1
         if not self.live:
@@ -248,7 +251,7 @@ class Scope(Trap):
             elif self in scopes:
                 scopes.remove(self)
         if owner.interrupt is self:
-            owner.interrupt = None
+            clear_interrupt(owner)
         # Let go of the failure: the owner's frame holds this scope (``__con_scope__``) and the
         # failure's traceback holds that frame, a cycle that would keep the frame's locals
         # (sockets, listeners) open until the next garbage collection.

@@ -12,7 +12,9 @@ Design rules (the costs behind them are in PERF-NOTES.md):
   the traps for waiting are made once per stream.  Nothing else is allocated per operation but
   the coroutine and the bytes read.
 * Every ``read@`` and ``write@`` is an interruption point, even when it could complete at once
-  (SPEC 1.4).  A thread interrupted while it waits leaves the stream as it was, except a write
+  (SPEC 1.4); that costs one test of ``interrupted_threads``, which is empty unless some thread
+  is interrupted.  Outside a scheduler, the first operation that has to wait raises the
+  explanatory RuntimeError (one that completes at once needs no scheduler).  A thread interrupted while it waits leaves the stream as it was, except a write
   that had already sent part of its data: the peer could never tell where it stopped, so the
   stream is closed.
 * ``close()`` never blocks and is idempotent.  It unregisters the fd first and wakes any thread
@@ -29,6 +31,7 @@ import warnings
 
 from ._backends import READ, WRITE
 from ._kernel import current_kernel, state
+from ._threads import interrupted_threads
 from ._traps import IDLE, Trap, interrupted
 
 BUDGET = 128  # operations completed at once in a row before a stream yields (as Tokio does)
@@ -118,9 +121,11 @@ class _Await(list):
     __await__ = list.__reversed__
 
 
-def _no_scheduler():
-    current_kernel()  # raises the explanatory RuntimeError
-    raise AssertionError("unreachable")
+def _interruption_point():
+    """Raise Interrupted in an interrupted thread (called only when some thread somewhere is)."""
+    thread = current_kernel().current
+    if thread.interrupt is not None:
+        raise interrupted(thread)
 
 
 def _closed(*args):
@@ -162,12 +167,8 @@ class Stream:
             await self._rwait  # the last read was short: wait for more before trying
             self._budget = BUDGET
         else:
-            try:
-                thread = state.kernel.current
-            except AttributeError:
-                _no_scheduler()
-            if thread.interrupt is not None:
-                raise interrupted(thread)
+            if interrupted_threads:
+                _interruption_point()
             self._budget -= 1
             if self._budget == 0:
                 self._budget = BUDGET
@@ -178,6 +179,7 @@ class Stream:
                 data = recv(max_bytes)
                 break
             except BlockingIOError:
+                current_kernel()  # outside a scheduler, a wait is an error that says so
                 await self._rwait
                 self._budget = BUDGET
                 recv = self._recv  # closed meanwhile?
@@ -194,12 +196,8 @@ class Stream:
 
     async def write(self, data):
         """``write@(data)``: hand all of `data` to the kernel, waiting while the peer is slow."""
-        try:
-            thread = state.kernel.current
-        except AttributeError:
-            _no_scheduler()
-        if thread.interrupt is not None:
-            raise interrupted(thread)
+        if interrupted_threads:
+            _interruption_point()
         self._budget -= 1
         if self._budget == 0:
             self._budget = BUDGET
@@ -218,6 +216,7 @@ class Stream:
             view = memoryview(data).cast("B")
             total = view.nbytes
         # The kernel took part of it (or nothing): wait for room, then send the rest.
+        current_kernel()  # outside a scheduler, a wait is an error that says so
         with view:
             while sent < total:
                 try:

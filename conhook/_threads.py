@@ -17,6 +17,23 @@ from __future__ import annotations
 
 from ._traps import IDLE, interrupted
 
+# The threads, of every scheduler in the process, whose ``interrupt`` is set.  It is empty
+# nearly always, so an operation that can complete at once (a stream's ``read@``/``write@``)
+# is an interruption point for the price of one test of this set, without finding its thread.
+# ``set_interrupt``/``clear_interrupt`` keep it in step with ``Thread.interrupt``; the kernel
+# forgets a thread when it finishes.  (Adding and discarding are atomic under the GIL.)
+interrupted_threads = set()
+
+
+def set_interrupt(thread, source):
+    thread.interrupt = source
+    interrupted_threads.add(thread)
+
+
+def clear_interrupt(thread):
+    thread.interrupt = None
+    interrupted_threads.discard(thread)
+
 
 class Thread:
     __slots__ = ("coro", "scope", "scopes", "interrupt", "parked_on", "pending", "value")
@@ -59,7 +76,7 @@ def interrupt(kernel, thread, source, above=0):
     current = thread.interrupt
     if current is not None and (current is source or _rank(thread, current) <= above - 1):
         return  # already interrupted by this source or by one further out
-    thread.interrupt = source
+    set_interrupt(thread, source)
     trap = thread.parked_on
     if trap is not None and trap.interruptible:
         trap.abort(kernel, thread)

@@ -8,7 +8,7 @@ import math
 
 from ._errors import Interrupted
 from ._kernel import current_kernel
-from ._threads import interrupt
+from ._threads import clear_interrupt, interrupt
 from ._traps import IDLE, Trap
 
 
@@ -95,7 +95,7 @@ class timeout:
         else:
             scopes.remove(self)
         if thread.interrupt is self:
-            thread.interrupt = None
+            clear_interrupt(thread)
             if exc_type is None or issubclass(exc_type, Interrupted):
                 raise TimeoutError(f"timed out after {self.seconds} s") from None
         return False

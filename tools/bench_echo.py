@@ -63,6 +63,8 @@ def all_servers(python):
         peer("gevent", "gevent_echo.py"),
         peer("threads", "threads_echo.py"),
         peer("py-epoll", "py_epoll.py"),
+        Server("coro-minimal", [python, str(PEERS / "coro_minimal.py"), "--port", str(PORT)], peer=False,
+               note="not a peer: the floor of conhook's design, a bare coroutine-per-connection scheduler"),
         Server("c-epoll", [str(BUILD / "c_epoll"), "--port", str(PORT)], peer=False,
                note="C reference: what the machine and the load generator can do"),
     ]
@@ -260,6 +262,11 @@ def goals(servers, medians, missing):
             r = ours[key] / medians[peer][key]
             verdict = f"{r:.2f}  goal >= {goal:.2f}  {'met' if r >= goal else 'MISSED'}"
         out.append(f"{label:<58} {verdict}")
+    floor = medians.get("coro-minimal")
+    if ours and floor:
+        out.append(f"  the design's floor: conhook / coro-minimal = {fmt(ratio(ours['100c'], floor['100c']), '.2f')} "
+                   f"@100 conns, {fmt(ratio(ours['bulk'], floor['bulk']), '.2f')} bulk; coro-minimal / py-epoll = "
+                   f"{fmt(ratio(floor['100c'], (medians.get('py-epoll') or {}).get('100c')), '.2f')} @100 conns")
     two = medians.get("conhook-w2")
     if ours and two:
         out.append(f"  second worker: conhook-w2 / conhook = {fmt(ratio(two['100c'], ours['100c']), '.2f')} "

@@ -56,7 +56,7 @@ def instructions(server, loadgen, conns, size, duration):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default="conhook,asyncio-streams,uvloop-streams,py-epoll",
+    parser.add_argument("--only", default="conhook,coro-minimal,asyncio-streams,uvloop-streams,py-epoll",
                         help="comma-separated server names (default: %(default)s)")
     parser.add_argument("--conns", type=int, default=100)
     parser.add_argument("--size", type=int, default=64)

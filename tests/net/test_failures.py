@@ -364,6 +364,52 @@ def test_interrupted_thread_cannot_read_even_if_data_is_there():
     run(main)
 
 
+def test_interrupted_thread_cannot_write_even_if_there_is_room():
+    async def main():
+        s, peer = _pair()
+
+        async def failing():
+            await con.sleep(0.01)
+            raise KeyError("boom")
+
+        async def writer():
+            try:
+                await con.sleep(1)
+            except con.Interrupted:
+                with pytest.raises(con.Interrupted):
+                    await s.write(b"never sent")
+                raise
+        with pytest.raises(KeyError):
+            await together(writer, failing)
+        await s.write(b"sent")
+        assert peer.recv(100) == b"sent"  # and nothing before it
+        s.close()
+        peer.close()
+    run(main)
+
+
+def test_a_thread_interrupted_elsewhere_does_not_stop_this_ones_io():
+    # An interrupted thread anywhere in the process (here: one of another scheduler) sends
+    # read@ and write@ the slow way, which must find that this thread is not interrupted.
+    from conhook._threads import Thread, interrupted_threads
+
+    async def main():
+        s, peer = _pair()
+        peer.sendall(b"in")
+        elsewhere = Thread(None, None)
+        elsewhere.interrupt = "another scheduler's timeout"
+        interrupted_threads.add(elsewhere)
+        try:
+            assert await s.read() == b"in"
+            await s.write(b"out")
+        finally:
+            interrupted_threads.discard(elsewhere)
+        assert peer.recv(100) == b"out"
+        s.close()
+        peer.close()
+    run(main)
+
+
 # -- closing what another thread waits on --------------------------------------------------
 
 def test_closing_a_stream_wakes_its_reader_and_writer():

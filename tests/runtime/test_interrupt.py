@@ -5,7 +5,7 @@ import pytest
 
 import conhook.api as con
 
-from .helpers import prejoining, run
+from .helpers import _kernel, prejoining, run
 
 
 async def fail_soon(exc=ValueError("fail")):
@@ -263,3 +263,57 @@ def test_interruption_traceback_points_at_the_users_line():
     with pytest.raises(ValueError):
         run(main)
     assert [f.name for f in frames] == ["sleeper"]
+
+
+def test_no_thread_stays_registered_as_interrupted_once_its_interruption_is_over():
+    # Streams test one process-wide set instead of finding their thread (``_threads``): a thread
+    # left in it would only cost speed, but the set must hold exactly the interrupted threads.
+    from conhook._threads import interrupted_threads
+    seen = []
+
+    async def swallows():
+        try:
+            await con.sleep(10)
+        except con.Interrupted:
+            seen.append(_kernel.current_thread() in interrupted_threads)
+        # returns normally, still interrupted
+
+    async def sleeper():
+        await con.sleep(10)
+
+    @prejoining
+    async def failing_scope(scope):
+        scope.start(swallows)
+        scope.start(sleeper)
+        scope.start(fail_soon)
+        await con.sleep(10)
+
+    async def main():
+        with pytest.raises(TimeoutError):
+            with con.timeout(0.001):
+                await con.sleep(10)
+        assert not interrupted_threads  # the timeout block was left
+        with pytest.raises(ValueError):
+            await failing_scope()
+        assert seen == [True]
+        assert not interrupted_threads
+        await con.idle()  # not interrupted any more: the root is normal again
+
+    run(main)
+    assert not interrupted_threads
+
+
+def test_an_interrupted_program_leaves_no_thread_registered_as_interrupted():
+    from conhook._threads import interrupted_threads
+
+    async def forever():
+        await con.Event().wait()
+
+    @prejoining
+    async def main(scope):
+        scope.start(forever)
+        await con.Event().wait()
+
+    with pytest.raises(con.Deadlock):
+        run(main)
+    assert not interrupted_threads
