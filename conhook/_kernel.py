@@ -420,12 +420,15 @@ class Kernel:
                 if trap is IDLE and thread.interrupt is None:
                     thread.parked_on = IDLE  # in the ready queue, but interruptible there
                     append(thread)
-                elif isinstance(trap, Trap):
+                    continue
+                try:  # (quicker than testing isinstance(trap, Trap) first)
                     exc = trap.park(self, thread)
-                    if exc is not None:
-                        self._throw(thread, exc)
-                else:
-                    self._throw(thread, foreign_trap(thread, trap))
+                except AttributeError:
+                    if isinstance(trap, Trap):
+                        raise  # a bug in park itself
+                    exc = foreign_trap(thread, trap)
+                if exc is not None:
+                    self._throw(thread, exc)
             self.current = None
         # A frame that outlives its run keeps the frames below it (this one) and their locals:
         # do not let the last exception thrown into a thread close a cycle through them.

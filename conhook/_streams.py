@@ -84,10 +84,10 @@ class _ReadWait(_Wait):
 
     def park(self, kernel, thread):
         rec = self.rec
-        # The fast path of kernel.wait_io: the fd is watched for reading already, and
-        # nobody else waits to read it.
+        # The fast path of kernel.wait_io: the fd is watched for reading already, nobody
+        # else waits to read it, and no thread is interrupted (this one included).
         if (kernel is self.kernel and rec.reader is None and _WATCHED_FOR_READ[rec.mask]
-                and thread.interrupt is None):
+                and not interrupted_threads):
             rec.reader = thread
             kernel.io_waiting += 1
             thread.parked_on = self
@@ -102,7 +102,7 @@ class _WriteWait(_Wait):
     def park(self, kernel, thread):
         rec = self.rec
         if (kernel is self.kernel and rec.writer is None and _WATCHED_FOR_WRITE[rec.mask]
-                and thread.interrupt is None):
+                and not interrupted_threads):
             rec.writer = thread
             kernel.io_waiting += 1
             thread.parked_on = self
@@ -128,8 +128,17 @@ def _interruption_point():
         raise interrupted(thread)
 
 
-def _closed(*args):
-    raise OSError(errno.EBADF, "I/O on a closed stream")
+class _ClosedSocket:
+    """What a closed stream reads from and writes to: every call raises OSError(EBADF)."""
+    __slots__ = ()
+
+    def recv(self, *args):
+        raise OSError(errno.EBADF, "I/O on a closed stream")
+
+    send = recv
+
+
+_CLOSED = _ClosedSocket()
 
 
 class Stream:
@@ -140,7 +149,7 @@ class Stream:
     One thread may read while another writes; two threads reading (or writing) the same
     stream at once is an error.
     """
-    __slots__ = ("_sock", "_fd", "_recv", "_send", "_rwait", "_wwait", "_drained", "_budget",
+    __slots__ = ("_sock", "_fd", "_io", "_rwait", "_wwait", "_drained", "_budget",
                  "_address_of", "_peer")
 
     def __init__(self, sock, address_of=None, peer=None):
@@ -149,8 +158,8 @@ class Stream:
             sock.setsockopt(socket.SOL_SOCKET, _SO_NOSIGPIPE, 1)
         self._sock = sock
         self._fd = fd = sock.fileno()
-        self._recv = sock.recv
-        self._send = sock.send
+        self._io = sock  # the socket until closed, then _CLOSED (a method call on it is quicker
+                         # than calling a bound sock.recv kept in a slot)
         self._rwait = _Await([_ReadWait(fd)])
         self._wwait = _Await([_WriteWait(fd)])
         self._drained = False
@@ -173,16 +182,14 @@ class Stream:
             if self._budget == 0:
                 self._budget = BUDGET
                 await IDLE
-        recv = self._recv  # a slot: loaded as an attribute, then called, is quicker than as a method
         while True:
             try:
-                data = recv(max_bytes)
+                data = self._io.recv(max_bytes)
                 break
             except BlockingIOError:
                 current_kernel()  # outside a scheduler, a wait is an error that says so
                 await self._rwait
                 self._budget = BUDGET
-                recv = self._recv  # closed meanwhile?
         if data:
             if len(data) < max_bytes:  # (compare-and-jump: quicker than storing the bool)
                 self._drained = True
@@ -202,9 +209,8 @@ class Stream:
         if self._budget == 0:
             self._budget = BUDGET
             await IDLE
-        send = self._send  # see read
         try:
-            sent = send(data, _SEND_FLAGS)
+            sent = self._io.send(data, _SEND_FLAGS)
         except BlockingIOError:
             sent = 0
         if type(data) is bytes:
@@ -227,14 +233,14 @@ class Stream:
                     raise
                 self._budget = BUDGET
                 try:
-                    sent += self._send(view[sent:], _SEND_FLAGS)
+                    sent += self._io.send(view[sent:], _SEND_FLAGS)
                 except BlockingIOError:
                     pass
 
     def shutdown_write(self):
         """Close the sending side: the peer reads end of stream, and can still send to us."""
         if self._sock is None:
-            _closed()
+            _CLOSED.send()
         try:
             self._sock.shutdown(socket.SHUT_WR)
         except OSError as exc:
@@ -252,7 +258,7 @@ class Stream:
         if sock is None:
             return
         self._sock = None
-        self._recv = self._send = _closed
+        self._io = _CLOSED
         self._drained = False
         kernel = state.kernel
         if kernel is not None:
