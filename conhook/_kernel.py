@@ -59,11 +59,15 @@ def current_thread():
 
 
 class _IORecord:
-    """What the kernel knows about one fd: who waits for it and what the backend watches."""
-    __slots__ = ("reader", "writer", "mask")
+    """What the kernel knows about one fd: who waits for it and what the backend watches.
+
+    ``reader`` and ``writer`` are threads (or None); ``any_reader`` is a waiter on several fds
+    at once (see ``wait_any_readable``).
+    """
+    __slots__ = ("reader", "writer", "any_reader", "mask")
 
     def __init__(self):
-        self.reader = self.writer = None
+        self.reader = self.writer = self.any_reader = None
         self.mask = 0
 
 
@@ -187,27 +191,42 @@ class Kernel:
     # -- I/O -----------------------------------------------------------------------------
 
     def wait_io(self, thread, fd, direction):
-        """Park `thread` until `fd` is ready for `direction` (READ or WRITE).
-
-        `thread` may also be a callable with a ``parked_on`` attribute (not None while it
-        waits): readiness then calls it instead of waking a thread.  That is how one thread
-        waits on several fds at once (a listener on several addresses, ``_sockets``)."""
+        """Park `thread` until `fd` is ready for `direction` (READ or WRITE); or return the error."""
         rec = self.io.get(fd)
         if rec is None:
             rec = self.io[fd] = _IORecord()
         if direction == READ:
-            if rec.reader is not None:
+            if rec.reader is not None or rec.any_reader is not None:
                 return RuntimeError(f"another thread is already waiting to read from fd {fd}")
             rec.reader = thread
         else:
             if rec.writer is not None:
                 return RuntimeError(f"another thread is already waiting to write to fd {fd}")
             rec.writer = thread
+        return self._watching(thread, fd, rec, direction)
+
+    def wait_any_readable(self, waiter, fd):
+        """Make `waiter` wait until `fd` is readable, as one of several fds it waits on.
+
+        `waiter` has a ``parked_on`` attribute (not None while it waits); readiness calls
+        ``waiter()``, which withdraws from its other fds and returns the thread to wake.
+        That is how one thread waits on several fds at once (a listener on several
+        addresses, ``_sockets``).  The result is what ``wait_io`` returns."""
+        rec = self.io.get(fd)
+        if rec is None:
+            rec = self.io[fd] = _IORecord()
+        if rec.reader is not None or rec.any_reader is not None:
+            return RuntimeError(f"another thread is already waiting to read from fd {fd}")
+        rec.any_reader = waiter
+        return self._watching(waiter, fd, rec, READ)
+
+    def _watching(self, waiter, fd, rec, direction):
+        """Make sure the backend watches `fd` for `direction`, now that `waiter` waits there."""
         if not rec.mask & direction:
             try:
                 self._watch(fd, rec.mask, rec.mask | direction)
             except (OSError, ValueError) as exc:
-                self.abort_io(thread, fd, direction)
+                self.abort_io(waiter, fd, direction)
                 return exc
             rec.mask |= direction
         self.io_waiting += 1
@@ -230,17 +249,20 @@ class Kernel:
             except FileExistsError:
                 backend.modify(fd, new)
 
-    def abort_io(self, thread, fd, direction):
+    def abort_io(self, waiter, fd, direction):
+        """`waiter` (a thread, or a waiter on several fds) no longer waits on `fd`."""
         rec = self.io.get(fd)
         if rec is None:
             return
-        if direction == READ and rec.reader is thread:
+        if direction == READ and rec.reader is waiter:
             rec.reader = None
-        elif direction == WRITE and rec.writer is thread:
+        elif direction == READ and rec.any_reader is waiter:
+            rec.any_reader = None
+        elif direction == WRITE and rec.writer is waiter:
             rec.writer = None
         else:
             return
-        if thread.parked_on is not None:
+        if waiter.parked_on is not None:
             self.io_waiting -= 1
 
     def notify_closing(self, fd, exc_factory=None):
@@ -250,7 +272,9 @@ class Kernel:
             return
         if rec.mask:
             self.backend.unregister(fd)
-        for thread in (rec.reader, rec.writer):
+        any_reader = rec.any_reader
+        threads = [rec.reader, rec.writer, any_reader() if any_reader is not None else None]
+        for thread in threads:
             if thread is not None:
                 self.io_waiting -= 1
                 thread.pending = (exc_factory() if exc_factory else
@@ -258,11 +282,12 @@ class Kernel:
                 self.wake(thread)
 
     def _poll(self, timeout):
+        """Phase 1: wake the threads whose fds are ready, then run what was posted."""
         io = self.io
         ready = self.ready
         backend = self.backend
-        readable, writable = backend.readable, backend.writable
-        woken = 0  # threads woken here; io_waiting is brought down once, at the end
+        just_readable, just_writable = backend.just_readable, backend.just_writable
+        before = len(ready)
         try:
             for fd, events in backend.poll(timeout):
                 try:
@@ -270,37 +295,49 @@ class Kernel:
                 except KeyError:
                     self._unwatched(fd)
                     continue
-                if events & readable:
+                # The hot path: one thread waits for what the fd is ready for, and nothing
+                # else happened.  Every other case goes through _dispatch.
+                if events == just_readable:
                     thread = rec.reader
-                    if type(thread) is Thread:
+                    if thread is not None:
                         rec.reader = None
-                        woken += 1
-                        thread.parked_on = None  # self.wake(thread), inlined: the hot path
+                        thread.parked_on = None  # self.wake(thread), inlined
                         ready.append(thread)
-                    elif thread is not None:
-                        rec.reader = None
-                        self.io_waiting -= 1
-                        thread()  # a waiter on several fds (see wait_io)
-                    elif rec.mask & READ:
-                        self._narrow(fd, rec, READ)
-                if events & writable:
+                        continue
+                elif events == just_writable:
                     thread = rec.writer
-                    if type(thread) is Thread:
+                    if thread is not None:
                         rec.writer = None
-                        woken += 1
                         thread.parked_on = None
                         ready.append(thread)
-                    elif thread is not None:
-                        rec.writer = None
-                        self.io_waiting -= 1
-                        thread()
-                    elif rec.mask & WRITE:
-                        self._narrow(fd, rec, WRITE)
+                        continue
+                self._dispatch(fd, rec, events)
         finally:
-            self.io_waiting -= woken
+            # Every wake-up here appended the waiter's thread, and nothing else did.
+            self.io_waiting -= len(ready) - before
         posted = self.posted
         while posted:
             posted.popleft()()
+
+    def _dispatch(self, fd, rec, events):
+        """Readiness off the hot path: several events at once, errors and hang-ups (both
+        directions wake), a waiter on several fds, or readiness that nobody waits for."""
+        backend = self.backend
+        if events & backend.readable:
+            if rec.reader is not None:
+                thread, rec.reader = rec.reader, None
+                self.wake(thread)
+            elif rec.any_reader is not None:
+                waiter, rec.any_reader = rec.any_reader, None
+                self.wake(waiter())
+            elif rec.mask & READ:
+                self._narrow(fd, rec, READ)
+        if events & backend.writable:
+            if rec.writer is not None:
+                thread, rec.writer = rec.writer, None
+                self.wake(thread)
+            elif rec.mask & WRITE:
+                self._narrow(fd, rec, WRITE)
 
     def _unwatched(self, fd):
         """Readiness of an fd that no thread waits on: the wake-up fd, or one forgotten."""

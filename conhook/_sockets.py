@@ -116,9 +116,9 @@ def _check_address(addr, what):
 class _AnyReadable(Trap):
     """Park a thread until any of several fds is readable.
 
-    It stands in the kernel's I/O records as the reader of each fd (a callable waiter, see
-    ``Kernel.wait_io``); the first fd that becomes readable calls it, and it then withdraws
-    from the others and wakes the thread.
+    It stands in the kernel's I/O records as the ``any_reader`` of each fd (see
+    ``Kernel.wait_any_readable``); the first fd that becomes readable calls it, and it then
+    withdraws from the others and hands the kernel the thread to wake.
     """
     __slots__ = ("fds", "kernel", "thread", "parked_on")
     label = None
@@ -131,7 +131,7 @@ class _AnyReadable(Trap):
         self.kernel = kernel
         for i, fd in enumerate(self.fds):
             self.parked_on = None  # wait_io undoes a failed registration as for a thread not yet parked
-            exc = kernel.wait_io(self, fd, READ)
+            exc = kernel.wait_any_readable(self, fd)
             self.parked_on = self
             if exc is not None:
                 for done in self.fds[:i]:
@@ -142,10 +142,11 @@ class _AnyReadable(Trap):
         thread.parked_on = self
 
     def __call__(self):
-        """One of the fds is readable (the kernel has already forgotten us for that one)."""
+        """One of the fds is readable (or closing): withdraw from all, return the thread to
+        wake (the kernel has already forgotten us for that fd)."""
         thread = self.thread
         self._withdraw(self.kernel)
-        self.kernel.wake(thread)
+        return thread
 
     def abort(self, kernel, thread):
         self._withdraw(kernel)

@@ -10,6 +10,9 @@ Every backend is a class with these methods, and nothing else is used by the ker
     close()
     readable, writable    class attributes: the bits of `events` that wake an fd's reader,
                           and its writer
+    just_readable,        class attributes: the value of `events` that says "readable"
+    just_writable         ("writable") and nothing else, the common cases, which the
+                          kernel tests with one comparison
 
 `events` are the mechanism's own bits where it has them (epoll, poll), so that the list the
 system call returns is handed on as it is: the kernel tests each pair against ``readable``

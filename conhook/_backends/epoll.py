@@ -25,6 +25,8 @@ class Backend:
     name = "epoll"
     readable = _IN | _ERR
     writable = _OUT | _ERR
+    just_readable = _IN
+    just_writable = _OUT
     __slots__ = ("_epoll",)
 
     def __init__(self):

@@ -18,8 +18,8 @@ _MAX_EVENTS = 1024
 
 class Backend:
     name = "kqueue"
-    readable = READ
-    writable = WRITE
+    readable = just_readable = READ
+    writable = just_writable = WRITE
     __slots__ = ("_kqueue", "_masks")
 
     def __init__(self):

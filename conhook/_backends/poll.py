@@ -21,6 +21,8 @@ class Backend:
     name = "poll"
     readable = _IN | _ERR
     writable = _OUT | _ERR
+    just_readable = select.POLLIN
+    just_writable = _OUT
     __slots__ = ("_poll",)
 
     def __init__(self):

@@ -9,8 +9,8 @@ from . import READ, WRITE
 
 class Backend:
     name = "select"
-    readable = READ
-    writable = WRITE
+    readable = just_readable = READ
+    writable = just_writable = WRITE
     __slots__ = ("_readers", "_writers")
 
     def __init__(self):
