@@ -412,12 +412,11 @@ class Kernel:
                     pass
 
     def _loop(self):
-        ready = self.ready
-        popleft = ready.popleft
-        append = ready.append
         timers = self.timers
         on_turn = self.on_turn
+        spare = deque()  # the next turn's ready queue, while this turn's threads run
         while not self.done:
+            ready = self.ready
             # Phase 1: poll I/O (and the wake-ups posted by signal handlers and OS threads).
             if ready:
                 if self.io_waiting or self.posted:
@@ -430,12 +429,15 @@ class Kernel:
             # Phase 2: fire the timers that are due.
             if timers and timers[0][0] <= self.clock():
                 self._fire_timers()
-            # Phase 3: run every thread that is ready now, once, in FIFO order.
+            # Phase 3: run every thread that is ready now, once, in FIFO order.  Threads made
+            # ready meanwhile join the spare queue, which becomes the ready queue (so running
+            # a thread takes no popleft, and nothing is allocated).
             if on_turn is not None:
                 on_turn(ready)
             self.budget = BUDGET
-            for _ in range(len(ready)):
-                thread = popleft()
+            self.ready = spare
+            append = spare.append
+            for thread in ready:
                 self.current = thread
                 try:
                     exc = thread.pending
@@ -466,6 +468,8 @@ class Kernel:
                     exc = foreign_trap(thread, trap)
                 if exc is not None:
                     self._throw(thread, exc)
+            ready.clear()
+            spare = ready
             self.current = None
         # A frame that outlives its run keeps the frames below it (this one) and their locals:
         # do not let the last exception thrown into a thread close a cycle through them.
