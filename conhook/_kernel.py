@@ -6,8 +6,10 @@ Design rules:
 * The run loop has three phases per turn: poll I/O, fire timers, run the ready threads.  One
   turn runs each thread that was ready at its start once (a generation), so ``idle`` lets
   every other ready thread run once and I/O be polled before it resumes (SPEC 1.5).
-* Nothing is allocated per switch.  The backend is polled (without blocking) only when some
-  thread waits for I/O or a wake-up was posted, never on a timer while threads are ready.
+* Nothing is allocated per switch.  While threads are ready the backend is polled (without
+  blocking) once a turn, and only when some fd is registered or a wake-up was posted; never
+  on a timer.  Nothing counts the waits for fds: a wait or a wake-up is a few stores into
+  the fd's record, and only a kernel about to block looks for a waiter (``awaits_io``).
 * Wake-ups from signal handlers and other OS threads go through ``post``: a thread-safe deque
   plus an eventfd (or socket pair) registered with the backend.
 * Three hooks for test tools and diagnostics (``conhook.testing``, ``_debug``), all None or
@@ -83,7 +85,7 @@ class _Program:
 
 
 class Kernel:
-    __slots__ = ("ready", "current", "backend", "_wakeup", "_wakeup_fd", "io", "io_waiting",
+    __slots__ = ("ready", "current", "backend", "_wakeup", "_wakeup_fd", "io",
                  "timers", "_timer_seq", "timers_cancelled", "posted", "workers_busy",
                  "root", "outcome", "done", "deadlock", "sigint", "aborting", "budget",
                  "clock", "on_block", "on_turn", "__weakref__")
@@ -96,7 +98,6 @@ class Kernel:
         self._wakeup_fd = self._wakeup.fileno()
         self.backend.register(self._wakeup_fd, READ)
         self.io = {}
-        self.io_waiting = 0
         self.timers = []  # heap of [deadline, seq, target]; target None once cancelled
         self._timer_seq = 0
         self.timers_cancelled = 0
@@ -184,7 +185,7 @@ class Kernel:
                 return timeout
         if timers:
             return min(max(timers[0][0] - self.clock(), 0.0), _MAX_TIMEOUT)
-        if self.io_waiting or self.workers_busy or self.posted:
+        if self.workers_busy or self.posted or self.awaits_io():
             return None
         return self._on_deadlock()
 
@@ -229,7 +230,24 @@ class Kernel:
                 self.abort_io(waiter, fd, direction)
                 return exc
             rec.mask |= direction
-        self.io_waiting += 1
+
+    def awaits_io(self):
+        """Whether any thread waits for an fd.
+
+        Not counted as waits come and go, which would cost every wait and wake-up an update:
+        only a kernel with nothing ready and no timer asks, and the first record with a
+        waiter answers (in a server, the listener's, which comes first).
+        """
+        for rec in self.io.values():
+            if rec.reader is not None or rec.writer is not None or rec.any_reader is not None:
+                return True
+        return False
+
+    @property
+    def io_waiting(self):
+        """How many waits for fds there are now (for tests and diagnostics)."""
+        return sum((rec.reader is not None) + (rec.writer is not None) + (rec.any_reader is not None)
+                   for rec in self.io.values())
 
     def _watch(self, fd, old, new):
         """Change what the backend watches `fd` for, from `old` to `new` (both non-zero: modify).
@@ -260,10 +278,6 @@ class Kernel:
             rec.any_reader = None
         elif direction == WRITE and rec.writer is waiter:
             rec.writer = None
-        else:
-            return
-        if waiter.parked_on is not None:
-            self.io_waiting -= 1
 
     def notify_closing(self, fd, exc_factory=None):
         """`fd` is about to be closed: stop watching it and wake its waiters with OSError(EBADF)."""
@@ -276,7 +290,6 @@ class Kernel:
         threads = [rec.reader, rec.writer, any_reader() if any_reader is not None else None]
         for thread in threads:
             if thread is not None:
-                self.io_waiting -= 1
                 thread.pending = (exc_factory() if exc_factory else
                                   OSError(errno.EBADF, f"fd {fd} was closed while a thread waited on it"))
                 self.wake(thread)
@@ -287,34 +300,29 @@ class Kernel:
         ready = self.ready
         backend = self.backend
         just_readable, just_writable = backend.just_readable, backend.just_writable
-        before = len(ready)
-        try:
-            for fd, events in backend.poll(timeout):
-                try:
-                    rec = io[fd]
-                except KeyError:
-                    self._unwatched(fd)
+        for fd, events in backend.poll(timeout):
+            try:
+                rec = io[fd]
+            except KeyError:
+                self._unwatched(fd)
+                continue
+            # The hot path: one thread waits for what the fd is ready for, and nothing else
+            # happened.  Every other case goes through _dispatch.
+            if events == just_readable:
+                thread = rec.reader
+                if thread is not None:
+                    rec.reader = None
+                    thread.parked_on = None  # self.wake(thread), inlined
+                    ready.append(thread)
                     continue
-                # The hot path: one thread waits for what the fd is ready for, and nothing
-                # else happened.  Every other case goes through _dispatch.
-                if events == just_readable:
-                    thread = rec.reader
-                    if thread is not None:
-                        rec.reader = None
-                        thread.parked_on = None  # self.wake(thread), inlined
-                        ready.append(thread)
-                        continue
-                elif events == just_writable:
-                    thread = rec.writer
-                    if thread is not None:
-                        rec.writer = None
-                        thread.parked_on = None
-                        ready.append(thread)
-                        continue
-                self._dispatch(fd, rec, events)
-        finally:
-            # Every wake-up here appended the waiter's thread, and nothing else did.
-            self.io_waiting -= len(ready) - before
+            elif events == just_writable:
+                thread = rec.writer
+                if thread is not None:
+                    rec.writer = None
+                    thread.parked_on = None
+                    ready.append(thread)
+                    continue
+            self._dispatch(fd, rec, events)
         posted = self.posted
         while posted:
             posted.popleft()()
@@ -419,8 +427,8 @@ class Kernel:
             ready = self.ready
             # Phase 1: poll I/O (and the wake-ups posted by signal handlers and OS threads).
             if ready:
-                if self.io_waiting or self.posted:
-                    self._poll(0)
+                if self.io or self.posted:  # (some fd may be ready; whether anyone waits
+                    self._poll(0)           # for it is not counted: see awaits_io)
             else:
                 timeout = self._poll_timeout()
                 if self.done:

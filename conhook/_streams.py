@@ -89,7 +89,6 @@ class _ReadWait(_Wait):
         if (kernel is self.kernel and rec.reader is None and _WATCHED_FOR_READ[rec.mask]
                 and not interrupted_threads):
             rec.reader = thread
-            kernel.io_waiting += 1
             thread.parked_on = self
             return None
         return self.first_park(kernel, thread)
@@ -104,7 +103,6 @@ class _WriteWait(_Wait):
         if (kernel is self.kernel and rec.writer is None and _WATCHED_FOR_WRITE[rec.mask]
                 and not interrupted_threads):
             rec.writer = thread
-            kernel.io_waiting += 1
             thread.parked_on = self
             return None
         return self.first_park(kernel, thread)

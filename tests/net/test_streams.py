@@ -398,3 +398,23 @@ def test_each_socket_is_registered_once(monkeypatch, backend):
     fd, (before, after) = run(main)
     assert [c for c in calls if c[1] == fd][-1][2] == _kernel.READ  # it ends watched for READ
     assert calls[before:after] == []  # and 180 round trips later nothing has changed
+
+
+def test_an_fd_that_nobody_waits_on_any_more_does_not_hide_a_deadlock():
+    # The kernel does not count waits for fds; about to block, it looks for a waiter in its
+    # records.  A stream that waited once stays registered, and must not count as a wait.
+    holder = []
+
+    async def main():
+        s, peer = _pair()
+        holder.append((s, peer))
+        with pytest.raises(TimeoutError):
+            with con.timeout(0.01):
+                await s.read()  # registers the fd, then stops waiting
+        assert _kernel.current_kernel().io and not _kernel.current_kernel().awaits_io()
+        await con.Event().wait()  # nothing can ever set it
+
+    with pytest.raises(con.Deadlock, match="deadlock"):
+        run(main)
+    for sock in holder[0]:
+        sock.close()
