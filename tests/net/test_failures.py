@@ -469,6 +469,30 @@ def test_closing_a_listener_wakes_its_acceptor(addresses):
     run(main)
 
 
+def test_notify_closing_one_fd_of_a_listener_wakes_its_acceptor():
+    # The acceptor waits on both addresses at once; closing one of the fds under it (the
+    # documented conhook._io.notify_closing) wakes it with EBADF and withdraws it from both.
+    from conhook import _io
+
+    async def main():
+        listener = await listen_both()
+        kernel = _kernel.current_kernel()
+
+        async def acceptor():
+            with pytest.raises(OSError) as info:
+                await listener.accept()
+            assert info.value.errno == errno.EBADF
+
+        async def closer():
+            await con.sleep(0.02)
+            assert kernel.io_waiting == 2  # the acceptor, once per address
+            _io.notify_closing(listener._socks[0])
+        await together(acceptor, closer)
+        assert kernel.io_waiting == 0
+        listener.close()
+    run(main)
+
+
 def test_two_threads_reading_one_stream_is_an_error():
     async def main():
         s, peer = _pair()
