@@ -10,6 +10,13 @@
 
 ``sys.argv``, ``__main__`` and ``sys.path[0]`` are set as CPython sets them.  The
 program itself is always rewritten, whether or not it imports ``con``.
+
+SIGTERM (``kill``, ``docker stop``, systemd, the ``--workers`` supervisor) stops a program
+whose scheduler runs as Ctrl-C does: every thread unwinds, its ``finally`` blocks run and its
+sockets close, then ``bootstrap`` raises ``KeyboardInterrupt``; a second SIGTERM (or Ctrl-C)
+stops it at once.  If the program lets that ``KeyboardInterrupt`` out, the process ends by
+SIGTERM, so the parent sees how it ended.  Outside a scheduler SIGTERM ends the process at
+once, as it does any Python program; a program that installed its own SIGTERM handler keeps it.
 """
 from __future__ import annotations
 
@@ -192,6 +199,7 @@ def run_code(source, filename, argv, *, path0, file=None, loader=None, spec=None
         return report(error)
     from conhook._tree import install_dump_signal
     install_dump_signal()  # SIGUSR1 prints the cactus stack (SPEC 2.3)
+    _stop_on_sigterm_as_on_ctrl_c()
     try:
         _pipeline.prepare_namespace(namespace)
         exec(code, namespace)
@@ -200,6 +208,31 @@ def run_code(source, filename, argv, *, path0, file=None, loader=None, spec=None
     except BaseException as error:  # noqa: BLE001 - reported like the interpreter does
         return report(error)
     return 0
+
+
+_terminated = False  # SIGTERM asked the program to stop
+
+
+def _stop_on_sigterm_as_on_ctrl_c():
+    """Handle SIGTERM as Ctrl-C while a scheduler runs (see the module's docstring)."""
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return  # ignored where we were started (nohup and the like): keep it so
+
+    def on_sigterm(signum, frame):
+        global _terminated
+        from conhook import _bootstrap, _kernel
+        if _kernel.state.kernel is None:  # no scheduler runs here: end at once, as before
+            _die_of(signal.SIGTERM)
+        _terminated = True
+        _bootstrap._on_sigint(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def _die_of(signum):
+    """End the process by `signum`'s default action, so that the parent sees how it ended."""
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 _PACKAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(conhook.__file__)), "")
@@ -243,9 +276,8 @@ def report(error: BaseException) -> int:
     error.__traceback__ = tb
     sys.excepthook(type(error), error, tb)
     if isinstance(error, KeyboardInterrupt):
-        # Like CPython: die of SIGINT so that the parent sees how we ended.
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
+        # Like CPython: die of the signal, so that the parent sees how we ended.
+        _die_of(signal.SIGTERM if _terminated else signal.SIGINT)
     return 1
 
 

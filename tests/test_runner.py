@@ -442,3 +442,95 @@ def test_bad_usage_exits_2(tmp_path, args):
     result = con(*args, cwd=tmp_path)
     assert result.returncode == 2
     assert "usage: python -m conhook" in result.stderr
+
+
+# -- SIGTERM ---------------------------------------------------------------------------------
+
+def _run_until_ready_then(signals, body, tmp_path):
+    """Run `body` under ``python -m conhook``; once it prints "ready", send each of `signals`
+    (0.3 s apart); return (exit status, everything it printed)."""
+    import signal as _signal
+    import time
+    script = tmp_path / "prog.py"
+    script.write_text(textwrap.dedent(body))
+    proc = subprocess.Popen([sys.executable, "-m", "conhook", str(script)], cwd=tmp_path,
+                            env=environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        for signum in signals:
+            proc.send_signal(getattr(_signal, signum))
+            time.sleep(0.3)
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, out
+
+
+def test_sigterm_unwinds_a_running_program_as_ctrl_c_does(tmp_path):
+    status, out = _run_until_ready_then(["SIGTERM"], """
+        from con import bootstrap, sleep
+
+        def worker(n):
+            try:
+                sleep@(30)
+            finally:
+                print("worker", n, "cleaned up", flush=True)
+
+        def main():
+            for n in range(2):
+                sibling worker@(n)
+            print("ready", flush=True)
+
+        bootstrap(main)
+    """, tmp_path)
+    assert "worker 0 cleaned up" in out and "worker 1 cleaned up" in out
+    assert out.rstrip().endswith("KeyboardInterrupt") and "conhook" not in out
+    assert status == -15  # and the parent sees that SIGTERM ended it
+
+
+def test_sigterm_caught_as_keyboard_interrupt_exits_0(tmp_path):
+    status, out = _run_until_ready_then(["SIGTERM"], """
+        from con import bootstrap, sleep
+
+        def main():
+            print("ready", flush=True)
+            sleep@(30)
+
+        try:
+            bootstrap(main)
+        except KeyboardInterrupt:
+            print("stopped")
+    """, tmp_path)
+    assert (status, out) == (0, "stopped\n")
+
+
+def test_a_second_sigterm_stops_a_program_whose_cleanup_hangs(tmp_path):
+    status, out = _run_until_ready_then(["SIGTERM", "SIGTERM"], """
+        import time
+        from con import bootstrap, sleep
+
+        def main():
+            try:
+                print("ready", flush=True)
+                sleep@(30)
+            finally:
+                time.sleep(30)  # atomic: the first SIGTERM cannot end it
+
+        bootstrap(main)
+    """, tmp_path)
+    assert status == -15
+
+
+def test_sigterm_outside_a_scheduler_ends_the_process_at_once(tmp_path):
+    status, out = _run_until_ready_then(["SIGTERM"], """
+        import time
+        print("ready", flush=True)
+        try:
+            time.sleep(30)
+        finally:
+            print("not reached")
+    """, tmp_path)
+    assert (status, out) == (-15, "")

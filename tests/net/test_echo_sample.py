@@ -111,3 +111,31 @@ def test_echo_sample_reports_an_address_in_use(tmp_path):
     assert proc.returncode == 1
     assert f"cannot listen on ipv4addr('127.0.0.1', {port})" in out
     assert "conhook/" not in out  # the user's frames only
+
+
+def test_echo_sample_stops_cleanly_on_sigterm(tmp_path):
+    # docker stop, systemd and the --workers supervisor send SIGTERM: under python -m conhook
+    # it unwinds the program as Ctrl-C does, so the sample's `except KeyboardInterrupt` holds.
+    port = free_port()
+    script = tmp_path / "echo.py"
+    script.write_text(SAMPLE.replace("6839", str(port)))
+    proc = start_conhook([str(script)])
+    try:
+        wait_accepting("127.0.0.1", port, proc)
+        open_ = []
+        for i in range(10):
+            sock = socket.create_connection((("::1", "127.0.0.1")[i % 2], port), timeout=30)
+            sock.sendall(b"ping %d" % i)
+            assert sock.recv(100) == b"ping %d" % i
+            open_.append(sock)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(2) == 0
+        for sock in open_:
+            assert sock.recv(100) == b""  # every connection closed by its thread's finally
+            sock.close()
+        assert proc.stdout.read() == ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
