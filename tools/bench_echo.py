@@ -1,7 +1,7 @@
 """Echo-server benchmark of issue 4: conhook's sample and its peers in one run, side by side, as ratios.
 
-    python tools/bench_echo.py [--quick] [--only NAME,...] [--duration S] [--warmup S] [--repeats N]
-                               [--json FILE] [--quiet-wait S]
+    python tools/bench_echo.py [--quick] [--only NAME,...] [--runs 1c,10c,100c,bulk] [--duration S]
+                               [--warmup S] [--repeats N] [--json FILE] [--quiet-wait S]
 
 Run it with the interpreter whose environment holds the peers (tools/README.md says how to make one);
 every Python server runs under that same interpreter. It installs nothing. Each server in turn is started
@@ -203,17 +203,24 @@ def wait_quiet(limit):
             return
 
 
+NOT_RUN = object()  # a cell of a run that --runs left out
+
+
 def median(results, key):
+    if results is NOT_RUN:
+        return NOT_RUN
     values = [r[key] for r in results if r is not None]
     return statistics.median(values) if values else None
 
 
 def fmt(value, spec):
+    if value is NOT_RUN:
+        return "—"
     return "err" if value is None else format(value, spec)
 
 
 def ratio(a, b):
-    return a / b if a and b else None
+    return a / b if a and b and a is not NOT_RUN and b is not NOT_RUN else None
 
 
 def table(servers, medians, missing):
@@ -243,7 +250,8 @@ def table(servers, medians, missing):
 def goals(servers, medians, missing):
     """Issue 4's goals as ratios of this run's medians."""
     ours = medians.get("conhook")
-    peers = [s.name for s in servers if s.peer and s.name not in missing and medians[s.name]["bulk"]]
+    peers = [s.name for s in servers if s.peer and s.name not in missing
+             and medians[s.name]["bulk"] not in (None, NOT_RUN)]
     best = max(peers, key=lambda n: medians[n]["bulk"], default=None)
     checks = [("100 conns, 64 B", "100c", "uvloop-streams", 1.0),
               ("100 conns, 64 B", "100c", "asyncio-streams", 1.5),
@@ -254,6 +262,8 @@ def goals(servers, medians, missing):
         label = f"  {what}: conhook / {peer or 'best peer'}" + (" (best peer)" if key == "bulk" and peer else "")
         if ours is None:
             verdict = "n/a: conhook not available"
+        elif ours[key] is NOT_RUN:
+            verdict = "n/a: not run (--runs)"
         elif peer not in medians or medians[peer][key] is None:
             verdict = f"n/a: {peer or 'no peer'} not measured"
         elif ours[key] is None:
@@ -290,13 +300,14 @@ class Outcome:
     notes: dict      # name -> what went wrong when stopping it
 
 
-def measure(servers, rounds, duration, warmup, quiet_wait):
+def measure(servers, rounds, duration, warmup, quiet_wait, runs=RUNS):
     loadgen = build(TOOLS / "loadgen.c")
     build(PEERS / "c_epoll.c")
     server_cpu, client_cpu, placement = cpu_placement()
     print(f"machine: {machine()}\nplacement: {placement}; {duration:g} s per run after {warmup:g} s warm-up, "
           f"{rounds} round(s)", file=sys.stderr)
-    out = Outcome({s.name: {key: [] for key, _, _ in RUNS} for s in servers}, {s.name: [] for s in servers}, {}, {})
+    out = Outcome({s.name: {key: [] if any(key == k for k, _, _ in runs) else NOT_RUN for key, _, _ in RUNS}
+                   for s in servers}, {s.name: [] for s in servers}, {}, {})
     for round_ in range(1, rounds + 1):
         for s in servers:
             if s.name in out.missing:
@@ -310,7 +321,7 @@ def measure(servers, rounds, duration, warmup, quiet_wait):
                 continue
             cells = []
             try:
-                for key, conns, size in RUNS:
+                for key, conns, size in runs:
                     result = load(loadgen, client_cpu, conns, size, duration, warmup)
                     out.raw[s.name][key].append(result)
                     cells.append(f"{key} " + ("err" if result is None else
@@ -334,7 +345,7 @@ def report(servers, out, header):
                       "p99": median(runs["100c"], "p99_us"), "bulk": median(runs["bulk"], "mbps"),
                       "other": statistics.median(out.other[name]) if out.other[name] else None}
                for name, runs in out.raw.items() if name not in out.missing}
-    results = [r for runs in out.raw.values() for rs in runs.values() for r in rs if r]
+    results = [r for runs in out.raw.values() for rs in runs.values() if rs is not NOT_RUN for r in rs if r]
     others = [x for xs in out.other.values() for x in xs]
     print(f"\n{header}")
     print("64-byte messages at 1/10/100 connections; bulk: 16 KiB messages, 10 connections, MB/s of echoed payload")
@@ -355,6 +366,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="short runs, one round: a smoke check")
     parser.add_argument("--only", help="comma-separated server names (default: all)")
+    parser.add_argument("--runs", help="comma-separated runs to make, of " + ",".join(k for k, _, _ in RUNS)
+                        + " (default: all); more rounds of fewer runs narrow the host's spread")
     parser.add_argument("--duration", type=float, help="measured seconds per run (default 5, --quick 1)")
     parser.add_argument("--warmup", type=float, help="seconds of load before measuring (default 1, --quick 0.3)")
     parser.add_argument("--repeats", type=int, help="rounds; each cell is their median (default 3, --quick 1)")
@@ -377,12 +390,20 @@ def main():
     # Children inherit an ignored SIGINT (a background job's lot) and Python would then keep it ignored;
     # with a handler here, exec gives every server the default disposition, so SIGINT stops it as Ctrl-C.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    placement, out = measure(servers, rounds, duration, warmup, args.quiet_wait)
+    runs = RUNS
+    if args.runs:
+        keys = args.runs.split(",")
+        unknown = set(keys) - {k for k, _, _ in RUNS}
+        if unknown:
+            parser.error(f"unknown run {', '.join(sorted(unknown))}; known: {', '.join(k for k, _, _ in RUNS)}")
+        runs = [run for run in RUNS if run[0] in keys]
+    placement, out = measure(servers, rounds, duration, warmup, args.quiet_wait, runs)
     report(servers, out, f"Echo benchmark, {HOST}:{PORT}; {machine()}\n"
                          f"{placement}; {duration:g} s per run after {warmup:g} s warm-up; median of {rounds} round(s)")
     if args.json:
+        raw = {name: {key: rs for key, rs in runs.items() if rs is not NOT_RUN} for name, runs in out.raw.items()}
         Path(args.json).write_text(json.dumps({"machine": machine(), "placement": placement, "duration": duration,
-                                               "warmup": warmup, **vars(out)}, indent=1))
+                                               "warmup": warmup, **vars(out), "raw": raw}, indent=1))
 
 
 if __name__ == "__main__":
