@@ -185,7 +185,7 @@ class Kernel:
                 return timeout
         if timers:
             return min(max(timers[0][0] - self.clock(), 0.0), _MAX_TIMEOUT)
-        if self.workers_busy or self.posted or self.awaits_io():
+        if self.awaits_wakeup():
             return None
         return self._on_deadlock()
 
@@ -193,33 +193,34 @@ class Kernel:
 
     def wait_io(self, thread, fd, direction):
         """Park `thread` until `fd` is ready for `direction` (READ or WRITE); or return the error."""
-        rec = self.io.get(fd)
-        if rec is None:
-            rec = self.io[fd] = _IORecord()
+        rec = self._record(fd)
         if direction == READ:
             if rec.reader is not None or rec.any_reader is not None:
-                return RuntimeError(f"another thread is already waiting to read from fd {fd}")
+                return _already_waiting("read from", fd)
             rec.reader = thread
         else:
             if rec.writer is not None:
-                return RuntimeError(f"another thread is already waiting to write to fd {fd}")
+                return _already_waiting("write to", fd)
             rec.writer = thread
         return self._watching(thread, fd, rec, direction)
 
     def wait_any_readable(self, waiter, fd):
         """Make `waiter` wait until `fd` is readable, as one of several fds it waits on.
 
-        `waiter` has a ``parked_on`` attribute (not None while it waits); readiness calls
-        ``waiter()``, which withdraws from its other fds and returns the thread to wake.
-        That is how one thread waits on several fds at once (a listener on several
-        addresses, ``_sockets``).  The result is what ``wait_io`` returns."""
+        Readiness calls ``waiter()``, which withdraws from its other fds and returns the
+        thread to wake.  That is how one thread waits on several fds at once (a listener on
+        several addresses, ``_sockets``).  The result is what ``wait_io`` returns."""
+        rec = self._record(fd)
+        if rec.reader is not None or rec.any_reader is not None:
+            return _already_waiting("read from", fd)
+        rec.any_reader = waiter
+        return self._watching(waiter, fd, rec, READ)
+
+    def _record(self, fd):
         rec = self.io.get(fd)
         if rec is None:
             rec = self.io[fd] = _IORecord()
-        if rec.reader is not None or rec.any_reader is not None:
-            return RuntimeError(f"another thread is already waiting to read from fd {fd}")
-        rec.any_reader = waiter
-        return self._watching(waiter, fd, rec, READ)
+        return rec
 
     def _watching(self, waiter, fd, rec, direction):
         """Make sure the backend watches `fd` for `direction`, now that `waiter` waits there."""
@@ -230,6 +231,11 @@ class Kernel:
                 self.abort_io(waiter, fd, direction)
                 return exc
             rec.mask |= direction
+
+    def awaits_wakeup(self):
+        """Whether anything but a timer can still wake this kernel: I/O that a thread waits
+        for, a worker thread's result, or a call posted from a signal handler or OS thread."""
+        return bool(self.workers_busy or self.posted or self.awaits_io())
 
     def awaits_io(self):
         """Whether any thread waits for an fd.
@@ -538,6 +544,10 @@ class Kernel:
         # Still stuck after interrupting everything (or the root was not running): give up.
         self.done = True
         return 0.0
+
+
+def _already_waiting(what, fd):
+    return RuntimeError(f"another thread is already waiting to {what} fd {fd}")
 
 
 def foreign_trap(thread, trap):

@@ -120,23 +120,20 @@ class _AnyReadable(Trap):
     ``Kernel.wait_any_readable``); the first fd that becomes readable calls it, and it then
     withdraws from the others and hands the kernel the thread to wake.
     """
-    __slots__ = ("fds", "kernel", "thread", "parked_on")
+    __slots__ = ("fds", "kernel", "thread")
     label = None
 
     def __init__(self, fds):
         self.fds = fds
-        self.kernel = self.thread = self.parked_on = None
+        self.kernel = self.thread = None
 
     def wait(self, kernel, thread):
         self.kernel = kernel
         for i, fd in enumerate(self.fds):
-            self.parked_on = None  # wait_io undoes a failed registration as for a thread not yet parked
             exc = kernel.wait_any_readable(self, fd)
-            self.parked_on = self
             if exc is not None:
                 for done in self.fds[:i]:
                     kernel.abort_io(self, done, READ)
-                self.parked_on = None
                 return exc
         self.thread = thread
         thread.parked_on = self
@@ -154,7 +151,7 @@ class _AnyReadable(Trap):
     def _withdraw(self, kernel):
         for fd in self.fds:
             kernel.abort_io(self, fd, READ)  # a no-op where we no longer wait
-        self.parked_on = self.thread = None
+        self.thread = None
 
     def cancel(self, exc):
         """Wake the waiting thread, if any, with `exc` (its listener is being closed)."""

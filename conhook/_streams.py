@@ -14,9 +14,9 @@ Design rules (the costs behind them are in PERF-NOTES.md):
 * Every ``read@`` and ``write@`` is an interruption point, even when it could complete at once
   (SPEC 1.4); that costs one test of ``interrupted_threads``, which is empty unless some thread
   is interrupted.  Outside a scheduler, the first operation that has to wait raises the
-  explanatory RuntimeError (one that completes at once needs no scheduler).  A thread interrupted while it waits leaves the stream as it was, except a write
-  that had already sent part of its data: the peer could never tell where it stopped, so the
-  stream is closed.
+  explanatory RuntimeError (one that completes at once needs no scheduler).  A thread
+  interrupted while it waits leaves the stream as it was, except a write that had already
+  sent part of its data: the peer could never tell where it stopped, so the stream is closed.
 * ``close()`` never blocks and is idempotent.  It unregisters the fd first and wakes any thread
   waiting on it with ``OSError(EBADF)`` saying the stream was closed.
 * SIGPIPE never kills the process: Python ignores it at start-up, and on top of that sends use

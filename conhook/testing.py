@@ -85,7 +85,7 @@ class _Harness:
             if timers[0][0] > clock._now:
                 clock._now = timers[0][0]
             return 0.0  # the timer is due now: poll I/O without blocking, then fire it
-        if kernel.workers_busy or kernel.posted or kernel.awaits_io():
+        if kernel.awaits_wakeup():
             return _MAX_TIMEOUT  # virtual time stands still; wait for I/O or a worker
         # Only timers are awaited, and virtual time does not move by itself: nothing can ever
         # call clock.jump().  That is a deadlock, not a hang.
