@@ -203,11 +203,12 @@ def wait_quiet(limit):
             return
 
 
-NOT_RUN = object()  # a cell of a run that --runs left out
+NOT_RUN = object()  # the median of a run that --runs left out
 
 
 def median(results, key):
-    if results is NOT_RUN:
+    """The median of `key` over a run's results; NOT_RUN when there is no such run (None)."""
+    if results is None:
         return NOT_RUN
     values = [r[key] for r in results if r is not None]
     return statistics.median(values) if values else None
@@ -276,7 +277,7 @@ def goals(servers, medians, missing):
     if ours and floor:
         out.append(f"  the design's floor: conhook / coro-minimal = {fmt(ratio(ours['100c'], floor['100c']), '.2f')} "
                    f"@100 conns, {fmt(ratio(ours['bulk'], floor['bulk']), '.2f')} bulk; coro-minimal / py-epoll = "
-                   f"{fmt(ratio(floor['100c'], (medians.get('py-epoll') or {}).get('100c')), '.2f')} @100 conns")
+                   f"{fmt(ratio(floor['100c'], medians.get('py-epoll', {}).get('100c', NOT_RUN)), '.2f')} @100 conns")
     two = medians.get("conhook-w2")
     if ours and two:
         out.append(f"  second worker: conhook-w2 / conhook = {fmt(ratio(two['100c'], ours['100c']), '.2f')} "
@@ -306,8 +307,7 @@ def measure(servers, rounds, duration, warmup, quiet_wait, runs=RUNS):
     server_cpu, client_cpu, placement = cpu_placement()
     print(f"machine: {machine()}\nplacement: {placement}; {duration:g} s per run after {warmup:g} s warm-up, "
           f"{rounds} round(s)", file=sys.stderr)
-    out = Outcome({s.name: {key: [] if any(key == k for k, _, _ in runs) else NOT_RUN for key, _, _ in RUNS}
-                   for s in servers}, {s.name: [] for s in servers}, {}, {})
+    out = Outcome({s.name: {key: [] for key, _, _ in runs} for s in servers}, {s.name: [] for s in servers}, {}, {})
     for round_ in range(1, rounds + 1):
         for s in servers:
             if s.name in out.missing:
@@ -340,12 +340,12 @@ def measure(servers, rounds, duration, warmup, quiet_wait, runs=RUNS):
 
 
 def report(servers, out, header):
-    medians = {name: {"1c": median(runs["1c"], "rps"), "10c": median(runs["10c"], "rps"),
-                      "100c": median(runs["100c"], "rps"), "p50": median(runs["100c"], "p50_us"),
-                      "p99": median(runs["100c"], "p99_us"), "bulk": median(runs["bulk"], "mbps"),
+    medians = {name: {"1c": median(runs.get("1c"), "rps"), "10c": median(runs.get("10c"), "rps"),
+                      "100c": median(runs.get("100c"), "rps"), "p50": median(runs.get("100c"), "p50_us"),
+                      "p99": median(runs.get("100c"), "p99_us"), "bulk": median(runs.get("bulk"), "mbps"),
                       "other": statistics.median(out.other[name]) if out.other[name] else None}
                for name, runs in out.raw.items() if name not in out.missing}
-    results = [r for runs in out.raw.values() for rs in runs.values() if rs is not NOT_RUN for r in rs if r]
+    results = [r for runs in out.raw.values() for rs in runs.values() for r in rs if r]
     others = [x for xs in out.other.values() for x in xs]
     print(f"\n{header}")
     print("64-byte messages at 1/10/100 connections; bulk: 16 KiB messages, 10 connections, MB/s of echoed payload")
@@ -401,9 +401,8 @@ def main():
     report(servers, out, f"Echo benchmark, {HOST}:{PORT}; {machine()}\n"
                          f"{placement}; {duration:g} s per run after {warmup:g} s warm-up; median of {rounds} round(s)")
     if args.json:
-        raw = {name: {key: rs for key, rs in runs.items() if rs is not NOT_RUN} for name, runs in out.raw.items()}
         Path(args.json).write_text(json.dumps({"machine": machine(), "placement": placement, "duration": duration,
-                                               "warmup": warmup, **vars(out), "raw": raw}, indent=1))
+                                               "warmup": warmup, **vars(out)}, indent=1))
 
 
 if __name__ == "__main__":
