@@ -221,7 +221,9 @@ def fmt(value, spec):
 
 
 def ratio(a, b):
-    return a / b if a and b and a is not NOT_RUN and b is not NOT_RUN else None
+    if a is NOT_RUN or b is NOT_RUN:
+        return NOT_RUN
+    return a / b if a and b else None
 
 
 def table(servers, medians, missing):
