@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -449,8 +451,6 @@ def test_bad_usage_exits_2(tmp_path, args):
 def _run_until_ready_then(signals, body, tmp_path):
     """Run `body` under ``python -m conhook``; once it prints "ready", send each of `signals`
     (0.3 s apart); return (exit status, everything it printed)."""
-    import signal as _signal
-    import time
     script = tmp_path / "prog.py"
     script.write_text(textwrap.dedent(body))
     proc = subprocess.Popen([sys.executable, "-m", "conhook", str(script)], cwd=tmp_path,
@@ -459,7 +459,7 @@ def _run_until_ready_then(signals, body, tmp_path):
     try:
         assert proc.stdout.readline() == "ready\n"
         for signum in signals:
-            proc.send_signal(getattr(_signal, signum))
+            proc.send_signal(signum)
             time.sleep(0.3)
         out, _ = proc.communicate(timeout=20)
     finally:
@@ -470,7 +470,7 @@ def _run_until_ready_then(signals, body, tmp_path):
 
 
 def test_sigterm_unwinds_a_running_program_as_ctrl_c_does(tmp_path):
-    status, out = _run_until_ready_then(["SIGTERM"], """
+    status, out = _run_until_ready_then([signal.SIGTERM], """
         from con import bootstrap, sleep
 
         def worker(n):
@@ -488,11 +488,11 @@ def test_sigterm_unwinds_a_running_program_as_ctrl_c_does(tmp_path):
     """, tmp_path)
     assert "worker 0 cleaned up" in out and "worker 1 cleaned up" in out
     assert out.rstrip().endswith("KeyboardInterrupt") and "conhook" not in out
-    assert status == -15  # and the parent sees that SIGTERM ended it
+    assert status == -signal.SIGTERM  # and the parent sees that SIGTERM ended it
 
 
 def test_sigterm_caught_as_keyboard_interrupt_exits_0(tmp_path):
-    status, out = _run_until_ready_then(["SIGTERM"], """
+    status, out = _run_until_ready_then([signal.SIGTERM], """
         from con import bootstrap, sleep
 
         def main():
@@ -508,7 +508,7 @@ def test_sigterm_caught_as_keyboard_interrupt_exits_0(tmp_path):
 
 
 def test_a_second_sigterm_stops_a_program_whose_cleanup_hangs(tmp_path):
-    status, out = _run_until_ready_then(["SIGTERM", "SIGTERM"], """
+    status, out = _run_until_ready_then([signal.SIGTERM] * 2, """
         import time
         from con import bootstrap, sleep
 
@@ -521,11 +521,11 @@ def test_a_second_sigterm_stops_a_program_whose_cleanup_hangs(tmp_path):
 
         bootstrap(main)
     """, tmp_path)
-    assert status == -15
+    assert status == -signal.SIGTERM
 
 
 def test_sigterm_outside_a_scheduler_ends_the_process_at_once(tmp_path):
-    status, out = _run_until_ready_then(["SIGTERM"], """
+    status, out = _run_until_ready_then([signal.SIGTERM], """
         import time
         print("ready", flush=True)
         try:
@@ -533,4 +533,4 @@ def test_sigterm_outside_a_scheduler_ends_the_process_at_once(tmp_path):
         finally:
             print("not reached")
     """, tmp_path)
-    assert (status, out) == (-15, "")
+    assert (status, out) == (-signal.SIGTERM, "")
