@@ -11,8 +11,8 @@ __version__ = "0.1.0"
 
 
 def compile_con(source, filename="<con>", mode="exec", *, toplevel=False, optimize=-1):
-    """Compile con source into a code object (see ``conhook._pipeline.compile_con``)."""
-    from ._pipeline import compile_con as compile_
+    """Compile con source into a code object (see ``conhook._compiler.pipeline.compile_con``)."""
+    from ._compiler.pipeline import compile_con as compile_
     return compile_(source, filename, mode, toplevel=toplevel, optimize=optimize)
 
 
@@ -22,14 +22,14 @@ def install(paths=(), packages=()):
     Calling it again replaces the earlier configuration.  ``import conhook`` calls it
     with no arguments.
     """
-    from . import _hook
-    _hook.install(paths, packages)
+    from . import _import_hook
+    _import_hook.install(paths, packages)
 
 
 def uninstall():
     """Remove the import hook; modules already imported stay as they are."""
-    from . import _hook
-    _hook.uninstall()
+    from . import _import_hook
+    _import_hook.uninstall()
 
 
 def load_ipython_extension(ipython):

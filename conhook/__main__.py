@@ -32,7 +32,8 @@ import sys
 import types
 
 import conhook
-from conhook import _pipeline
+from conhook._compiler import pipeline
+from conhook._runtime.prejoin import prepare_namespace
 
 USAGE = """\
 usage: python -m conhook [--show FILE | --dis FILE] (script.py | -m module | -c code) [args...]
@@ -94,16 +95,16 @@ def workers(option: str, rest: list[str]) -> int:
 def show(filename: str, disassemble: bool) -> int:
     try:
         with open(filename, "rb") as file:
-            source = _pipeline.decode_source(file.read())
+            source = pipeline.decode_source(file.read())
     except OSError as error:
         sys.stderr.write(f"python -m conhook: can't open file {filename!r}: "
                          f"[Errno {error.errno}] {error.strerror}\n")
         return 2
     try:
         if disassemble:
-            dis.dis(_pipeline.compile_con(source, filename))
+            dis.dis(pipeline.compile_con(source, filename))
         else:
-            sys.stdout.write(_pipeline.rewrite_tokens(source, filename).source)
+            sys.stdout.write(pipeline.rewrite_tokens(source, filename).source)
     except SyntaxError as error:
         error.__traceback__ = None
         return report(error)
@@ -193,15 +194,15 @@ def run_code(source, filename, argv, *, path0, file=None, loader=None, spec=None
             namespace["__package__"] = spec.parent
     sys.modules["__main__"] = main_module
     try:
-        code = _pipeline.compile_con(source, filename)
+        code = pipeline.compile_con(source, filename)
     except SyntaxError as error:
         error.__traceback__ = None
         return report(error)
-    from conhook._tree import install_dump_signal
+    from conhook._runtime.cactus_stack import install_dump_signal
     install_dump_signal()  # SIGUSR1 prints the cactus stack (SPEC 2.3)
     _stop_on_sigterm_as_on_ctrl_c()
     try:
-        _pipeline.prepare_namespace(namespace)
+        prepare_namespace(namespace)
         exec(code, namespace)
     except SystemExit:
         raise
@@ -220,11 +221,11 @@ def _stop_on_sigterm_as_on_ctrl_c():
 
     def on_sigterm(signum, frame):
         global _terminated
-        from conhook import _bootstrap, _kernel
-        if _kernel.state.kernel is None:  # no scheduler runs here: end at once, as before
+        from conhook._runtime import bootstrap, kernel
+        if kernel.state.kernel is None:  # no scheduler runs here: end at once, as before
             _die_of(signal.SIGTERM)
         _terminated = True
-        _bootstrap._on_sigint(signum, frame)
+        bootstrap._on_sigint(signum, frame)
 
     signal.signal(signal.SIGTERM, on_sigterm)
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
 
-from . import _pipeline, _toplevel
-from ._pipeline import RUNTIME_NAME
+from . import _toplevel
+from ._reserved_names import RUNTIME_NAME
+from ._runtime.prejoin import prepare_namespace
 
 
 @magics_class
@@ -45,7 +46,7 @@ class ConMagics(Magics):
             raise error.with_traceback(None) from None  # without the pipeline's frames
         namespace = shell.user_ns
         if RUNTIME_NAME not in namespace:
-            _pipeline.prepare_namespace(namespace)
+            prepare_namespace(namespace)
             shell.user_ns_hidden[RUNTIME_NAME] = namespace[RUNTIME_NAME]  # not listed by %who
         return _toplevel.run_input(code, namespace)
 

@@ -17,7 +17,9 @@ import code
 import sys
 import types
 
-from . import __version__, _pipeline, _toplevel
+from . import __version__, _toplevel
+from ._compiler import pipeline
+from ._runtime.prejoin import prepare_namespace
 
 BANNER = (
     f"conhook {__version__} REPL, Python {sys.version} on {sys.platform}\n"
@@ -32,7 +34,7 @@ class ConConsole(code.InteractiveConsole):
 
     def runsource(self, source, filename="<input>", symbol="single"):
         try:
-            rewritten = _pipeline.rewrite_tokens(source, filename).source
+            rewritten = pipeline.rewrite_tokens(source, filename).source
             if self.compile(rewritten, filename, symbol) is None:
                 return True  # incomplete: ask for more lines
         except (SyntaxError, OverflowError, ValueError):
@@ -49,7 +51,7 @@ class ConConsole(code.InteractiveConsole):
         # Run here, not in a helper, so that showtraceback() (which drops the first
         # frame of the traceback, this one) shows the user's frames only.
         try:
-            _pipeline.prepare_namespace(self.locals)
+            prepare_namespace(self.locals)
             from .api import bootstrap
             bootstrap(_toplevel.as_function(compiled, self.locals))
         except SystemExit:
@@ -68,7 +70,7 @@ def main() -> int:
     namespace["con"] = con
     console = ConConsole(namespace, filename="<stdin>")
     _setup_readline(namespace)
-    from ._tree import install_dump_signal
+    from ._runtime.cactus_stack import install_dump_signal
     install_dump_signal()  # SIGUSR1: the running input's cactus stack on stderr (SPEC 2.3)
     console.interact(banner=BANNER, exitmsg="exiting conhook REPL...")
     return 0

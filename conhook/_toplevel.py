@@ -21,21 +21,21 @@ import io
 import tokenize
 import types
 
-from . import _pipeline
-from ._tokens import SIBLING_MARKER
+from ._compiler import pipeline
+from ._reserved_names import RESULT_NAME, SIBLING_MARKER
+from ._runtime.prejoin import prepare_namespace
 
-RESULT_NAME = "__con_result__"
 
 
 def compile_input(source: str, filename: str, mode: str = "exec", *,
                   keep_result: bool = False) -> types.CodeType:
     """Compile top-level con code; with ``keep_result`` the trailing expression's value is kept."""
-    tree, rewrite = _pipeline.parse_con(source, filename, mode)
+    tree, rewrite = pipeline.parse_con(source, filename, mode)
     if keep_result and _trailing_expression(tree) and not _ends_with_semicolon(source):
         last = tree.body[-1]
         target = ast.copy_location(ast.Name(RESULT_NAME, ast.Store()), last)
         tree.body[-1] = ast.copy_location(ast.Assign([target], last.value), last)
-    return _pipeline.compile_tree(tree, rewrite, filename, mode, toplevel=True)
+    return pipeline.compile_tree(tree, rewrite, filename, mode, toplevel=True)
 
 
 def run_input(code: types.CodeType, namespace: dict):
@@ -47,7 +47,7 @@ def run_input(code: types.CodeType, namespace: dict):
     """
     __tracebackhide__ = True  # IPython and pytest hide this frame
     from .api import bootstrap
-    _pipeline.prepare_namespace(namespace)
+    prepare_namespace(namespace)
     namespace.pop(RESULT_NAME, None)
     try:
         bootstrap(as_function(code, namespace))

@@ -5,17 +5,17 @@ thread that the current function waits for before it returns (prejoin).  See doc
 """
 from __future__ import annotations
 
-from ._bootstrap import bootstrap
-from ._errors import Deadlock, Interrupted
-from ._sockets import (Listener, ipv4addr, ipv6addr, tcpconnect, tcplisten, unixconnect,
+from ._runtime.bootstrap import bootstrap
+from ._runtime.errors import Deadlock, Interrupted
+from ._network.sockets import (Listener, ipv4addr, ipv6addr, tcpconnect, tcplisten, unixconnect,
                        unixlisten)
-from ._streams import Stream
-from ._sync import Event, Lock, Queue, QueueEmpty, QueueFull, Semaphore
-from ._timeout import sleep, timeout
-from ._traps import idle
-from ._tree import tree as _tree
-from ._unrun import install as _install_unrun_warning
-from ._workers import to_thread
+from ._network.streams import Stream
+from ._runtime.primitives import Event, Lock, Queue, QueueEmpty, QueueFull, Semaphore
+from ._runtime.timeouts import sleep, timeout
+from ._runtime.traps import idle
+from ._runtime.cactus_stack import tree as _tree
+from ._runtime.never_run_warning import install as _install_unrun_warning
+from ._runtime.worker_threads import to_thread
 
 
 def tree():

@@ -38,7 +38,8 @@ import threading
 
 import pytest
 
-from . import _hook  # (importing conhook installed it; the pipeline loads when a module opts in)
+from ._reserved_names import AWAIT_MARKER, RUNTIME_NAME
+from . import _import_hook  # (importing conhook installed it; the pipeline loads when a module opts in)
 
 DEFAULT_TIMEOUT = 60.0
 _FINDER_KEY = pytest.StashKey()
@@ -110,12 +111,12 @@ class TestModuleFinder:
 def _con_finder():
     """The installed ConFinder (its paths and packages count as opt-in), or the default one."""
     for finder in sys.meta_path:
-        if isinstance(finder, _hook.ConFinder):
+        if isinstance(finder, _import_hook.ConFinder):
             return finder
-    return _hook.ConFinder()
+    return _import_hook.ConFinder()
 
 
-class TestModuleLoader(_hook.ConLoader):
+class TestModuleLoader(_import_hook.ConLoader):
     """Compiles a test module with conhook's pipeline and pytest's assertion rewriting.
 
     Test modules are small and change often: they are compiled afresh on every run, not cached.
@@ -126,12 +127,12 @@ class TestModuleLoader(_hook.ConLoader):
         self.config = config
 
     def get_code(self, fullname):
-        from . import _pipeline
+        from ._compiler import pipeline
         path = self.get_filename(fullname)
         source = self.get_data(path)
-        tree, rewrite = _pipeline.parse_con(source, path)
+        tree, rewrite = pipeline.parse_con(source, path)
         _assertion_rewriter()(path, self.config, source).run(tree)
-        return _pipeline.compile_tree(tree, rewrite, path)
+        return pipeline.compile_tree(tree, rewrite, path)
 
 
 _REWRITER = None
@@ -144,7 +145,6 @@ def _assertion_rewriter():
         return _REWRITER
     from _pytest.assertion.rewrite import AssertionRewriter
 
-    from ._tokens import AWAIT_MARKER
 
     class ConAssertionRewriter(AssertionRewriter):
         def visit_Attribute(self, attr):
@@ -178,10 +178,10 @@ def _assertion_rewriter():
 
 def _is_con(func) -> bool:
     """A coroutine function or async generator function of a module compiled by conhook."""
-    from . import _scope
+    from ._runtime import prejoin
     if not (inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)):
         return False
-    return getattr(func, "__globals__", {}).get("__con__") is _scope
+    return getattr(func, "__globals__", {}).get(RUNTIME_NAME) is prejoin
 
 
 class _Deferred:
@@ -335,12 +335,12 @@ class _Deadline:
     def start(self, item):
         if not self.seconds or self.seconds <= 0:
             return
-        from ._kernel import current_kernel
+        from ._runtime.kernel import current_kernel
         kernel = current_kernel()
         nodeid = item.nodeid
 
         def expire():  # runs in the kernel's thread
-            from ._tree import tree
+            from ._runtime.cactus_stack import tree
             if self._done or self.report is not None:
                 return
             self.report = (f"{nodeid} did not finish within its conhook_timeout of {self.seconds:g} s; "

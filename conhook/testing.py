@@ -9,7 +9,7 @@
   ``close()``, ``with``), for testing protocol code without sockets.
 * ``wait_all_threads_blocked@()``: returns once every other thread is parked.
 * Schedule fuzzing: ``CONHOOK_SCHEDULE_SEED=N`` in the environment shuffles, reproducibly,
-  the order in which threads that are ready together run (see ``conhook._debug``).
+  the order in which threads that are ready together run (see ``conhook._runtime.diagnostics``).
 * pytest: the fixtures ``virtual_clock`` and ``memory_streams`` (``conhook.testing_fixtures``).
 
 Example (a con module)::
@@ -29,15 +29,15 @@ import io
 from collections import deque
 from time import monotonic
 
-from . import _scope
-from ._errors import Deadlock
-from ._kernel import _MAX_TIMEOUT, current_kernel, state
-from ._traps import IDLE, Trap, interrupted
+from ._runtime import prejoin
+from ._runtime.errors import Deadlock
+from ._runtime.kernel import _MAX_TIMEOUT, current_kernel, state
+from ._runtime.traps import IDLE, Trap, interrupted
 
-# What the compile pipeline gives a con module (``_pipeline.prepare_namespace``): the pytest
+# What the compile pipeline gives a con module (``prepare_namespace``): the pytest
 # plugin runs this module's async fixtures on the test's scheduler as non-atomic fixtures, and a
 # dropped ``read()``/``write()`` call object is reported in con's words, as for con code.
-__con__ = _scope
+__con__ = prejoin
 
 __all__ = ["VirtualClock", "current_time", "wait_all_threads_blocked", "MemoryStream",
            "memory_stream_pair", "virtual_clock_fixture", "memory_streams_fixture"]
@@ -89,7 +89,7 @@ class _Harness:
             return _MAX_TIMEOUT  # virtual time stands still; wait for I/O or a worker
         # Only timers are awaited, and virtual time does not move by itself: nothing can ever
         # call clock.jump().  That is a deadlock, not a hang.
-        from ._tree import tree
+        from ._runtime.cactus_stack import tree
         kernel.deadlock = Deadlock(
             "deadlock: every conhook thread waits for a timer, but the virtual clock does not "
             "advance by itself (autojump is off) and no thread is left to call clock.jump(). "

@@ -1,7 +1,7 @@
 """Helpers for driving compiled con code by hand (before and beside the runtime)."""
 import textwrap
 
-from conhook._pipeline import compile_con
+from conhook._compiler.pipeline import compile_con
 
 
 class Park:

@@ -7,13 +7,13 @@ import textwrap
 
 import pytest
 
-from conhook import _bytecode, _syntax, _tokens
+from conhook._compiler import ast_step, bytecode_layer, tokens
 from pipeline_helpers import con, park, run
 
 
 def _before_bytecode_stage(source, filename="<con-test>"):
-    rewrite = _tokens.rewrite_source(source, filename)
-    tree = _syntax.transform(ast.parse(rewrite.source, filename), rewrite, filename)
+    rewrite = tokens.rewrite_source(source, filename)
+    tree = ast_step.transform(ast.parse(rewrite.source, filename), rewrite, filename)
     return compile(tree, filename, "exec", dont_inherit=True)
 
 
@@ -40,7 +40,7 @@ def test_jumps_that_change_size_across_many_sites():
     for sites in range(1, 61):
         source = _loop_source(sites)
         before = _function_code(_before_bytecode_stage(source), "main")
-        after = _bytecode.make_nonatomic(before)
+        after = bytecode_layer.make_nonatomic(before)
         changed += _extended_args(before) != _extended_args(after)
         ns = con(source)
         result, tags = run(ns["main"](3), send=lambda tag, step: tag)

@@ -36,7 +36,7 @@ import hypothesmith
 import pytest
 from hypothesis import HealthCheck, assume, given, note, settings, strategies as st
 
-from conhook._pipeline import compile_con
+from conhook._compiler.pipeline import compile_con
 
 PY311 = sys.version_info < (3, 12)
 CO_COROUTINE = 0x0080
@@ -866,7 +866,7 @@ import builtins, faulthandler, inspect, json, sys, types, warnings
 faulthandler.enable()
 sys.setrecursionlimit(250)
 warnings.simplefilter("ignore")
-from conhook._pipeline import compile_con
+from conhook._compiler.pipeline import compile_con
 
 class Budget(Exception):
     """Raised when a program has run long enough: 'while [x]:' never stops by itself."""

@@ -21,7 +21,7 @@ import traceback
 
 import pytest
 
-from conhook._pipeline import compile_con
+from conhook._compiler.pipeline import compile_con
 
 PROGRAMS = 240          # per test run; each is driven under several schedules
 SCHEDULES = 4

@@ -24,8 +24,8 @@ import warnings
 
 import pytest
 
-from conhook import _tokens
-from conhook._pipeline import compile_con
+from conhook._compiler import tokens as token_layer
+from conhook._compiler.pipeline import compile_con
 
 STDLIB = sysconfig.get_paths()["stdlib"]
 SHARDS = 6
@@ -84,7 +84,7 @@ def test_token_layer_round_trips_stdlib(shard):
         text = _read(path)
         if text is None:
             continue
-        result = _tokens.rewrite_source(text, path)
+        result = token_layer.rewrite_source(text, path)
         if result.source != text:
             rewritten.add(os.path.relpath(path, STDLIB))
     assert rewritten == {p for p in EXPECTED_CON_SYNTAX if FILES.index(os.path.join(STDLIB, p)) % SHARDS == shard}
@@ -105,7 +105,7 @@ def test_token_layer_round_trips_stdlib_when_forced_to_tokenize(shard):
             untokenizable.append(relpath)
             continue
         lines = io.StringIO(text).readlines()
-        result = _tokens._Rewriter(tokens, lines, path).run()
+        result = token_layer._Rewriter(tokens, lines, path).run()
         if result.source != text:
             rewritten.add(relpath)
         assert not result.columns, relpath
@@ -234,13 +234,13 @@ RUNNER = textwrap.dedent("""
     mode, names = sys.argv[1], sys.argv[2:]
     if mode != "plain":
         import conhook
-        from conhook import _pipeline
+        from conhook._compiler import pipeline
         if mode == "forced":
-            original = _pipeline.compile_con
+            original = pipeline.compile_con
             def forced(source, filename, *args, **kwargs):
-                source = _pipeline.decode_source(source) + %(probe)r
+                source = pipeline.decode_source(source) + %(probe)r
                 return original(source, filename, *args, **kwargs)
-            _pipeline.compile_con = forced
+            pipeline.compile_con = forced
         conhook.install(packages=names)
 
     outcomes = {}

@@ -31,7 +31,8 @@ from pathlib import Path
 import pytest
 
 import conhook
-from conhook import _hook, _pipeline, _tokens
+from conhook import _import_hook
+from conhook._compiler import pipeline, tokens
 
 ROOT = Path(__file__).resolve().parent.parent
 TAG = sys.implementation.cache_tag
@@ -47,7 +48,7 @@ def isolated():
     saved_importer_cache = dict(sys.path_importer_cache)
     saved_dont_write = sys.dont_write_bytecode
     saved_prefix = sys.pycache_prefix
-    _hook.uninstall()
+    _import_hook.uninstall()
     sys.dont_write_bytecode = False
     sys.pycache_prefix = None
     try:
@@ -109,13 +110,13 @@ def code_signature(code: types.CodeType):
 def pipeline_calls(monkeypatch):
     """The filenames the con pipeline compiled, in order (to prove cache hits)."""
     calls = []
-    real = _pipeline.compile_con
+    real = pipeline.compile_con
 
     def counting(source, filename="<con>", *args, **kwargs):
         calls.append(filename)
         return real(source, filename, *args, **kwargs)
 
-    monkeypatch.setattr(_pipeline, "compile_con", counting)
+    monkeypatch.setattr(pipeline, "compile_con", counting)
     return calls
 
 
@@ -125,9 +126,9 @@ def no_tokenizing(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("a module that does not opt in was tokenized or compiled by conhook")
 
-    monkeypatch.setattr(_tokens, "rewrite_source", forbidden)
-    monkeypatch.setattr(_pipeline, "rewrite_tokens", forbidden)
-    monkeypatch.setattr(_pipeline, "compile_con", forbidden)
+    monkeypatch.setattr(tokens, "rewrite_source", forbidden)
+    monkeypatch.setattr(pipeline, "rewrite_tokens", forbidden)
+    monkeypatch.setattr(pipeline, "compile_con", forbidden)
     monkeypatch.setattr(tokenize, "generate_tokens", forbidden)
     monkeypatch.setattr(tokenize, "tokenize", forbidden)
 
@@ -187,8 +188,8 @@ OPT_IN_LINES = {
 @pytest.mark.parametrize("line", OPT_IN_LINES.values(), ids=OPT_IN_LINES.keys())
 def test_opt_in_line_selects_the_con_loader(tmp_path, line):
     write(tmp_path, {"opted.py": CON_MODULE.replace("import conhook", line)})
-    spec = _hook.install().find_spec("opted")
-    assert isinstance(spec.loader, _hook.ConLoader)
+    spec = _import_hook.install().find_spec("opted")
+    assert isinstance(spec.loader, _import_hook.ConLoader)
     assert spec.origin == str(tmp_path / "opted.py")
 
 
@@ -196,9 +197,9 @@ def test_opt_in_line_selects_the_con_loader(tmp_path, line):
                          ids=[k for k, v in OPT_IN_LINES.items() if "conhook" in v])
 def test_opted_in_module_is_rewritten(tmp_path, line):
     write(tmp_path, {"opted.py": CON_MODULE.replace("import conhook", line)})
-    _hook.install()
+    _import_hook.install()
     module = importlib.import_module("opted")
-    assert isinstance(module.__loader__, _hook.ConLoader)
+    assert isinstance(module.__loader__, _import_hook.ConLoader)
     assert inspect.iscoroutinefunction(module.twice)
     assert run(module.twice(21)) == 42
 
@@ -211,16 +212,16 @@ def test_opted_in_module_is_rewritten(tmp_path, line):
 def test_opt_in_line_in_any_source_encoding(tmp_path, encode):
     (tmp_path / "encoded.py").write_bytes(encode(CON_MODULE))
     write(tmp_path, {})
-    _hook.install()
+    _import_hook.install()
     module = importlib.import_module("encoded")
-    assert isinstance(module.__loader__, _hook.ConLoader)
+    assert isinstance(module.__loader__, _import_hook.ConLoader)
     assert run(module.twice(2)) == 4
 
 
 @needs_api
 def test_import_con_is_served_and_opts_in(tmp_path):
     write(tmp_path, {"opted.py": CON_MODULE.replace("import conhook", "import con")})
-    _hook.install()
+    _import_hook.install()
     module = importlib.import_module("opted")
     assert module.con is sys.modules["conhook.api"]
     assert run(module.twice(2)) == 4
@@ -229,7 +230,7 @@ def test_import_con_is_served_and_opts_in(tmp_path):
 def test_con_is_served_by_the_finder_not_by_a_file(tmp_path):
     # A file named con.py on the path must not shadow the API module.
     write(tmp_path, {"con.py": "raise AssertionError('the file con.py was imported')\n"})
-    spec = _hook.install().find_spec("con")
+    spec = _import_hook.install().find_spec("con")
     assert spec.name == "con"
     assert spec.origin is None or not spec.origin.endswith("con.py")
     assert not isinstance(spec.loader, importlib.machinery.SourceFileLoader)
@@ -254,13 +255,13 @@ NOT_OPT_IN = {
 @pytest.mark.parametrize("line", NOT_OPT_IN.values(), ids=NOT_OPT_IN.keys())
 def test_module_without_opt_in_keeps_the_plain_loader(tmp_path, line):
     write(tmp_path, {"plain.py": line + "\n" + PLAIN_MODULE})
-    spec = _hook.install().find_spec("plain")
+    spec = _import_hook.install().find_spec("plain")
     assert type(spec.loader) is importlib.machinery.SourceFileLoader
 
 
 def test_module_without_opt_in_is_never_tokenized(tmp_path, no_tokenizing):
     write(tmp_path, {"plain.py": PLAIN_MODULE})
-    _hook.install()
+    _import_hook.install()
     module = importlib.import_module("plain")
     assert module.RESULT == ("matmul", 3)  # tight @( stays matrix multiplication
     assert type(module.__loader__) is importlib.machinery.SourceFileLoader
@@ -269,7 +270,7 @@ def test_module_without_opt_in_is_never_tokenized(tmp_path, no_tokenizing):
 def test_module_without_opt_in_has_exactly_the_plain_code(tmp_path):
     path = write(tmp_path, {"plain.py": PLAIN_MODULE}) / "plain.py"
     expected = compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
-    _hook.install()
+    _import_hook.install()
     module = importlib.import_module("plain")
     assert code_signature(module.__loader__.get_code("plain")) == code_signature(expected)
     f_code = next(c for c in expected.co_consts if isinstance(c, types.CodeType) and c.co_name == "f")
@@ -281,9 +282,9 @@ def test_opted_in_code_without_con_syntax_compiles_exactly_as_plain(tmp_path):
     source = "import conhook\n" + PLAIN_MODULE.replace("RESULT = m@(sibling)", "RESULT = m @ (sibling)")
     path = write(tmp_path, {"mixed.py": source}) / "mixed.py"
     expected = compile(source, str(path), "exec", dont_inherit=True)
-    _hook.install()
+    _import_hook.install()
     module = importlib.import_module("mixed")
-    assert isinstance(module.__loader__, _hook.ConLoader)
+    assert isinstance(module.__loader__, _import_hook.ConLoader)
     assert code_signature(module.__loader__.get_code("mixed")) == code_signature(expected)
     assert module.RESULT == ("matmul", 3)
 
@@ -293,7 +294,7 @@ def test_install_paths_opts_in_everything_below(tmp_path):
     write(tmp_path / "lib", {"inside.py": body, "deeper/nested.py": body})
     write(tmp_path / "library", {"outside.py": PLAIN_MODULE})  # shares the prefix "lib"
     sys.path.insert(0, str(tmp_path / "lib" / "deeper"))
-    _hook.install(paths=[str(tmp_path / "lib")])
+    _import_hook.install(paths=[str(tmp_path / "lib")])
     assert run(importlib.import_module("inside").twice(1)) == 2
     assert run(importlib.import_module("nested").twice(2)) == 4
     outside = importlib.import_module("outside")
@@ -320,7 +321,7 @@ def test_install_packages_opts_in_the_package_and_its_submodules(tmp_path):
 def test_install_again_replaces_the_finder(tmp_path):
     conhook.install(paths=[str(tmp_path)])
     conhook.install(packages=["x"])
-    finders = [f for f in sys.meta_path if isinstance(f, _hook.ConFinder)]
+    finders = [f for f in sys.meta_path if isinstance(f, _import_hook.ConFinder)]
     assert len(finders) == 1
     assert finders[0].packages == ("x",) and finders[0].paths == ()
 
@@ -329,7 +330,7 @@ def test_uninstall_removes_the_finder(tmp_path):
     write(tmp_path, {"opted.py": CON_MODULE})
     conhook.install()
     conhook.uninstall()
-    assert not any(isinstance(f, _hook.ConFinder) for f in sys.meta_path)
+    assert not any(isinstance(f, _import_hook.ConFinder) for f in sys.meta_path)
     module = importlib.import_module("opted")  # `import conhook` no longer opts in
     assert type(module.__loader__) is importlib.machinery.SourceFileLoader
     assert not inspect.iscoroutinefunction(module.twice)
@@ -337,7 +338,7 @@ def test_uninstall_removes_the_finder(tmp_path):
 
 
 class _SpyOpen:
-    """Stands in for ``open`` inside ``conhook._hook``; records (path, mode)."""
+    """Stands in for ``open`` inside ``conhook._import_hook``; records (path, mode)."""
 
     def __init__(self, fail_writes=False):
         self.calls = []
@@ -353,8 +354,8 @@ class _SpyOpen:
 @pytest.mark.parametrize("name", ["json", "email.mime.text", "pytest", "bytecode", "_pytest.python"])
 def test_stdlib_and_site_packages_are_declined_without_opening_the_file(tmp_path, monkeypatch, name):
     spy = _SpyOpen()
-    monkeypatch.setattr(_hook, "open", spy, raising=False)
-    finder = _hook.ConFinder()
+    monkeypatch.setattr(_import_hook, "open", spy, raising=False)
+    finder = _import_hook.ConFinder()
     parent, _, _ = name.rpartition(".")
     path = importlib.import_module(parent).__path__ if parent else None
     spec = finder.find_spec(name, path)
@@ -364,18 +365,18 @@ def test_stdlib_and_site_packages_are_declined_without_opening_the_file(tmp_path
     # a cache entry, which it has none of).
     write(tmp_path, {"plain.py": PLAIN_MODULE})
     finder.find_spec("plain")
-    assert spy.calls == [(_hook.cache_path_for(str(tmp_path / "plain.py")), "rb"),
+    assert spy.calls == [(_import_hook.cache_path_for(str(tmp_path / "plain.py")), "rb"),
                          (str(tmp_path / "plain.py"), "rb")]
 
 
 def test_a_warm_import_reads_the_cache_and_not_the_source(tmp_path, monkeypatch, pipeline_calls):
     source = write(tmp_path, {"cached.py": CON_MODULE}) / "cached.py"
-    _hook.install()
+    _import_hook.install()
     assert run(fresh_import("cached").twice(1)) == 2
     spy = _SpyOpen()
-    monkeypatch.setattr(_hook, "open", spy, raising=False)
+    monkeypatch.setattr(_import_hook, "open", spy, raising=False)
     module = fresh_import("cached")
-    assert spy.calls == [(_hook.cache_path_for(str(source)), "rb")]  # one file, as CPython reads
+    assert spy.calls == [(_import_hook.cache_path_for(str(source)), "rb")]  # one file, as CPython reads
     assert len(pipeline_calls) == 1
     assert run(module.twice(4)) == 8
 
@@ -384,10 +385,10 @@ def test_a_cache_entry_made_for_install_does_not_opt_its_module_in_later(tmp_pat
     # Rewritten because install(paths=...) covered it; the source itself does not opt in.
     write(tmp_path, {"covered.py": "from operator import matmul as m\n\n"
                                    "def f(g):\n    return g@(3)\n"})
-    _hook.install(paths=[str(tmp_path)])
+    _import_hook.install(paths=[str(tmp_path)])
     assert inspect.iscoroutinefunction(fresh_import("covered").f)
     assert cache_files(tmp_path) == [f"covered.{TAG}-conhook.pyc"]
-    _hook.install()  # no paths now: the fresh cache entry must not opt the module in
+    _import_hook.install()  # no paths now: the fresh cache entry must not opt the module in
     module = fresh_import("covered")
     assert type(module.__loader__) is importlib.machinery.SourceFileLoader
     assert not inspect.iscoroutinefunction(module.f)
@@ -408,7 +409,7 @@ def test_finders_before_the_path_finder_keep_precedence(tmp_path):
     sys.meta_path.insert(0, served)
     sys.meta_path.insert(path_finder_at + 1, late := Served())  # just before PathFinder
     write(tmp_path, {"shadowed.py": CON_MODULE + "SOURCE = 'file'\n"})
-    finder = _hook.install()
+    finder = _import_hook.install()
     order = sys.meta_path
     assert order.index(served) < order.index(late) < order.index(finder)
     assert order.index(finder) + 1 == order.index(importlib.machinery.PathFinder)
@@ -424,18 +425,18 @@ def cache_files(directory: Path) -> list[str]:
 
 def test_cache_is_written_beside_the_ordinary_pyc_under_its_own_tag(tmp_path):
     source = write(tmp_path, {"cached.py": CON_MODULE}) / "cached.py"
-    cache = _hook.cache_path_for(str(source))
+    cache = _import_hook.cache_path_for(str(source))
     assert cache == str(tmp_path / "__pycache__" / f"cached.{TAG}-conhook.pyc")
     assert cache != importlib.util.cache_from_source(str(source))
-    _hook.install()
+    _import_hook.install()
     importlib.import_module("cached")
     assert cache_files(tmp_path) == [f"cached.{TAG}-conhook.pyc"]  # never the ordinary name
-    assert isinstance(_hook.read_cache(cache, os.stat(source)), types.CodeType)
+    assert isinstance(_import_hook.read_cache(cache, os.stat(source)), types.CodeType)
 
 
 def test_cache_is_reused_on_the_second_import(tmp_path, pipeline_calls):
     write(tmp_path, {"cached.py": CON_MODULE})
-    _hook.install()
+    _import_hook.install()
     assert run(fresh_import("cached").twice(1)) == 2
     assert len(pipeline_calls) == 1
     module = fresh_import("cached")
@@ -454,7 +455,7 @@ def _rewrite_keeping(path: Path, text: str, *, mtime_ns: int | None = None) -> N
 
 def test_cache_is_invalidated_by_a_new_mtime_with_the_same_size(tmp_path, pipeline_calls):
     source = write(tmp_path, {"stale.py": CON_MODULE}) / "stale.py"
-    _hook.install()
+    _import_hook.install()
     assert fresh_import("stale").VALUE == 1
     old = os.stat(source)
     _rewrite_keeping(source, CON_MODULE.replace("VALUE = 1", "VALUE = 2"),
@@ -466,7 +467,7 @@ def test_cache_is_invalidated_by_a_new_mtime_with_the_same_size(tmp_path, pipeli
 
 def test_cache_is_invalidated_by_a_new_size_with_the_same_mtime(tmp_path, pipeline_calls):
     source = write(tmp_path, {"stale.py": CON_MODULE}) / "stale.py"
-    _hook.install()
+    _import_hook.install()
     assert fresh_import("stale").VALUE == 1
     old = os.stat(source)
     _rewrite_keeping(source, CON_MODULE.replace("VALUE = 1", "VALUE = 100"))
@@ -478,13 +479,13 @@ def test_cache_is_invalidated_by_a_new_size_with_the_same_mtime(tmp_path, pipeli
 
 
 def _other_key(data: bytes) -> bytes:
-    key = _hook._cache_key()
+    key = _import_hook._cache_key()
     at = data.index(key)
     return data[:at] + key.replace(b"conhook", b"CONHOOK") + data[at + len(key):]
 
 
 def _older_version(data: bytes) -> bytes:
-    key = _hook._cache_key()
+    key = _import_hook._cache_key()
     return data.replace(key, b"conhook 0.0.1 bytecode 0.18.1", 1)
 
 
@@ -493,7 +494,7 @@ def _wrong_magic(data: bytes) -> bytes:
 
 
 def _not_code(data: bytes) -> bytes:
-    key = _hook._cache_key()
+    key = _import_hook._cache_key()
     return data[:data.index(key) + len(key)] + marshal.dumps(("not", "code"))
 
 
@@ -513,14 +514,14 @@ CORRUPTIONS = {
 @pytest.mark.parametrize("corrupt", CORRUPTIONS.values(), ids=CORRUPTIONS.keys())
 def test_corrupt_cache_is_recompiled_and_rewritten(tmp_path, pipeline_calls, corrupt):
     source = write(tmp_path, {"damaged.py": CON_MODULE}) / "damaged.py"
-    _hook.install()
+    _import_hook.install()
     fresh_import("damaged")
-    cache = Path(_hook.cache_path_for(str(source)))
+    cache = Path(_import_hook.cache_path_for(str(source)))
     cache.write_bytes(corrupt(cache.read_bytes()))
     module = fresh_import("damaged")
     assert run(module.twice(4)) == 8
     assert len(pipeline_calls) == 2
-    assert isinstance(_hook.read_cache(str(cache), os.stat(source)), types.CodeType)
+    assert isinstance(_import_hook.read_cache(str(cache), os.stat(source)), types.CodeType)
     fresh_import("damaged")
     assert len(pipeline_calls) == 2
 
@@ -530,7 +531,7 @@ def test_cache_is_invalidated_by_a_new_version(tmp_path, monkeypatch, pipeline_c
     # SPEC 2.2: the key holds the conhook and bytecode versions (and the magic number,
     # see "wrong-magic" above; the cache tag in the name holds the Python version).
     write(tmp_path, {"versioned.py": CON_MODULE})
-    _hook.install()
+    _import_hook.install()
     fresh_import("versioned")
     monkeypatch.setattr(importlib.import_module(owner), attribute, "999.0")
     assert run(fresh_import("versioned").twice(1)) == 2
@@ -546,7 +547,7 @@ def test_read_only_pycache_directory_is_not_an_error(tmp_path):
         if os.access(pycache, os.W_OK):
             pytest.skip("running with privileges that ignore directory permissions "
                         "(see the simulated variant below)")
-        _hook.install()
+        _import_hook.install()
         assert run(fresh_import("ro").twice(3)) == 6
         assert os.listdir(pycache) == []
     finally:
@@ -557,8 +558,8 @@ def test_permission_denied_on_the_cache_is_not_an_error(tmp_path, monkeypatch, p
     # The same as above for privileged users: every write is refused.
     write(tmp_path, {"ro.py": CON_MODULE})
     spy = _SpyOpen(fail_writes=True)
-    monkeypatch.setattr(_hook, "open", spy, raising=False)
-    _hook.install()
+    monkeypatch.setattr(_import_hook, "open", spy, raising=False)
+    _import_hook.install()
     assert run(fresh_import("ro").twice(3)) == 6
     assert any("w" in mode for _, mode in spy.calls)  # it tried, and gave up quietly
     assert cache_files(tmp_path) == []
@@ -569,7 +570,7 @@ def test_permission_denied_on_the_cache_is_not_an_error(tmp_path, monkeypatch, p
 def test_pycache_that_is_a_file_is_not_an_error(tmp_path):
     write(tmp_path, {"blocked.py": CON_MODULE})
     (tmp_path / "__pycache__").write_text("not a directory")
-    _hook.install()
+    _import_hook.install()
     assert run(fresh_import("blocked").twice(3)) == 6
     assert (tmp_path / "__pycache__").read_text() == "not a directory"
     assert sorted(os.listdir(tmp_path)) == ["__pycache__", "blocked.py"]
@@ -579,9 +580,9 @@ def test_pycache_prefix_is_honoured(tmp_path, pipeline_calls):
     source = write(tmp_path / "src", {"prefixed.py": CON_MODULE}) / "prefixed.py"
     prefix = tmp_path / "prefix"
     sys.pycache_prefix = str(prefix)
-    cache = Path(_hook.cache_path_for(str(source)))
+    cache = Path(_import_hook.cache_path_for(str(source)))
     assert cache == prefix / str(source.parent).lstrip(os.sep) / f"prefixed.{TAG}-conhook.pyc"
-    _hook.install()
+    _import_hook.install()
     fresh_import("prefixed")
     assert cache.is_file()
     assert not (tmp_path / "src" / "__pycache__").exists()
@@ -604,7 +605,7 @@ def test_pythonpycacheprefix_is_honoured_in_a_fresh_interpreter(tmp_path):
 def test_dont_write_bytecode_writes_nothing(tmp_path):
     write(tmp_path, {"quiet.py": CON_MODULE})
     sys.dont_write_bytecode = True
-    _hook.install()
+    _import_hook.install()
     assert run(fresh_import("quiet").twice(3)) == 6
     assert sorted(os.listdir(tmp_path)) == ["quiet.py"]
 
@@ -612,7 +613,7 @@ def test_dont_write_bytecode_writes_nothing(tmp_path):
 def test_dont_write_bytecode_still_reads_a_cache(tmp_path, pipeline_calls):
     # As CPython: the flag stops writing, not reading.
     write(tmp_path, {"quiet.py": CON_MODULE})
-    _hook.install()
+    _import_hook.install()
     fresh_import("quiet")
     sys.dont_write_bytecode = True
     assert run(fresh_import("quiet").twice(3)) == 6
@@ -621,13 +622,13 @@ def test_dont_write_bytecode_still_reads_a_cache(tmp_path, pipeline_calls):
 
 def test_cache_writes_are_atomic(tmp_path, monkeypatch):
     source = write(tmp_path, {"atomic.py": CON_MODULE}) / "atomic.py"
-    cache = _hook.cache_path_for(str(source))
+    cache = _import_hook.cache_path_for(str(source))
     spy = _SpyOpen()
-    monkeypatch.setattr(_hook, "open", spy, raising=False)
+    monkeypatch.setattr(_import_hook, "open", spy, raising=False)
     replaced = []
     real_replace = os.replace
     monkeypatch.setattr(os, "replace", lambda a, b: (replaced.append((a, b)), real_replace(a, b)))
-    _hook.install()
+    _import_hook.install()
     fresh_import("atomic")
     written = [path for path, mode in spy.calls if "w" in mode]
     assert len(written) == 1 and written[0] != cache  # the cache itself is never opened for writing
@@ -643,7 +644,7 @@ def test_failed_cache_write_leaves_no_temporary_file(tmp_path, monkeypatch):
         raise PermissionError(13, "Permission denied", dst)
 
     monkeypatch.setattr(os, "replace", refuse)
-    _hook.install()
+    _import_hook.install()
     assert run(fresh_import("atomic").twice(2)) == 4
     assert cache_files(tmp_path) == []
 
@@ -653,7 +654,7 @@ def test_reload_uses_the_cache_and_sees_changes(tmp_path, pipeline_calls):
         "tally.py": "runs = []\n",
         "again.py": CON_MODULE + "import tally; tally.runs.append(VALUE)\n",
     }) / "again.py"
-    _hook.install()
+    _import_hook.install()
     module = importlib.import_module("again")
     tally = sys.modules["tally"]
     importlib.reload(module)
@@ -665,7 +666,7 @@ def test_reload_uses_the_cache_and_sees_changes(tmp_path, pipeline_calls):
     assert tally.runs == [1, 1, 7]
     assert len(pipeline_calls) == 2
     assert run(module.twice(4)) == 8
-    assert isinstance(module.__loader__, _hook.ConLoader)
+    assert isinstance(module.__loader__, _import_hook.ConLoader)
 
 
 def subprocess_env(**extra) -> dict[str, str]:
@@ -680,7 +681,7 @@ def test_second_import_in_a_fresh_interpreter_uses_the_cache(tmp_path):
     source = write(tmp_path, {"twiceimported.py": CON_MODULE}) / "twiceimported.py"
     env = subprocess_env()
     first = "import conhook, twiceimported; print(twiceimported.twice(2).send(None))"
-    second = ("import conhook, conhook._pipeline as p\n"
+    second = ("import conhook, conhook._compiler.pipeline as p\n"
               "def boom(*a, **k): raise AssertionError('compiled again')\n"
               "p.compile_con = boom\n"
               "import twiceimported; print(twiceimported.twice(3).send(None))\n")
@@ -688,16 +689,16 @@ def test_second_import_in_a_fresh_interpreter_uses_the_cache(tmp_path):
                               capture_output=True, text=True, timeout=60) for code in (first, second)]
     assert "StopIteration: 4" in results[0].stderr
     assert "StopIteration: 6" in results[1].stderr, results[1].stderr
-    assert os.path.exists(_hook.cache_path_for(str(source)))
+    assert os.path.exists(_import_hook.cache_path_for(str(source)))
 
 
 # -- fidelity: resources, source, tracebacks ------------------------------------------------
 
 def test_importlib_resources_work_for_a_rewritten_package(tmp_path):
     write(tmp_path, {"respkg/__init__.py": CON_MODULE, "respkg/data.txt": "payload\n"})
-    _hook.install()
+    _import_hook.install()
     package = importlib.import_module("respkg")
-    assert isinstance(package.__loader__, _hook.ConLoader)
+    assert isinstance(package.__loader__, _import_hook.ConLoader)
     assert importlib.resources.files(package).joinpath("data.txt").read_text() == "payload\n"
     assert importlib.resources.files("respkg").joinpath("data.txt").is_file()
     assert package.__loader__.get_data(str(tmp_path / "respkg" / "data.txt")) == b"payload\n"
@@ -705,7 +706,7 @@ def test_importlib_resources_work_for_a_rewritten_package(tmp_path):
 
 def test_getsource_and_linecache_show_the_original_text(tmp_path):
     path = write(tmp_path, {"src.py": CON_MODULE}) / "src.py"
-    _hook.install()
+    _import_hook.install()
     module = importlib.import_module("src")
     original = CON_MODULE.splitlines(keepends=True)
     assert inspect.getsource(module.twice) == "".join(original[5:7])
@@ -757,7 +758,7 @@ def _frame_marks(formatted: list[str], function: str) -> tuple[str, str]:
 ])
 def test_traceback_shows_original_line_and_columns(tmp_path, function, span):
     path = write(tmp_path, {"tb.py": TRACEBACK_MODULE}) / "tb.py"
-    _hook.install()
+    _import_hook.install()
     module = importlib.import_module("tb")
     with pytest.raises(Exception) as info:
         run(getattr(module, function)())
@@ -776,7 +777,7 @@ def test_error_while_importing_a_rewritten_module_shows_no_conhook_frames(tmp_pa
     # CPython removes importlib's frames from such tracebacks; a frame of the hook in
     # between would stop it, and show the hook's own frames as well.
     path = write(tmp_path, {"failing.py": CON_MODULE + "def fail():\n    raise KeyError('at import')\nfail()\n"}) / "failing.py"
-    _hook.install()
+    _import_hook.install()
     with pytest.raises(KeyError) as info:
         __import__("failing")  # the import statement's path, where CPython trims frames
     files = [frame.filename for frame in traceback.extract_tb(info.value.__traceback__)]
@@ -809,7 +810,7 @@ SYNTAX_ERRORS = {
 def test_syntax_error_at_import_names_the_original_place(tmp_path, body, span, words):
     source = "import conhook\n" + body + "\n"
     path = write(tmp_path, {"bad.py": source}) / "bad.py"
-    _hook.install()
+    _import_hook.install()
     with pytest.raises(SyntaxError) as info:
         importlib.import_module("bad")
     error = info.value
@@ -833,7 +834,7 @@ def test_syntax_error_at_import_names_the_original_place(tmp_path, body, span, w
 def test_nonatomic_call_in_fstring_is_a_syntax_error_on_311(tmp_path):
     source = "import conhook\ndef f():\n    return f'{g@(1)}'\n"
     path = write(tmp_path, {"bad.py": source}) / "bad.py"
-    _hook.install()
+    _import_hook.install()
     with pytest.raises(SyntaxError) as info:
         importlib.import_module("bad")
     assert (info.value.filename, info.value.lineno) == (str(path), 3)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conhook import _tokens
+from conhook._compiler import tokens
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -397,7 +397,7 @@ def test_show_prints_the_token_rewritten_source(tmp_path):
     write(tmp_path, {"prog.py": CON_SCRIPT})
     result = con("--show", "prog.py", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == _tokens.rewrite_source(CON_SCRIPT, "prog.py").source
+    assert result.stdout == tokens.rewrite_source(CON_SCRIPT, "prog.py").source
     assert "double(len(args)).__con_await__" in result.stdout and "@(" not in result.stdout
     assert len(result.stdout.splitlines()) == len(CON_SCRIPT.splitlines())
 

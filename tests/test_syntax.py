@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from conhook._pipeline import compile_con
+from conhook._compiler.pipeline import compile_con
 from pipeline_helpers import Park, run
 
 REJECTED = {
@@ -59,7 +59,7 @@ def test_syntax_error_traceback_holds_no_pipeline_frames():
     while tb is not None:
         files.append(tb.tb_frame.f_code.co_filename)
         tb = tb.tb_next
-    assert files[-1].endswith("_pipeline.py") and not any(f.endswith(("conhook/_syntax.py", "conhook/_tokens.py", "/ast.py")) for f in files)
+    assert files[-1].endswith("conhook/_compiler/pipeline.py") and not any(f.endswith(("conhook/_compiler/ast_step.py", "conhook/_compiler/tokens.py", "/ast.py")) for f in files)
 
 
 class Recorder:

@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from conhook._tokens import rewrite_source
+from conhook._compiler.tokens import rewrite_source
 
 PY312 = sys.version_info >= (3, 12)
 

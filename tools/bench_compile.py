@@ -33,8 +33,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from conhook import _bytecode, _syntax, _tokens  # noqa: E402
-from conhook._pipeline import compile_con  # noqa: E402
+from conhook._compiler import ast_step, bytecode_layer, tokens  # noqa: E402
+from conhook._compiler.pipeline import compile_con  # noqa: E402
 
 COLD_GOAL = 5.0
 WARM_GOAL = 1.10
@@ -162,7 +162,7 @@ def stage_times(source: str, filename: str, repeat: int) -> dict[str, float]:
     samples = {name: [] for name in ("tokens", "ast.parse", "AST step", "compile", "bytecode")}
     for _ in range(repeat):
         t0 = time.perf_counter()
-        rewrite = _tokens.rewrite_source(source, filename)
+        rewrite = tokens.rewrite_source(source, filename)
         t1 = time.perf_counter()
         if not rewrite.changed:  # the pipeline's fast path: compile the text as it is
             t2 = t3 = t1
@@ -171,11 +171,11 @@ def stage_times(source: str, filename: str, repeat: int) -> dict[str, float]:
         else:
             tree = ast.parse(rewrite.source, filename)
             t2 = time.perf_counter()
-            tree = _syntax.transform(tree, rewrite, filename)
+            tree = ast_step.transform(tree, rewrite, filename)
             t3 = time.perf_counter()
             code = compile(tree, filename, "exec", dont_inherit=True)
             t4 = time.perf_counter()
-        _bytecode.make_nonatomic(code)
+        bytecode_layer.make_nonatomic(code)
         t5 = time.perf_counter()
         for name, value in zip(samples, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)):
             samples[name].append(value)
@@ -255,13 +255,13 @@ def bench_warm(source: str, twin: str, repeat: int) -> float:
                 file.write(text)
         same = os.path.join(directory, "bench_same.py")
         _write_ordinary_pyc(same, compile_con(source, same))
-        without_hook = "import conhook, conhook._scope; conhook.uninstall(); import warm_plain"
+        without_hook = "import conhook, conhook._runtime.prejoin; conhook.uninstall(); import warm_plain"
         cases = {
             "ordinary import of the same code": ("bench_same", without_hook),
             "con module from conhook's cache": ("bench_con", "import conhook, warm_con"),
             "  the same, first con module of its process": ("bench_con", "import conhook"),
             "async def twin, ordinary import": ("bench_plain", without_hook),
-            "async def twin, hook installed (declines)": ("bench_plain", "import conhook, conhook._scope, warm_plain"),
+            "async def twin, hook installed (declines)": ("bench_plain", "import conhook, conhook._runtime.prejoin, warm_plain"),
         }
         for module, setup in cases.values():  # warm every cache
             _import_time(directory, module, setup)

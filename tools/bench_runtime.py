@@ -100,7 +100,7 @@ def switch_cost(peer, threads, per_thread, repeats):
         return best(lambda: run([worker() for _ in range(threads)]), repeats) / n
     if peer == "conhook":
         import conhook.api as con
-        from conhook import _scope as __con__
+        from conhook._runtime import prejoin as __con__
         idle = con.idle
 
         async def worker():
@@ -172,7 +172,7 @@ def spawn_cost(peer, count, repeats):
         return best(lambda: run([child() for _ in range(count)]), repeats) / count
     if peer == "conhook":
         import conhook.api as con
-        from conhook import _scope as __con__
+        from conhook._runtime import prejoin as __con__
 
         async def child():
             pass
@@ -264,7 +264,7 @@ def memory_cost(peer, count):
         return result[0] / count
     if peer == "conhook":
         import conhook.api as con
-        from conhook import _scope as __con__
+        from conhook._runtime import prejoin as __con__
         result = []
 
         async def waiter(event):

@@ -185,7 +185,7 @@ def test_nonatomic_fixtures_set_up_and_torn_down_on_the_tests_scheduler(run):
     result = run(conftest="""
         import pytest
         from con import idle, Queue
-        from conhook._kernel import current_kernel
+        from conhook._runtime.kernel import current_kernel
 
         EVENTS = []  # (what, the scheduler it ran on)
 

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from conhook import _scope
+from conhook._runtime.prejoin import prejoin
 from conhook.api import bootstrap, ipv4addr, ipv6addr, tcplisten
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,7 +22,7 @@ def run(fn, *args):
 
 async def together(*fns):
     """Run each ``async def fn()`` in a thread of its own, as ``sibling fn@()`` would; wait for all."""
-    scope = _scope.prejoin()
+    scope = prejoin()
     try:
         for fn in fns:
             scope.start(fn)
@@ -41,7 +41,7 @@ async def beside(server, client):
     """Run ``server()`` in a thread while ``client()`` runs; then stop the server (interrupt it)
     and return what the client returned."""
     try:
-        scope = _scope.prejoin()
+        scope = prejoin()
         try:
             scope.start(server)
             raise _Stop(await client())

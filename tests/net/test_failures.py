@@ -14,7 +14,7 @@ import tracemalloc
 import pytest
 
 import conhook.api as con
-from conhook import _kernel
+from conhook._runtime.kernel import current_kernel
 
 from .helpers import ROOT, listen_both, recv_all, run, together
 
@@ -40,7 +40,7 @@ def _tcp_pair():
 
 def _io_state(stream):
     """What the running kernel records about the stream's fd: (reader, writer) or None."""
-    rec = _kernel.current_kernel().io.get(stream.fileno())
+    rec = current_kernel().io.get(stream.fileno())
     return None if rec is None else (rec.reader, rec.writer)
 
 
@@ -162,10 +162,10 @@ _EMFILE_CHILD = textwrap.dedent("""
         await together(free_later, serve)
         listener.close()
 
-    from conhook import _scope
+    from conhook._runtime.prejoin import prejoin
 
     async def together(*fns):
-        scope = _scope.prejoin()
+        scope = prejoin()
         try:
             for fn in fns:
                 scope.start(fn)
@@ -263,7 +263,7 @@ def test_interrupted_read_leaves_the_stream_usable():
             with con.timeout(0.02):
                 await s.read()
         assert _io_state(s) == (None, None)  # not half-registered: nobody is recorded waiting
-        assert _kernel.current_kernel().io_waiting == 0
+        assert current_kernel().io_waiting == 0
         peer.sendall(b"later")
         assert await s.read() == b"later"
         s.close()
@@ -306,7 +306,7 @@ def test_interrupted_write_after_sending_part_closes_the_stream():
             with con.timeout(0.05):
                 await s.write(b"p" * (64 << 20))  # far more than the socket buffers hold
         assert s.closed  # the peer could never know where the data stopped
-        assert _kernel.current_kernel().io_waiting == 0
+        assert current_kernel().io_waiting == 0
         got = recv_all(peer)
         assert 0 < len(got) < 64 << 20 and set(got) == {ord("p")}
         peer.close()
@@ -320,7 +320,7 @@ def test_interrupted_accept_leaves_the_listener_usable(addresses):
             listener = await con.tcplisten(con.ipv6addr("::1", 0))
         else:
             listener = await listen_both()
-        kernel = _kernel.current_kernel()
+        kernel = current_kernel()
         for _ in range(3):
             with pytest.raises(TimeoutError):
                 with con.timeout(0.01):
@@ -391,7 +391,7 @@ def test_interrupted_thread_cannot_write_even_if_there_is_room():
 def test_a_thread_interrupted_elsewhere_does_not_stop_this_ones_io():
     # An interrupted thread anywhere in the process (here: one of another scheduler) sends
     # read@ and write@ the slow way, which must find that this thread is not interrupted.
-    from conhook._threads import Thread, interrupted_threads
+    from conhook._runtime.threads import Thread, interrupted_threads
 
     async def main():
         s, peer = _pair()
@@ -437,7 +437,7 @@ def test_closing_a_stream_wakes_its_reader_and_writer():
             s.close()
         await together(reader, writer, closer)
         peer.close()
-        assert _kernel.current_kernel().io_waiting == 0
+        assert current_kernel().io_waiting == 0
         return errors
     errors = run(main)
     assert len(errors) == 2
@@ -465,18 +465,18 @@ def test_closing_a_listener_wakes_its_acceptor(addresses):
             await con.sleep(0.02)
             listener.close()
         await together(acceptor, closer)
-        assert _kernel.current_kernel().io_waiting == 0
+        assert current_kernel().io_waiting == 0
     run(main)
 
 
 def test_notify_closing_one_fd_of_a_listener_wakes_its_acceptor():
     # The acceptor waits on both addresses at once; closing one of the fds under it (the
-    # documented conhook._io.notify_closing) wakes it with EBADF and withdraws it from both.
-    from conhook import _io
+    # documented conhook._runtime.fd_waits.notify_closing) wakes it with EBADF and withdraws it from both.
+    from conhook._runtime.fd_waits import notify_closing
 
     async def main():
         listener = await listen_both()
-        kernel = _kernel.current_kernel()
+        kernel = current_kernel()
 
         async def acceptor():
             with pytest.raises(OSError) as info:
@@ -486,7 +486,7 @@ def test_notify_closing_one_fd_of_a_listener_wakes_its_acceptor():
         async def closer():
             await con.sleep(0.02)
             assert kernel.io_waiting == 2  # the acceptor, once per address
-            _io.notify_closing(listener._socks[0])
+            notify_closing(listener._socks[0])
         await together(acceptor, closer)
         assert kernel.io_waiting == 0
         listener.close()

@@ -10,7 +10,8 @@ import socket
 import pytest
 
 import conhook.api as con
-from conhook import _kernel, _streams
+from conhook._network import streams
+from conhook._runtime import kernel as kernel_module
 
 from .helpers import listen_both, run, together
 
@@ -159,7 +160,7 @@ def test_name_resolution_runs_in_a_worker_thread(monkeypatch):
     async def spy(fn, *args, **kwargs):
         calls.append(fn.__name__)
         return await real(fn, *args, **kwargs)
-    monkeypatch.setattr("conhook._sockets.to_thread", spy)
+    monkeypatch.setattr("conhook._network.sockets.to_thread", spy)
 
     async def main():
         listener = await con.tcplisten(con.ipv4addr("127.0.0.1", 0))
@@ -333,7 +334,7 @@ def test_an_operation_that_can_complete_does_not_switch():
 def test_a_fast_peer_cannot_starve_the_others():
     """With data always there, a reader never needs to wait; after BUDGET operations in a
     row it yields anyway, so the other threads run."""
-    n = _streams.BUDGET * 3
+    n = streams.BUDGET * 3
     log = []
 
     async def main():
@@ -355,14 +356,14 @@ def test_a_fast_peer_cannot_starve_the_others():
     run(main)
     runs = "".join(log).split("s")
     longest = max(len(r) for r in runs)
-    assert longest == _streams.BUDGET - 1 or longest == _streams.BUDGET
+    assert longest == streams.BUDGET - 1 or longest == streams.BUDGET
     assert log.count("r") == n
 
 
 def test_each_socket_is_registered_once(monkeypatch, backend):
     """Many waits on one socket cost one registration and no change of interest."""
     calls = []
-    cls = _kernel.backend_class(backend)
+    cls = kernel_module.backend_class(backend)
     for name in ("register", "modify"):
         real = getattr(cls, name)
 
@@ -396,7 +397,7 @@ def test_each_socket_is_registered_once(monkeypatch, backend):
         listener.close()
         return fds[0], seen
     fd, (before, after) = run(main)
-    assert [c for c in calls if c[1] == fd][-1][2] == _kernel.READ  # it ends watched for READ
+    assert [c for c in calls if c[1] == fd][-1][2] == kernel_module.READ  # it ends watched for READ
     assert calls[before:after] == []  # and 180 round trips later nothing has changed
 
 
@@ -411,7 +412,7 @@ def test_an_fd_that_nobody_waits_on_any_more_does_not_hide_a_deadlock():
         with pytest.raises(TimeoutError):
             with con.timeout(0.01):
                 await s.read()  # registers the fd, then stops waiting
-        assert _kernel.current_kernel().io and not _kernel.current_kernel().awaits_io()
+        assert kernel_module.current_kernel().io and not kernel_module.current_kernel().awaits_io()
         await con.Event().wait()  # nothing can ever set it
 
     with pytest.raises(con.Deadlock, match="deadlock"):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from conhook._backends import available
+from conhook._runtime.backends import available
 
 
 @pytest.fixture(params=available(), autouse=True)

@@ -12,9 +12,9 @@ import functools
 import importlib
 
 con = importlib.import_module("conhook.api")
-__con__ = importlib.import_module("conhook._scope")
-_io = importlib.import_module("conhook._io")
-_kernel = importlib.import_module("conhook._kernel")
+__con__ = importlib.import_module("conhook._runtime.prejoin")
+_io = importlib.import_module("conhook._runtime.fd_waits")
+_kernel = importlib.import_module("conhook._runtime.kernel")
 bootstrap = con.bootstrap
 
 

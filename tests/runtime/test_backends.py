@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from conhook._backends import READ, WRITE, available, backend_class
+from conhook._runtime.backends import READ, WRITE, available, backend_class
 
 
 @pytest.fixture

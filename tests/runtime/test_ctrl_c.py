@@ -18,7 +18,7 @@ PRELUDE = f"""
 import sys, time
 sys.path.insert(0, {ROOT!r})
 import conhook.api as con
-from conhook import _scope as __con__
+from conhook._runtime import prejoin as __con__
 
 
 async def start_all(*calls):  # the expansion of a function that starts each call as a sibling

@@ -268,7 +268,7 @@ def test_interruption_traceback_points_at_the_users_line():
 def test_no_thread_stays_registered_as_interrupted_once_its_interruption_is_over():
     # Streams test one process-wide set instead of finding their thread (``_threads``): a thread
     # left in it would only cost speed, but the set must hold exactly the interrupted threads.
-    from conhook._threads import interrupted_threads
+    from conhook._runtime.threads import interrupted_threads
     seen = []
 
     async def swallows():
@@ -304,7 +304,7 @@ def test_no_thread_stays_registered_as_interrupted_once_its_interruption_is_over
 
 
 def test_an_interrupted_program_leaves_no_thread_registered_as_interrupted():
-    from conhook._threads import interrupted_threads
+    from conhook._runtime.threads import interrupted_threads
 
     async def forever():
         await con.Event().wait()

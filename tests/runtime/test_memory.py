@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import conhook.api as con
-from conhook._backends import available
+from conhook._runtime.backends import available
 
 from .helpers import prejoining, run
 

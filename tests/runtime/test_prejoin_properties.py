@@ -4,7 +4,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conhook._backends import available
+from conhook._runtime.backends import available
 
 from .helpers import con, prejoining, run
 

@@ -186,7 +186,7 @@ def test_many_cancelled_timeouts_do_not_accumulate():
         for _ in range(1000):
             with con.timeout(100):
                 await con.idle()
-        from conhook._kernel import current_kernel
+        from conhook._runtime.kernel import current_kernel
         return len(current_kernel().timers)
     assert run(main) <= 200
 

@@ -126,7 +126,7 @@ def test_sigusr1_prints_the_cactus_stack(tmp_path):
         import os, signal, sys
         sys.path.insert(0, {ROOT!r})
         import conhook.api as con
-        from conhook._tree import install_dump_signal
+        from conhook._runtime.cactus_stack import install_dump_signal
 
         async def napping():
             os.kill(os.getpid(), signal.SIGUSR1)

@@ -13,8 +13,8 @@ import sys
 
 con = importlib.import_module("conhook.api")
 testing = importlib.import_module("conhook.testing")
-__con__ = importlib.import_module("conhook._scope")
-_kernel = importlib.import_module("conhook._kernel")
+__con__ = importlib.import_module("conhook._runtime.prejoin")
+_kernel = importlib.import_module("conhook._runtime.kernel")
 bootstrap = con.bootstrap
 
 from runtime.helpers import prejoining  # noqa: E402,F401  (one copy of the expansion for all tests)

@@ -43,7 +43,7 @@ def test_watchdog_reports_a_thread_holding_the_scheduler(tmp_path):
     # its Python stack, from the user's frames (no kernel frames) down to the busy line
     stack = err.split("Its Python stack (most recent call last):\n")[1].split("The cactus stack:")[0]
     assert "in hog" in stack and "time.monotonic() < end" in stack
-    assert "_kernel.py" not in stack
+    assert "conhook/_runtime/" not in stack
     # the cactus stack, with the thread that holds it drawn under main
     tree = err.split("The cactus stack:\n")[1]
     assert tree.startswith("bootstrap - main")
@@ -142,8 +142,8 @@ def test_other_coroutines_keep_cpythons_warning():
 
 def test_dropped_call_object_compiled_in_process():
     namespace = {"__name__": "dropped_demo"}
-    from conhook import _pipeline
-    _pipeline.prepare_namespace(namespace)
+    from conhook._runtime.prejoin import prepare_namespace
+    prepare_namespace(namespace)
     exec(conhook.compile_con("import con\ndef step():\n    con.idle@()\n", "<demo>"), namespace)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -155,9 +155,9 @@ def test_dropped_call_object_compiled_in_process():
 
 def test_watchdog_costs_no_report_when_threshold_not_reached(monkeypatch):
     monkeypatch.setenv("CONHOOK_WATCHDOG", "5")
-    from conhook import _debug
+    from conhook._runtime import diagnostics
     reports = []
-    monkeypatch.setattr(_debug.Watchdog, "_report", lambda self, *a: reports.append(a))
+    monkeypatch.setattr(diagnostics.Watchdog, "_report", lambda self, *a: reports.append(a))
 
     @prejoining
     async def main(scope):

@@ -275,7 +275,7 @@ def test_memory_streams_fixture_closes_them():
 
 
 def test_same_api_as_network_streams():
-    from conhook._streams import Stream
+    from conhook._network.streams import Stream
     public = {name for name in dir(Stream) if not name.startswith("_")}
     mine = {name for name in dir(testing.MemoryStream) if not name.startswith("_")}
     assert public - mine == {"socket"}  # a memory stream has no socket

@@ -27,20 +27,17 @@ poll elsewhere, select last.  ``CONHOOK_BACKEND`` (``epoll``, ``kqueue``, ``poll
 """
 from __future__ import annotations
 
-import importlib
 import os
-import select as _os_select  # not "select": the submodule of that name would replace it
+import select
 
-READ = 1
-WRITE = 2
+from .interest import READ, WRITE  # noqa: F401  (re-exported: the kernel's and the waiters' bits)
 
 PREFERENCE = ("epoll", "kqueue", "poll", "select")
-_AVAILABLE_IF = {"epoll": "epoll", "kqueue": "kqueue", "poll": "poll", "select": "select"}
 
 
 def available() -> list[str]:
-    """The backends this machine has, best first."""
-    return [name for name in PREFERENCE if hasattr(_os_select, _AVAILABLE_IF[name])]
+    """The backends this machine has, best first (each is named after its ``select`` function)."""
+    return [name for name in PREFERENCE if hasattr(select, name)]
 
 
 def backend_class(name: str | None = None):
@@ -57,4 +54,14 @@ def backend_class(name: str | None = None):
         raise ValueError(
             f"conhook backend {name!r} is not available on this machine; "
             f"available: {', '.join(available())}")
-    return importlib.import_module(f"{__name__}.{name}").Backend
+    if name == "epoll":
+        from .epoll_backend import EpollBackend
+        return EpollBackend
+    if name == "kqueue":
+        from .kqueue_backend import KqueueBackend
+        return KqueueBackend
+    if name == "poll":
+        from .poll_backend import PollBackend
+        return PollBackend
+    from .select_backend import SelectBackend
+    return SelectBackend

@@ -29,10 +29,10 @@ import errno
 import socket
 import warnings
 
-from ._backends import READ, WRITE
-from ._kernel import current_kernel, state
-from ._threads import interrupted_threads
-from ._traps import IDLE, Trap, interrupted
+from .._runtime.backends import READ, WRITE
+from .._runtime.kernel import current_kernel, state
+from .._runtime.threads import interrupted_threads
+from .._runtime.traps import IDLE, Trap, interrupted
 
 BUDGET = 128  # operations completed at once in a row before a stream yields (as Tokio does)
 READ_SIZE = 65536

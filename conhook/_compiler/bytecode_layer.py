@@ -40,8 +40,8 @@ from operator import attrgetter
 from bytecode import ConcreteBytecode, ConcreteInstr
 from bytecode.concrete import ExceptionTableEntry
 
-from . import _versions
-from ._tokens import AWAIT_MARKER
+from . import versions
+from .._reserved_names import AWAIT_MARKER
 
 
 async def _template(awaited):
@@ -224,7 +224,7 @@ def _rewrite(code: types.CodeType, consts: tuple) -> types.CodeType:
     names = list(code.co_names)
     marker = names.index(AWAIT_MARKER)
     sites = [(i, kind) for i, name in enumerate(opnames)
-             if name in _versions.MARKER_OPS and (kind := _versions.marker_kind(instrs[i], marker))]
+             if name in versions.MARKER_OPS and (kind := versions.marker_kind(instrs[i], marker))]
     moved = {}  # id of an instruction of ``code`` -> the one that now stands in its place
     jumps = []  # (jump, target instruction)
     for i, target in decoded.jumps.items():
@@ -237,7 +237,7 @@ def _rewrite(code: types.CodeType, consts: tuple) -> types.CodeType:
     regions = decoded.regions
     at = opnames.index("RESUME")
     prologue = guard = guard_block = None
-    if not code.co_flags & _versions.CO_COROUTINE:
+    if not code.co_flags & versions.CO_COROUTINE:
         prologue, guard, guard_block = TEMPLATE.guard_for_function(instrs[at].location, const_index, jumps)
         if guard is not None:
             regions = regions[:at] + [region or guard for region in regions[at:]]
@@ -256,7 +256,7 @@ def _rewrite(code: types.CodeType, consts: tuple) -> types.CodeType:
             done += 1
         depth = 1 if depths[site] is None else depths[site]
         stacksize = max(stacksize, depth + TEMPLATE.stacksize)
-        after = _versions.after_method_marker(ins.location) if kind == "method" else []
+        after = versions.after_method_marker(ins.location) if kind == "method" else []
         (inline, inline_regions), (outline, outline_regions) = TEMPLATE.copy_for_site(
             ins.location, handler, depth, after[0] if after else instrs[done], const_index, jumps)
         moved[id(ins)] = inline[0]
@@ -284,7 +284,7 @@ def _rewrite(code: types.CodeType, consts: tuple) -> types.CodeType:
     concrete.consts = consts
     concrete.names = names
     concrete.exception_table = _exception_table(out_regions, offsets, position)
-    concrete.flags = (code.co_flags & ~_versions.CO_GENERATOR_KINDS) | _versions.CO_COROUTINE
+    concrete.flags = (code.co_flags & ~versions.CO_GENERATOR_KINDS) | versions.CO_COROUTINE
     # Every depth is known (the original regions', and the template's moved to each
     # site), so the library's own computation over the control-flow graph is skipped.
     return concrete.to_code(stacksize=stacksize, compute_exception_stack_depths=False)
@@ -295,7 +295,7 @@ def _drop_marker_name(names: list[str], marker: int, sites: int, instrs, opnames
     ``sites`` markers names it, by moving the last name into its place (and
     renumbering what names that one)."""
     naming = [i for i, name in enumerate(opnames) if name in _NAMING]
-    named = [args[i] >> _versions.NAME_SHIFT.get(opnames[i], 0) for i in naming]
+    named = [args[i] >> versions.NAME_SHIFT.get(opnames[i], 0) for i in naming]
     if named.count(marker) > sites:
         return
     last = len(names) - 1
@@ -303,7 +303,7 @@ def _drop_marker_name(names: list[str], marker: int, sites: int, instrs, opnames
     names.pop()
     for i, index in zip(naming, named):
         if index == last != marker:
-            shift = _versions.NAME_SHIFT.get(opnames[i], 0)
+            shift = versions.NAME_SHIFT.get(opnames[i], 0)
             instrs[i].arg = marker << shift | args[i] & ((1 << shift) - 1)
 
 

@@ -126,9 +126,9 @@ class ConLoader(importlib.machinery.SourceFileLoader):
     # module runs then shows the traceback CPython shows (importlib frames removed).
     # (reload() keeps the module, and with it what was put there the first time.)
     def create_module(self, spec):
-        from . import _pipeline
+        from ._runtime.prejoin import prepare_namespace
         module = types.ModuleType(spec.name)
-        _pipeline.prepare_namespace(module.__dict__)
+        prepare_namespace(module.__dict__)
         return module
 
     def get_code(self, fullname):
@@ -142,9 +142,9 @@ class ConLoader(importlib.machinery.SourceFileLoader):
         cache_path = cache_path_for(source_path)
         code = read_cache(cache_path, stat) if cache_path else None
         if code is None:
-            from . import _pipeline
+            from ._compiler import pipeline
             source = self.get_data(source_path)
-            code = _pipeline.compile_con(source, source_path)
+            code = pipeline.compile_con(source, source_path)
             if cache_path and not sys.dont_write_bytecode:
                 write_cache(cache_path, code, stat, self_opted_in=imports_con(source))
         return code

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import select
 
-from . import READ, WRITE
+from .interest import READ, WRITE
 
 _IN = select.POLLIN | select.POLLPRI
 _OUT = select.POLLOUT
@@ -17,7 +17,7 @@ _ERR = select.POLLERR | select.POLLHUP | select.POLLNVAL
 _TO_POLL = tuple((_IN if mask & READ else 0) | (_OUT if mask & WRITE else 0) for mask in range(4))
 
 
-class Backend:
+class PollBackend:
     name = "poll"
     readable = _IN | _ERR
     writable = _OUT | _ERR

@@ -15,8 +15,8 @@ from __future__ import annotations
 import threading
 from queue import Empty, SimpleQueue
 
-from ._kernel import strip_internal_frames
-from ._traps import Trap
+from .kernel import strip_internal_frames
+from .traps import Trap
 
 MAX_WORKERS = 64
 IDLE_SECONDS = 10.0

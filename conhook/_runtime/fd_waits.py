@@ -21,9 +21,9 @@ run in it; once they are spent, the caller yields and the others run and I/O is 
 """
 from __future__ import annotations
 
-from ._backends import READ, WRITE
-from ._kernel import BUDGET, current_kernel, state  # noqa: F401  (BUDGET: documented here)
-from ._traps import Trap
+from .backends import READ, WRITE
+from .kernel import BUDGET, current_kernel, state  # noqa: F401  (BUDGET: documented here)
+from .traps import Trap
 
 
 class _IOWait(Trap):

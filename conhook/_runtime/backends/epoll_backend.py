@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import select
 
-from . import READ, WRITE
+from .interest import READ, WRITE
 
 _IN = select.EPOLLIN
 _OUT = select.EPOLLOUT
@@ -21,7 +21,7 @@ _ERR = select.EPOLLERR | select.EPOLLHUP
 _TO_EPOLL = tuple((_IN if mask & READ else 0) | (_OUT if mask & WRITE else 0) for mask in range(4))
 
 
-class Backend:
+class EpollBackend:
     name = "epoll"
     readable = _IN | _ERR
     writable = _OUT | _ERR

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import math
 
-from ._errors import Interrupted
-from ._kernel import current_kernel
-from ._threads import clear_interrupt, interrupt
-from ._traps import IDLE, Trap
+from .errors import Interrupted
+from .kernel import current_kernel
+from .threads import clear_interrupt, interrupt
+from .traps import IDLE, Trap
 
 
 class _Sleep(Trap):

@@ -13,8 +13,8 @@ from collections import deque
 from queue import Empty as QueueEmpty
 from queue import Full as QueueFull
 
-from ._kernel import current_kernel, state
-from ._traps import DONE, Throw, WaitQueue, interrupted
+from .kernel import current_kernel, state
+from .traps import DONE, Throw, WaitQueue, interrupted
 
 __all__ = ["Event", "Lock", "Semaphore", "Queue", "QueueEmpty", "QueueFull"]
 

@@ -21,9 +21,15 @@ import functools
 import signal
 import sysconfig
 import threading
+from os import environ
 
-from ._kernel import Kernel, state, strip_internal_frames
-from ._scope import CO_COROUTINE, _call, carry_over
+from .cactus_stack import tree
+from .kernel import Kernel, state, strip_internal_frames
+from .prejoin import CO_COROUTINE, _call, carry_over
+
+# The variables that ask for diagnostics (the module ``diagnostics``, which is imported only
+# when one is set: it costs 6 ms).  A test keeps this in step with ``diagnostics.VARIABLES``.
+DIAGNOSTICS_VARIABLES = frozenset({"CONHOOK_SCHEDULE_SEED", "CONHOOK_WATCHDOG", "CONHOOK_DEBUG"})
 
 
 def _exhausted():
@@ -79,7 +85,7 @@ def _run(fn, args, backend=None):
         raise RuntimeError(
             "con.bootstrap() was called while a conhook scheduler is already running in this "
             "OS thread; start more threads with `sibling f@()` instead")
-    kernel = Kernel(backend)
+    kernel = new_kernel(backend)
     code = getattr(fn, "__code__", None)
     try:
         coro = fn(*args) if code is not None and code.co_flags & CO_COROUTINE else _call(fn, args, {})
@@ -115,6 +121,17 @@ def _run(fn, args, backend=None):
             kernel.abandon()  # a second Ctrl-C: the threads are closed where they are
         return "raise", KeyboardInterrupt()
     return _conclude(kernel, *outcome.pop())
+
+
+def new_kernel(backend=None):
+    """A kernel with the hooks that reach above it: the cactus stack for its Deadlock message,
+    and the diagnostics the environment asks for."""
+    kernel = Kernel(backend)
+    kernel.describe_threads = tree
+    if not DIAGNOSTICS_VARIABLES.isdisjoint(environ):
+        from .diagnostics import configure
+        configure(kernel)
+    return kernel
 
 
 def _conclude(kernel, value, exc):

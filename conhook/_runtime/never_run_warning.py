@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import warnings
 
+from .._reserved_names import RUNTIME_NAME
+
 _original = getattr(warnings, "_warn_unawaited_coroutine", None)
 
 
 def _is_con(coro):
     frame = getattr(coro, "cr_frame", None)
-    return frame is not None and "__con__" in frame.f_globals
+    return frame is not None and RUNTIME_NAME in frame.f_globals
 
 
 def _warn_unrun(coro):

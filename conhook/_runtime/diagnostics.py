@@ -1,4 +1,4 @@
-"""Opt-in diagnostics, set up by environment variables when a kernel is made.
+"""Opt-in diagnostics, set up by environment variables when ``bootstrap`` makes a kernel.
 
 ``CONHOOK_SCHEDULE_SEED=N``
     Shuffle the order in which the threads that are ready at the start of a turn run, with a
@@ -18,8 +18,9 @@
     it the warning names the line where the call object was dropped, which for the usual
     mistake (``f()`` written for ``f@()``) is the same line.
 
-None of them costs anything when unset: the kernel only checks for the three variables when it
-is made, and reads its ``on_turn`` hook once per run.
+None of them costs anything when unset: ``bootstrap`` checks for the three variables when it
+makes a kernel (and imports this module only if one is set), and the kernel reads its
+``on_turn`` hook once per run.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ import time
 import traceback
 import weakref
 
+VARIABLES = ("CONHOOK_SCHEDULE_SEED", "CONHOOK_WATCHDOG", "CONHOOK_DEBUG")
 WATCHDOG_MIN_INTERVAL = 0.005  # seconds between two looks of the watchdog, at least
 
 
@@ -156,7 +158,7 @@ class Watchdog:
         except Exception as exc:  # the stack changes under us: report what we can
             parts.append(f"  (could not read it: {exc!r})\n")
         try:
-            from ._tree import tree
+            from .cactus_stack import tree
             parts.append("The cactus stack:\n" + tree(kernel, frame) + "\n")
         except Exception as exc:
             parts.append(f"(could not draw the cactus stack: {exc!r})\n")
@@ -173,7 +175,7 @@ class Watchdog:
 
 
 def _name(thread):
-    from ._threads import thread_name
+    from .threads import thread_name
     try:
         return repr(thread_name(thread))
     except Exception:
@@ -181,17 +183,18 @@ def _name(thread):
 
 
 def _user_stack(frame):
-    """The frames above conhook's run loop, outermost first, as a StackSummary."""
+    """The user's frames above conhook's run loop, outermost first, as a StackSummary."""
     frames = []
     while frame is not None:
         frames.append(frame)
         frame = frame.f_back
     frames.reverse()
     # Drop the outer frames up to conhook's run loop (the runner, bootstrap, the kernel).
-    from ._kernel import Kernel
+    from .kernel import Kernel
     loop = Kernel._loop.__code__
     start = 0
     for i, f in enumerate(frames):
         if f.f_code is loop:
             start = i + 1
-    return traceback.StackSummary.extract((f, f.f_lineno) for f in frames[start:])
+    return traceback.StackSummary.extract((f, f.f_lineno) for f in frames[start:]
+                                          if not f.f_globals.get("__name__", "").startswith("conhook."))

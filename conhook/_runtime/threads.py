@@ -15,7 +15,7 @@ scopes it has open above the source, recursively.
 """
 from __future__ import annotations
 
-from ._traps import IDLE, interrupted
+from .traps import IDLE, interrupted
 
 # The threads, of every scheduler in the process, whose ``interrupt`` is set.  It is empty
 # nearly always, so an operation that can complete at once (a stream's ``read@``/``write@``)

@@ -1,13 +1,13 @@
 """Readiness through select(2): the last resort (limited to FD_SETSIZE descriptors)."""
 from __future__ import annotations
 
-import select as _select
+import select
 import time
 
-from . import READ, WRITE
+from .interest import READ, WRITE
 
 
-class Backend:
+class SelectBackend:
     name = "select"
     readable = just_readable = READ
     writable = just_writable = WRITE
@@ -35,7 +35,7 @@ class Backend:
             if timeout:
                 time.sleep(timeout)
             return []
-        r, w, x = _select.select(readers, writers, readers | writers, timeout)
+        r, w, x = select.select(readers, writers, readers | writers, timeout)
         events = {}
         for fd in r:
             events[fd] = READ

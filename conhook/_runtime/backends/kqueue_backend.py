@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import select
 
-from . import READ, WRITE
+from .interest import READ, WRITE
 
 _MAX_EVENTS = 1024
 
 
-class Backend:
+class KqueueBackend:
     name = "kqueue"
     readable = just_readable = READ
     writable = just_writable = WRITE

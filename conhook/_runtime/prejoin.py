@@ -27,17 +27,25 @@ it, so the body's exception does not become its ``__context__``.
 """
 from __future__ import annotations
 
+import sys
 import types
 from collections.abc import Awaitable
 
-from ._errors import Interrupted
-from ._kernel import current_kernel, state
-from ._threads import (Thread, clear_interrupt, interrupt, interrupted_threads, set_interrupt,
+from .._reserved_names import RUNTIME_NAME
+from .errors import Interrupted
+from .kernel import current_kernel, state
+from .threads import (Thread, clear_interrupt, interrupt, interrupted_threads, set_interrupt,
                        thread_name)
-from ._traps import DONE, Throw, Trap
+from .traps import DONE, Throw, Trap
 
 _OPEN, _FAILED_WAIT, _JOIN_WAIT, _CLOSED = range(4)
 _new_thread = object.__new__
+
+
+def prepare_namespace(namespace: dict) -> dict:
+    """Give a namespace what compiled con code refers to: this module, as ``__con__``."""
+    namespace[RUNTIME_NAME] = sys.modules[__name__]
+    return namespace
 
 
 def prejoin():

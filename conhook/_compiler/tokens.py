@@ -25,9 +25,8 @@ import tokenize
 from dataclasses import dataclass, field
 from tokenize import NAME, NEWLINE, NL, NUMBER, OP, STRING, COMMENT, INDENT, DEDENT, ENDMARKER
 
-AWAIT_MARKER = "__con_await__"
-SIBLING_MARKER = "__con_sibling__"
-RESERVED_PREFIX = "__con_"
+from .._reserved_names import AWAIT_MARKER, RESERVED_PREFIX, SIBLING_MARKER
+
 
 FSTRING_START = getattr(tokenize, "FSTRING_START", None)  # 3.12+
 FSTRING_END = getattr(tokenize, "FSTRING_END", None)

@@ -24,7 +24,7 @@ import functools
 import itertools
 from collections import deque
 
-from ._errors import Interrupted
+from .errors import Interrupted
 
 
 def interrupted(thread):

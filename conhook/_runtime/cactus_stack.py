@@ -19,8 +19,9 @@ import signal
 import sys
 import types
 
-from ._kernel import current_kernel, state
-from ._scope import CO_COROUTINE, Scope
+from .._reserved_names import SCOPE_NAME
+from .kernel import current_kernel, state
+from .prejoin import CO_COROUTINE, Scope
 
 _HIDDEN = {Scope.failed.__code__}
 
@@ -74,7 +75,7 @@ def _scope_frames(thread, chain):
         for i, (_, frame) in enumerate(chain):
             if frame is not None:
                 try:
-                    if frame.f_locals.get("__con_scope__") is scope:
+                    if frame.f_locals.get(SCOPE_NAME) is scope:
                         where = i
                 except Exception:
                     pass

@@ -33,11 +33,9 @@ import ast
 import bisect
 import sys
 
-from ._pipeline import RUNTIME_NAME
-from ._tokens import AWAIT_MARKER, SIBLING_MARKER, ColumnMap, TokenRewrite
+from .._reserved_names import AWAIT_MARKER, EXC_NAME, RUNTIME_NAME, SCOPE_NAME, SIBLING_MARKER
+from .tokens import ColumnMap, TokenRewrite
 
-SCOPE_NAME = "__con_scope__"
-EXC_NAME = "__con_exc__"
 
 COMPREHENSIONS_ARE_FUNCTIONS = sys.version_info < (3, 12)
 

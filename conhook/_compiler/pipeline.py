@@ -9,15 +9,14 @@ from __future__ import annotations
 import types
 
 # The stages (and with them ``ast``, ``tokenize`` and the ``bytecode`` library) are
-# imported by the first compile, not here: a module imported from conhook's cache
-# needs only ``prepare_namespace``, and its import stays as cheap as an ordinary one.
-
-RUNTIME_NAME = "__con__"  # the name the AST step's code calls the runtime by (_syntax)
+# imported by the first compile, not here: a module imported from conhook's cache needs
+# none of them, and its import stays as cheap as an ordinary one.
 
 
-def rewrite_tokens(source: str, filename: str = "<con>") -> _tokens.TokenRewrite:
-    from . import _tokens
-    return _tokens.rewrite_source(source, filename)
+
+def rewrite_tokens(source: str, filename: str = "<con>") -> tokens.TokenRewrite:
+    from . import tokens
+    return tokens.rewrite_source(source, filename)
 
 
 def compile_con(source: str | bytes, filename: str = "<con>", mode: str = "exec", *,
@@ -45,7 +44,7 @@ def compile_con(source: str | bytes, filename: str = "<con>", mode: str = "exec"
 
 
 def parse_con(source: str | bytes, filename: str = "<con>",
-              mode: str = "exec") -> tuple[ast.AST, _tokens.TokenRewrite]:
+              mode: str = "exec") -> tuple[ast.AST, tokens.TokenRewrite]:
     """The first stages: token rewrite and ``ast.parse`` of the rewritten text.
 
     The tree still holds the markers and the rewritten text's columns; ``compile_tree``
@@ -61,7 +60,7 @@ def parse_con(source: str | bytes, filename: str = "<con>",
     return _parse(rewrite, filename, mode), rewrite
 
 
-def _parse(rewrite: _tokens.TokenRewrite, filename: str, mode: str) -> ast.AST:
+def _parse(rewrite: tokens.TokenRewrite, filename: str, mode: str) -> ast.AST:
     import ast
     try:
         try:
@@ -72,16 +71,16 @@ def _parse(rewrite: _tokens.TokenRewrite, filename: str, mode: str) -> ast.AST:
         raise error.with_traceback(None) from None
 
 
-def compile_tree(tree: ast.AST, rewrite: _tokens.TokenRewrite, filename: str = "<con>",
+def compile_tree(tree: ast.AST, rewrite: tokens.TokenRewrite, filename: str = "<con>",
                  mode: str = "exec", *, toplevel: bool = False, optimize: int = -1) -> types.CodeType:
     """The last stages: AST step, ``compile``, bytecode rewrite (see ``parse_con``)."""
-    from . import _bytecode, _syntax
+    from . import ast_step, bytecode_layer
     try:
-        tree = _syntax.transform(tree, rewrite, filename, toplevel=toplevel)
+        tree = ast_step.transform(tree, rewrite, filename, toplevel=toplevel)
         code = compile(tree, filename, mode, dont_inherit=True, optimize=optimize)
     except SyntaxError as error:
         raise error.with_traceback(None) from None
-    return _bytecode.make_nonatomic(code)
+    return bytecode_layer.make_nonatomic(code)
 
 
 def decode_source(data: bytes) -> str:
@@ -90,14 +89,7 @@ def decode_source(data: bytes) -> str:
     return importlib.util.decode_source(data)
 
 
-def prepare_namespace(namespace: dict) -> dict:
-    """Give a namespace what compiled con code refers to (the reserved ``__con__``)."""
-    from . import _scope
-    namespace[RUNTIME_NAME] = _scope
-    return namespace
-
-
-def _restore_syntax_error(error: SyntaxError, rewrite: _tokens.TokenRewrite) -> SyntaxError:
+def _restore_syntax_error(error: SyntaxError, rewrite: tokens.TokenRewrite) -> SyntaxError:
     """Point a SyntaxError of the rewritten text at the original text."""
     columns = rewrite.columns
     if not columns or error.lineno is None:

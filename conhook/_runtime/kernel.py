@@ -12,12 +12,14 @@ Design rules:
   the fd's record, and only a kernel about to block looks for a waiter (``awaits_io``).
 * Wake-ups from signal handlers and other OS threads go through ``post``: a thread-safe deque
   plus an eventfd (or socket pair) registered with the backend.
-* Three hooks for test tools and diagnostics (``conhook.testing``, ``_debug``), all None or
-  the default when unused, none read per switch: ``clock`` (the time source of timers,
-  ``time.monotonic``), ``on_block`` (asked for the poll timeout when nothing is ready: a
-  virtual clock jumps there, ``wait_all_threads_blocked`` wakes there) and ``on_turn``
+* Nothing here imports upward.  What lives above the kernel reaches it through hooks, all
+  None or the default when unused, none read per switch: ``clock`` (the time source of
+  timers, ``time.monotonic``), ``on_block`` (asked for the poll timeout when nothing is
+  ready: a virtual clock jumps there, ``wait_all_threads_blocked`` wakes there), ``on_turn``
   (called with the ready queue at the start of each phase 3: schedule fuzzing, watchdog;
-  read once when the loop starts).
+  read once when the loop starts), all three for ``conhook.testing`` and ``diagnostics``;
+  and ``describe_threads`` (draws the threads for the ``Deadlock`` message: ``bootstrap``
+  sets it to the cactus stack).
 """
 from __future__ import annotations
 
@@ -25,14 +27,13 @@ import errno
 import heapq
 import threading
 from collections import deque
-from os import environ
 from time import monotonic
 
-from ._backends import READ, WRITE, backend_class
-from ._errors import Deadlock
-from ._traps import IDLE, Trap
-from ._threads import Thread, interrupt, interrupted_threads, thread_name
-from ._wakeup import Wakeup
+from .backends import READ, WRITE, backend_class
+from .errors import Deadlock
+from .traps import IDLE, Trap
+from .threads import Thread, interrupt, interrupted_threads, thread_name
+from .wakeup import Wakeup
 
 _MAX_TIMEOUT = 86400.0  # longest single poll; longer sleeps simply poll again
 BUDGET = 128  # operations completing without a switch, per turn of the run loop (SPEC 1.5)
@@ -88,7 +89,7 @@ class Kernel:
     __slots__ = ("ready", "current", "backend", "_wakeup", "_wakeup_fd", "io",
                  "timers", "_timer_seq", "timers_cancelled", "posted", "workers_busy",
                  "root", "outcome", "done", "deadlock", "sigint", "aborting", "budget",
-                 "clock", "on_block", "on_turn", "__weakref__")
+                 "clock", "on_block", "on_turn", "describe_threads", "__weakref__")
 
     def __init__(self, backend=None):
         self.ready = deque()
@@ -113,10 +114,7 @@ class Kernel:
         self.clock = monotonic  # the time source of timers (conhook.testing.VirtualClock)
         self.on_block = None  # () -> poll timeout or None (default), when nothing is ready
         self.on_turn = None  # (ready queue) -> None, at the start of each phase 3
-        if ("CONHOOK_SCHEDULE_SEED" in environ or "CONHOOK_WATCHDOG" in environ
-                or "CONHOOK_DEBUG" in environ):
-            from ._debug import configure
-            configure(self)
+        self.describe_threads = None  # (kernel) -> str, for the Deadlock message
 
     def close(self):
         self.backend.close()
@@ -533,11 +531,11 @@ class Kernel:
     def _on_deadlock(self):
         """Nothing can ever happen: record Deadlock, then let every thread unwind."""
         if self.deadlock is None:
-            from ._tree import tree
-            self.deadlock = Deadlock(
-                "deadlock: no conhook thread can make progress (none is ready, no I/O or timer "
-                "is awaited, no worker thread is busy). The threads and where they wait:\n"
-                + tree(self))
+            message = ("deadlock: no conhook thread can make progress (none is ready, no I/O "
+                       "or timer is awaited, no worker thread is busy).")
+            if self.describe_threads is not None:
+                message += " The threads and where they wait:\n" + self.describe_threads(self)
+            self.deadlock = Deadlock(message)
             self.interrupt_program("deadlock: no thread could make progress")
             if self.ready:
                 return 0.0

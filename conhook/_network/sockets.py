@@ -26,13 +26,13 @@ import os
 import socket
 import stat
 
-from ._backends import READ
-from ._io import wait_readable, wait_writable
-from ._kernel import current_kernel, state
-from ._streams import BUDGET, Stream
-from ._timeout import sleep
-from ._traps import IDLE, Trap, interrupted
-from ._workers import to_thread
+from .._runtime.backends import READ
+from .._runtime.fd_waits import wait_readable, wait_writable
+from .._runtime.kernel import current_kernel, state
+from .streams import BUDGET, Stream
+from .._runtime.timeouts import sleep
+from .._runtime.traps import IDLE, Trap, interrupted
+from .._runtime.worker_threads import to_thread
 
 REUSEPORT_ENV = "CONHOOK_REUSEPORT"
 
