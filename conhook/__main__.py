@@ -199,7 +199,7 @@ def run_code(source, filename, argv, *, path0, file=None, loader=None, spec=None
         error.__traceback__ = None
         return report(error)
     from conhook._runtime.cactus_stack import install_dump_signal
-    install_dump_signal()  # SIGUSR1 prints the cactus stack (SPEC 2.3)
+    install_dump_signal()  # SIGUSR1 prints the cactus stack (docs/spec.md §2.3)
     _stop_on_sigterm_as_on_ctrl_c()
     try:
         prepare_namespace(namespace)

@@ -1,6 +1,6 @@
 """The import hook: which modules are rewritten, how they are loaded, how they are cached.
 
-A module is rewritten when it opts in (SPEC 2.1): it imports ``con`` or ``conhook``
+A module is rewritten when it opts in (docs/spec.md §2.1): it imports ``con`` or ``conhook``
 at top level (a line that starts with ``import``/``from`` naming one of them), or it
 lies under a path or package given to ``conhook.install()``.  Every other module is
 handed back exactly as the path finder found it; the standard library and

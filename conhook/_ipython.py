@@ -1,4 +1,4 @@
-"""``%load_ext conhook``: the ``%%con`` cell magic (SPEC 2.4).
+"""``%load_ext conhook``: the ``%%con`` cell magic (docs/spec.md §2.4).
 
 A thin adapter over the compile pipeline (``_toplevel``): the cell is compiled as
 top-level con code and run as one call on a fresh scheduler, in the notebook's namespace.

@@ -1,11 +1,11 @@
-"""``python -m conhook`` with no arguments: the con REPL (SPEC 2.3).
+"""``python -m conhook`` with no arguments: the con REPL (docs/spec.md §2.3).
 
 Built like ``python -m asyncio``'s console: ``code.InteractiveConsole`` with readline
 (history in ``~/.python_history``, line editing, tab completion over the console's
 namespace).  Each complete input is compiled in ``"single"`` mode as top-level con code
 (``x = f@()`` and ``sibling g@()`` work at the prompt) and run as one call on a fresh
 scheduler; expression statements are shown as ``python`` shows them.  Ctrl-C while an
-input runs interrupts it (every thread unwinds, SPEC 1.6) and returns to the prompt.
+input runs interrupts it (every thread unwinds, docs/spec.md §1.6) and returns to the prompt.
 
 Whether an input is complete is decided by ``codeop`` on the token-rewritten text, so
 ``f@(`` waits for more lines just as ``f(`` does.
@@ -71,7 +71,7 @@ def main() -> int:
     console = ConConsole(namespace, filename="<stdin>")
     _setup_readline(namespace)
     from ._runtime.cactus_stack import install_dump_signal
-    install_dump_signal()  # SIGUSR1: the running input's cactus stack on stderr (SPEC 2.3)
+    install_dump_signal()  # SIGUSR1: the running input's cactus stack on stderr (docs/spec.md §2.3)
     console.interact(banner=BANNER, exitmsg="exiting conhook REPL...")
     return 0
 

@@ -23,7 +23,7 @@ import signal
 import subprocess
 import sys
 
-REUSEPORT_ENV = "CONHOOK_REUSEPORT"  # read by tcplisten (_sockets)
+REUSEPORT_ENV = "CONHOOK_REUSEPORT"  # read by tcplisten (conhook._network.sockets)
 WORKER_ENV = "CONHOOK_WORKER"
 _FORWARDED = (signal.SIGINT, signal.SIGTERM)
 

@@ -43,7 +43,7 @@ def run_input(code: types.CodeType, namespace: dict):
 
     The code runs as the root thread of ``bootstrap`` (see ``as_function``), with
     ``namespace`` as its globals and locals.  It raises what the input raised, ``KeyboardInterrupt`` on Ctrl-C
-    once every thread has unwound (SPEC 1.6).
+    once every thread has unwound (docs/spec.md §1.6).
     """
     __tracebackhide__ = True  # IPython and pytest hide this frame
     from .api import bootstrap

@@ -19,7 +19,7 @@ from ._runtime.worker_threads import to_thread
 
 
 def tree():
-    """The cactus stack of the running program as a string (SPEC 1.7).
+    """The cactus stack of the running program as a string (docs/spec.md §1.7).
 
     The root thread's chain of non-atomic calls comes first (``bootstrap - main - accept``);
     each thread started by ``sibling`` is drawn on its own line under the frame that started

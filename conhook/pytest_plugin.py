@@ -1,6 +1,6 @@
 """The pytest plugin (entry point ``conhook``): con test modules, non-atomic tests and fixtures.
 
-Test modules that opt in (SPEC 2.1) are compiled by conhook *and* keep pytest's assertion
+Test modules that opt in (docs/spec.md §2.1) are compiled by conhook *and* keep pytest's assertion
 rewriting.  Both are import hooks and both want the module, so one loader does the work:
 
     source -> token rewrite -> ast.parse -> pytest's assertion rewriter -> conhook's AST step

@@ -5,7 +5,7 @@ examples per property instead, e.g. 2000 for a long local run):
 
 1. valid Python without con syntax (hypothesmith) compiles to code objects identical
    to plain ``compile`` - every attribute, every position, recursively;
-2. con programs (a generator of our own that knows where SPEC 1.1/1.2 allow con syntax,
+2. con programs (a generator of our own that knows where docs/spec.md §1.1/§1.2 allow con syntax,
    and random ``@(``/``sibling`` mutations of hypothesmith programs) either compile into
    code where every non-atomic call became exactly one await, or raise a SyntaxError
    that points into the original text at the offending call;
@@ -147,7 +147,7 @@ def test_generated_node_programs_compile_like_cpython(source):
     assert_compiles_like_cpython(source)
 
 
-# Text that looks like con syntax but is not (SPEC 1.1, 1.2): appended to generated
+# Text that looks like con syntax but is not (docs/spec.md §1.1, §1.2): appended to generated
 # programs, it sends them through every stage of the pipeline without changing a thing.
 NOT_CON_SYNTAX = [
     "x = a @ (b)\n", "x = a @(b)\n", "x = a@ (b)\n", "x @= (b)\n", "x = a@b\n",
@@ -331,7 +331,7 @@ def assert_awaits_where_calls_were(con_code: types.CodeType, ref_code: types.Cod
         extra += c["prejoin"]
         assert c["awaits"] == r["awaits"] + extra, f"{where}: {c['awaits']} awaits, expected {r['awaits']} + {extra}"
         assert c["matmul"] == r["matmul"], f"{where}: {c['matmul']} matrix multiplications, expected {r['matmul']}"
-        # A call after 'return' is compiled away, yet makes its function non-atomic (SPEC 1.1).
+        # A call after 'return' is compiled away, yet makes its function non-atomic (docs/spec.md §1.1).
         if extra or "zz_mark" in ref.co_names:
             assert con.co_flags & CO_COROUTINE, f"{where}: awaits but is not a coroutine"
             assert not con.co_flags & 0x0220, f"{where}: a generator that awaits"
@@ -369,7 +369,7 @@ def attr_base(primary: str) -> str:
 
 
 class ProgramGen:
-    """Draws a con program while keeping, for every site, whether SPEC 1.1/1.2 allow it there."""
+    """Draws a con program while keeping, for every site, whether docs/spec.md §1.1/§1.2 allow it there."""
 
     def __init__(self, draw):
         self.draw = draw
@@ -621,7 +621,7 @@ class ProgramGen:
     def sibling(self, ctx: Ctx, depth: int) -> str:
         kw = self.new_id()
         self.sites.append(Site(ctx.scope == "function" and not ctx.generator, (kw,)))
-        # PRIMARY starts with a name: 'sibling (f)@(x)' is the call 'sibling(f)' (SPEC 1.2).
+        # PRIMARY starts with a name: 'sibling (f)@(x)' is the call 'sibling(f)' (docs/spec.md §1.2).
         primary = self.name()
         form = self.upto(3)
         if form == 1:
@@ -736,7 +736,7 @@ def check_con_program(text: str, sites: list[Site]):
         assert error_place(error) in allowed, \
             f"error at {error_place(error)}, not at a rejected site {sorted(allowed)}: {error.msg}"
         return None
-    assert expected_ok, "compiled con syntax that SPEC 1.1/1.2 reject: " + repr(
+    assert expected_ok, "compiled con syntax that docs/spec.md §1.1/§1.2 reject: " + repr(
         [s for s in sites if not s.ok])
     ref_code = compile_plain(reference)
     assert ref_code is not None, f"reference does not compile:\n{reference}"
@@ -758,7 +758,7 @@ if not PY311:
 
 
 def ends_primary(tok) -> bool:
-    """SPEC 1.1, written out independently of the token layer: a name that is not a
+    """docs/spec.md §1.1, written out independently of the token layer: a name that is not a
     keyword (None, True, False are keywords), a literal (the ellipsis is one), a string or
     f-string end, ')' or ']'."""
     if tok.type == tokenize.NAME:

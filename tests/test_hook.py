@@ -1,4 +1,4 @@
-"""The import hook (SPEC 2.1, 2.2): opt-in, the cache, and fidelity of rewritten modules.
+"""The import hook (docs/spec.md §2.1, §2.2): opt-in, the cache, and fidelity of rewritten modules.
 
 Every test builds its modules in ``tmp_path`` and runs isolated: the autouse fixture
 ``isolated`` removes conhook's finder and restores ``sys.meta_path``, ``sys.modules``,
@@ -278,7 +278,7 @@ def test_module_without_opt_in_has_exactly_the_plain_code(tmp_path):
 
 
 def test_opted_in_code_without_con_syntax_compiles_exactly_as_plain(tmp_path):
-    # SPEC 2.2: code without con syntax behaves exactly as under CPython, even when opted in.
+    # docs/spec.md §2.2: code without con syntax behaves exactly as under CPython, even when opted in.
     source = "import conhook\n" + PLAIN_MODULE.replace("RESULT = m@(sibling)", "RESULT = m @ (sibling)")
     path = write(tmp_path, {"mixed.py": source}) / "mixed.py"
     expected = compile(source, str(path), "exec", dont_inherit=True)
@@ -528,7 +528,7 @@ def test_corrupt_cache_is_recompiled_and_rewritten(tmp_path, pipeline_calls, cor
 
 @pytest.mark.parametrize("owner, attribute", [("conhook", "__version__"), ("bytecode", "__version__")])
 def test_cache_is_invalidated_by_a_new_version(tmp_path, monkeypatch, pipeline_calls, owner, attribute):
-    # SPEC 2.2: the key holds the conhook and bytecode versions (and the magic number,
+    # docs/spec.md §2.2: the key holds the conhook and bytecode versions (and the magic number,
     # see "wrong-magic" above; the cache tag in the name holds the Python version).
     write(tmp_path, {"versioned.py": CON_MODULE})
     _import_hook.install()

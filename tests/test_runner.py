@@ -1,6 +1,6 @@
-"""``python -m conhook`` (SPEC 2.3), run in subprocesses and compared with plain ``python``.
+"""``python -m conhook`` (docs/spec.md §2.3), run in subprocesses and compared with plain ``python``.
 
-Wherever the spec says "as CPython sets them", the same program is run both ways and
+Wherever docs/spec.md §2.3 says "as CPython sets them", the same program is run both ways and
 the results are compared whole: ``sys.argv``, all of ``sys.path``, the ``__main__``
 globals, exit codes and, for programs without con syntax, stderr byte for byte.
 """

@@ -33,7 +33,7 @@ REJECTED = {
 
 @pytest.mark.parametrize("source,line,col,words", REJECTED.values(), ids=REJECTED.keys())
 def test_rejected_places_name_file_line_column(source, line, col, words):
-    """A non-atomic call is reported at its '@' (SPEC 1.1), 'sibling' at the keyword."""
+    """A non-atomic call is reported at its '@' (docs/spec.md §1.1), 'sibling' at the keyword."""
     with pytest.raises(SyntaxError) as info:
         compile_con(source, "mod.py")
     error = info.value

@@ -2,7 +2,7 @@
 
 Runs between the token layer and ``compile``.  It
 
-* rejects non-atomic calls where SPEC 1.1 forbids them, with a ``SyntaxError`` that
+* rejects non-atomic calls where docs/spec.md §1.1 forbids them, with a ``SyntaxError`` that
   names the original line and column and says what to do instead;
 * turns each ``sibling`` statement into a call on the prejoin scope of its function,
   and wraps the body of every function that starts threads in that scope (below);
@@ -281,7 +281,7 @@ class _Checker:
     # -- errors -----------------------------------------------------------------
 
     def error(self, message: str, node: ast.AST) -> SyntaxError:
-        """A SyntaxError at ``node``; at the ``@`` of a non-atomic call (SPEC 1.1), with the
+        """A SyntaxError at ``node``; at the ``@`` of a non-atomic call (docs/spec.md §1.1), with the
         rest of the call highlighted."""
         lineno = node.lineno
         line = self.lines[lineno - 1] if 0 < lineno <= len(self.lines) else ""

@@ -34,7 +34,7 @@ def compile_con(source: str | bytes, filename: str = "<con>", mode: str = "exec"
         rewrite = rewrite_tokens(source, filename)
         if not rewrite.changed:
             # No con syntax, so no marker (the token layer rejects reserved names):
-            # exactly what CPython compiles, at CPython's cost (SPEC 2.2).
+            # exactly what CPython compiles, at CPython's cost (docs/spec.md §2.2).
             return compile(source, filename, mode, dont_inherit=True, optimize=optimize)
     except SyntaxError as error:
         # Only the user's file matters in a syntax error: drop the pipeline's frames.

@@ -347,7 +347,7 @@ class _Rewriter:
 
 
 def _ends_primary(tok: tokenize.TokenInfo) -> bool:
-    """SPEC 1.1: a name that is not a keyword (``None``, ``True`` and ``False`` are keywords),
+    """docs/spec.md §1.1: a name that is not a keyword (``None``, ``True`` and ``False`` are keywords),
     a literal (the ellipsis ``...`` among them), the end of a string or f-string, ``)`` or
     ``]``."""
     if tok.type == NAME:

@@ -1,7 +1,7 @@
 """Every per-version fact of the bytecode layer, in one place.
 
 The await sequence itself is never written down here: the bytecode layer takes it
-from code that the running interpreter compiles (see ``_bytecode.AwaitTemplate``).
+from code that the running interpreter compiles (see ``bytecode_layer.AwaitTemplate``).
 What remains is how a marker shows up and how a method-position marker must leave
 the stack for the call that follows it.
 """

@@ -1,5 +1,5 @@
 """Addresses, listeners and connecting: ``tcplisten@``, ``tcpconnect@``, ``unixlisten@``,
-``unixconnect@`` (SPEC 3).
+``unixconnect@`` (docs/spec.md §3).
 
 * ``ipv4addr(host, port)`` and ``ipv6addr(host, port)`` are address values: the host is a
   numeric address (``'127.0.0.1'``, ``'::1'``, ``'fe80::1%eth0'``; ``''`` means every

@@ -1,18 +1,18 @@
-"""Streams: a connected socket with ``read@``, ``write@`` and friends (SPEC 3).
+"""Streams: a connected socket with ``read@``, ``write@`` and friends (docs/spec.md §3).
 
-Design rules (the costs behind them are in PERF-NOTES.md):
+Design rules (the costs behind them: docs/benchmarks.md, "What the machine costs"):
 * Try the system call first, and park only when it says EAGAIN; a call that completes at once
   returns without a trip through the scheduler.  Exception: after a short read the socket is
   most likely drained, so the next read waits for readiness first and does not pay for a
   ``recv`` that fails.
-* Fairness (SPEC 1.5): a stream counts the operations it completed at once in a row; after
+* Fairness (docs/spec.md §1.5): a stream counts the operations it completed at once in a row; after
   ``BUDGET`` of them it yields (``idle``), so one fast peer cannot starve the other threads or
   keep the scheduler from polling.  Any wait resets the count.
 * The fd is registered with the backend by the kernel on the first wait and stays registered;
   the traps for waiting are made once per stream.  Nothing else is allocated per operation but
   the coroutine and the bytes read.
 * Every ``read@`` and ``write@`` is an interruption point, even when it could complete at once
-  (SPEC 1.4); that costs one test of ``interrupted_threads``, which is empty unless some thread
+  (docs/spec.md §1.4); that costs one test of ``interrupted_threads``, which is empty unless some thread
   is interrupted.  Outside a scheduler, the first operation that has to wait raises the
   explanatory RuntimeError (one that completes at once needs no scheduler).  A thread
   interrupted while it waits leaves the stream as it was, except a write that had already

@@ -1,4 +1,4 @@
-"""``bootstrap``: run a program's root thread, and stop it cleanly on Ctrl-C (SPEC 1.6).
+"""``bootstrap``: run a program's root thread, and stop it cleanly on Ctrl-C (docs/spec.md §1.6).
 
 Ctrl-C (SIGINT) interrupts the whole program: every thread unwinds (its ``finally`` blocks
 run), then ``bootstrap`` raises a bare ``KeyboardInterrupt``.  The handler is installed only

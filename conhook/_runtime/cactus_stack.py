@@ -1,4 +1,4 @@
-"""The cactus stack (SPEC 1.7): ``tree()`` and the SIGUSR1 dump.
+"""The cactus stack (docs/spec.md §1.7): ``tree()`` and the SIGUSR1 dump.
 
 Each thread is drawn as its chain of non-atomic calls joined by `` - ``, from its coroutine
 through ``cr_await``; the root thread's chain starts with ``bootstrap``.  A thread started by a
@@ -106,7 +106,7 @@ def _draw(kernel, thread, column, names_before, lines, frame):
 
 
 def tree(kernel=None, frame=None):
-    """The cactus stack of the running program, as a string (SPEC 1.7).
+    """The cactus stack of the running program, as a string (docs/spec.md §1.7).
 
     The root thread's chain of non-atomic calls comes first (``bootstrap - main - ...``); each
     thread started by ``sibling`` follows on its own line, under the frame that started it.

@@ -10,7 +10,7 @@ unregisters it and wakes its waiters with ``OSError(EBADF)``.
 Use them only after the system call said it would block (EAGAIN): readiness may be reported
 for data that was already consumed, so callers loop on "try, then wait".
 
-Fairness (SPEC 1.5): an I/O call that completes without waiting makes no switch, so a thread
+Fairness (docs/spec.md §1.5): an I/O call that completes without waiting makes no switch, so a thread
 with a fast peer could starve the others.  Such a call asks ``spend()``, and yields when told::
 
     if spend():

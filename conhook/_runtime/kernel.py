@@ -1,11 +1,11 @@
 """The kernel: one scheduler per OS thread, its ready queue, timers and I/O waits.
 
 Design rules:
-* The kernel only runs threads and parks them; primitives (``_sync``, ``_timeout``,
-  ``_scope``) are built outside it from traps (``_traps``) and ``wake``.
+* The kernel only runs threads and parks them; primitives (``primitives``, ``timeouts``,
+  ``prejoin``) are built outside it from traps (``traps``) and ``wake``.
 * The run loop has three phases per turn: poll I/O, fire timers, run the ready threads.  One
   turn runs each thread that was ready at its start once (a generation), so ``idle`` lets
-  every other ready thread run once and I/O be polled before it resumes (SPEC 1.5).
+  every other ready thread run once and I/O be polled before it resumes (docs/spec.md §1.5).
 * Nothing is allocated per switch.  While threads are ready the backend is polled (without
   blocking) once a turn, and only when some fd is registered or a wake-up was posted; never
   on a timer.  Nothing counts the waits for fds: a wait or a wake-up is a few stores into
@@ -36,7 +36,7 @@ from .threads import Thread, interrupt, interrupted_threads, thread_name
 from .wakeup import Wakeup
 
 _MAX_TIMEOUT = 86400.0  # longest single poll; longer sleeps simply poll again
-BUDGET = 128  # operations completing without a switch, per turn of the run loop (SPEC 1.5)
+BUDGET = 128  # operations completing without a switch, per turn of the run loop (docs/spec.md §1.5)
 
 
 class _State(threading.local):
@@ -207,7 +207,7 @@ class Kernel:
 
         Readiness calls ``waiter()``, which withdraws from its other fds and returns the
         thread to wake.  That is how one thread waits on several fds at once (a listener on
-        several addresses, ``_sockets``).  The result is what ``wait_io`` returns."""
+        several addresses, ``conhook._network.sockets``).  The result is what ``wait_io`` returns."""
         rec = self._record(fd)
         if rec.reader is not None or rec.any_reader is not None:
             return _already_waiting("read from", fd)
@@ -565,7 +565,7 @@ def strip_internal_frames(exc):
     """Drop conhook's own frames (run loop, thread wrappers, signal handler) from a traceback.
 
     A failure that leaves a thread is re-raised elsewhere (by ``join``, by ``bootstrap``); what
-    the user sees is their own frames only (SPEC 1.6).
+    the user sees is their own frames only (docs/spec.md §1.6).
     """
     tb = exc.__traceback__
     while tb is not None and _internal(tb):

@@ -1,4 +1,4 @@
-"""Prejoin scopes: what the compiler wraps around each function that starts siblings (SPEC 1.3).
+"""Prejoin scopes: what the compiler wraps around each function that starts siblings (docs/spec.md §1.3).
 
 The compile pipeline injects this module as ``__con__`` and emits, for such a function::
 

@@ -1,4 +1,4 @@
-"""Synchronisation between threads: Event, Lock, Semaphore, Queue (SPEC 3).
+"""Synchronisation between threads: Event, Lock, Semaphore, Queue (docs/spec.md §3).
 
 All wake their waiters in FIFO order, and hand over directly: a released Lock or Semaphore
 unit goes to the first waiter, an item put into a Queue goes to the first waiting getter, so

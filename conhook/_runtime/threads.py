@@ -1,4 +1,4 @@
-"""Threads and their interruption (SPEC 1.3, 1.4).
+"""Threads and their interruption (docs/spec.md §1.3, §1.4).
 
 A thread is a coroutine plus the few facts the kernel needs about it.  It belongs to the scope
 that started it (``scope``; None for the root thread) and is a key of that scope's ``children``

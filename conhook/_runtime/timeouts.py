@@ -1,4 +1,4 @@
-"""Time: ``sleep`` and ``timeout`` blocks (SPEC 3), on the kernel's timers.
+"""Time: ``sleep`` and ``timeout`` blocks (docs/spec.md §3), on the kernel's timers.
 
 Deadlines are taken on ``kernel.clock`` (the monotonic clock, or a test's virtual clock).
 """

@@ -11,7 +11,7 @@ Design rules:
 * ``park`` either parks the thread (it records where, in ``thread.parked_on``, and returns
   None) or returns an exception that the kernel throws into the thread at once, without a
   switch.  An interruptible trap refuses to park an interrupted thread: it returns
-  ``Interrupted`` (SPEC 1.4, level-triggered).  ``abort`` undoes a park when an interrupted
+  ``Interrupted`` (docs/spec.md §1.4, level-triggered).  ``abort`` undoes a park when an interrupted
   thread is woken early.
 
 ``idle`` is the hot path: its trap is one shared object that the run loop recognises by

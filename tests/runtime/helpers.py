@@ -1,7 +1,7 @@
 """Helpers shared by the runtime tests.
 
 The test modules that spell out the compiler's expansion by hand use its reserved ``__con_``
-names, which the con rewrite refuses in a module that opts in (SPEC 2.1: a module opts in by
+names, which the con rewrite refuses in a module that opts in (docs/spec.md §2.1: a module opts in by
 importing ``con`` or ``conhook`` with an import statement).  So this module and those test
 modules reach conhook through ``importlib`` and through the names below, and are left as they
 are by the import hook.

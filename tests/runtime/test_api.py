@@ -1,4 +1,4 @@
-"""The con API (SPEC 3, without the network): every name is there and documented."""
+"""The con API (docs/spec.md §3, without the network): every name is there and documented."""
 from __future__ import annotations
 
 import inspect

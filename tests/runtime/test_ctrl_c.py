@@ -1,4 +1,4 @@
-"""Ctrl-C (SPEC 1.6), in subprocesses: finally blocks ran, a bare KeyboardInterrupt, no conhook frames."""
+"""Ctrl-C (docs/spec.md §1.6), in subprocesses: finally blocks ran, a bare KeyboardInterrupt, no conhook frames."""
 from __future__ import annotations
 
 import os

@@ -1,4 +1,4 @@
-"""Interruption (SPEC 1.4): parked and running threads, level-triggered, scoped, subtree."""
+"""Interruption (docs/spec.md §1.4): parked and running threads, level-triggered, scoped, subtree."""
 from __future__ import annotations
 
 import pytest
@@ -266,7 +266,7 @@ def test_interruption_traceback_points_at_the_users_line():
 
 
 def test_no_thread_stays_registered_as_interrupted_once_its_interruption_is_over():
-    # Streams test one process-wide set instead of finding their thread (``_threads``): a thread
+    # Streams test one process-wide set instead of finding their thread (``conhook._runtime.threads``): a thread
     # left in it would only cost speed, but the set must hold exactly the interrupted threads.
     from conhook._runtime.threads import interrupted_threads
     seen = []

@@ -1,4 +1,4 @@
-"""The cactus stack (SPEC 1.7): tree() and the SIGUSR1 dump."""
+"""The cactus stack (docs/spec.md §1.7): tree() and the SIGUSR1 dump."""
 from __future__ import annotations
 
 import os
