@@ -12,9 +12,7 @@ import signal
 import socket
 import threading
 
-import conhook
-
-from .helpers import SAMPLES, free_port, start_conhook, wait_accepting
+from .helpers import ROOT, SAMPLES, free_port, start_conhook, wait_accepting
 
 SAMPLE = (SAMPLES / "echo.py").read_text()
 
@@ -118,7 +116,7 @@ def test_echo_sample_reports_an_address_in_use(tmp_path):
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert f"cannot listen on ipv4addr('127.0.0.1', {port})" in out
-    assert os.path.dirname(conhook.__file__) + os.sep not in out  # the user's frames only
+    assert str(ROOT / "conhook") + os.sep not in out  # the user's frames only
 
 
 def test_echo_sample_stops_cleanly_on_sigterm(tmp_path):

@@ -8,8 +8,6 @@ import types
 
 import pytest
 
-import conhook
-
 
 from .helpers import __con__, con, prejoining, run
 
@@ -237,7 +235,7 @@ def test_first_failure_of_a_child_propagates_unwrapped_with_its_traceback():
     frames = [entry.name for entry in traceback.extract_tb(info.value.__traceback__)]
     assert frames[-1] == "failing"
     assert not [f for f in traceback.extract_tb(info.value.__traceback__)
-                if f.filename.startswith(os.path.dirname(conhook.__file__) + os.sep)]
+                if f.filename.startswith(os.path.dirname(con.__file__) + os.sep)]
     assert getattr(info.value, "later_failures", []) == []
     assert info.value.__context__ is None
 
