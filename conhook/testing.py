@@ -31,7 +31,8 @@ from time import monotonic
 
 from ._runtime import prejoin
 from ._runtime.errors import Deadlock
-from ._runtime.kernel import _MAX_TIMEOUT, current_kernel, state
+from ._network.stream_contract import BUDGET, READ_SIZE, ByteStream
+from ._runtime.kernel import _MAX_TIMEOUT, current_kernel, current_thread, state
 from ._runtime.traps import IDLE, Trap, interrupted
 
 # What the compile pipeline gives a con module (``prepare_namespace``): the pytest
@@ -96,10 +97,6 @@ class _Harness:
             "The threads and where they wait:\n" + tree(kernel))
         kernel.interrupt_program("deadlock: no thread could make progress")
         return 0.0
-
-
-def _harness():
-    return _Harness.of(current_kernel())
 
 
 class VirtualClock:
@@ -213,8 +210,7 @@ async def wait_all_threads_blocked():
 
 # -- in-memory streams ------------------------------------------------------------------------
 
-BUDGET = 128  # operations completed at once in a row before a stream yields (as network streams)
-DEFAULT_BUFFER = 65536
+DEFAULT_BUFFER = 65536  # bytes a memory connection holds per direction, by default
 
 
 class _Pipe:
@@ -260,7 +256,7 @@ class _Wait(Trap):
                 kernel.wake(thread)
 
 
-class MemoryStream:
+class MemoryStream(ByteStream):
     """One end of an in-memory connection, with the API of a network stream.
 
     ``read@(max_bytes=65536)`` returns the bytes available (at least one), waiting for some,
@@ -284,7 +280,7 @@ class MemoryStream:
 
     # -- reading and writing --------------------------------------------------------------
 
-    async def read(self, max_bytes=DEFAULT_BUFFER):
+    async def read(self, max_bytes=READ_SIZE):
         """``read@(max_bytes=65536)``: the bytes available now (at least one, at most
         `max_bytes`), waiting until some arrive; ``EOFError`` at the end of the stream."""
         if max_bytes < 1:
@@ -336,10 +332,7 @@ class MemoryStream:
         when the call completes at once), fairness budget."""
         if self._closed:
             _closed()
-        kernel = state.kernel
-        if kernel is None:
-            current_kernel()  # raises the explanatory RuntimeError
-        thread = kernel.current
+        thread = current_thread()
         if thread.interrupt is not None:
             raise interrupted(thread)
         self._budget -= 1
@@ -375,13 +368,6 @@ class MemoryStream:
     @property
     def closed(self):
         return self._closed
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
-        return False
 
     # -- facts ----------------------------------------------------------------------------
 

@@ -26,13 +26,13 @@ import os
 import socket
 import stat
 
-from .._runtime.backends import READ
-from .._runtime.fd_waits import wait_readable, wait_writable
-from .._runtime.kernel import current_kernel, state
-from .streams import BUDGET, Stream
+from .._runtime.fd_waits import AnyReadable, wait_readable, wait_writable
+from .._runtime.kernel import current_thread, state
 from .._runtime.timeouts import sleep
-from .._runtime.traps import IDLE, Trap, interrupted
+from .._runtime.traps import IDLE, interrupted
 from .._runtime.worker_threads import to_thread
+from .stream_contract import BUDGET
+from .streams import Stream
 
 REUSEPORT_ENV = "CONHOOK_REUSEPORT"
 
@@ -113,56 +113,6 @@ def _check_address(addr, what):
 
 # -- listening -------------------------------------------------------------------------------
 
-class _AnyReadable(Trap):
-    """Park a thread until any of several fds is readable.
-
-    It stands in the kernel's I/O records as the ``any_reader`` of each fd (see
-    ``Kernel.wait_any_readable``); the first fd that becomes readable calls it, and it then
-    withdraws from the others and hands the kernel the thread to wake.
-    """
-    __slots__ = ("fds", "kernel", "thread")
-    label = None
-
-    def __init__(self, fds):
-        self.fds = fds
-        self.kernel = self.thread = None
-
-    def wait(self, kernel, thread):
-        self.kernel = kernel
-        for i, fd in enumerate(self.fds):
-            exc = kernel.wait_any_readable(self, fd)
-            if exc is not None:
-                for done in self.fds[:i]:
-                    kernel.abort_io(self, done, READ)
-                return exc
-        self.thread = thread
-        thread.parked_on = self
-
-    def __call__(self):
-        """One of the fds is readable (or closing): withdraw from all, return the thread to
-        wake (the kernel has already forgotten us for that fd)."""
-        thread = self.thread
-        self._withdraw(self.kernel)
-        return thread
-
-    def abort(self, kernel, thread):
-        self._withdraw(kernel)
-
-    def _withdraw(self, kernel):
-        for fd in self.fds:
-            kernel.abort_io(self, fd, READ)  # a no-op where we no longer wait
-        self.thread = None
-
-    def cancel(self, exc):
-        """Wake the waiting thread, if any, with `exc` (its listener is being closed)."""
-        thread = self.thread
-        if thread is not None:
-            kernel = self.kernel
-            self._withdraw(kernel)
-            thread.pending = exc
-            kernel.wake(thread)
-
-
 class Listener:
     """Listening sockets on one or more addresses; ``accept@()`` returns the next connection.
 
@@ -178,7 +128,7 @@ class Listener:
         self._accepts = [s._accept for s in socks]  # (fd, address): no socket object until it is ours
         self._fds = [s.fileno() for s in socks]
         self._next = 0
-        self._wait = wait_readable(self._fds[0]) if len(socks) == 1 else _AnyReadable(self._fds)
+        self._wait = wait_readable(self._fds[0]) if len(socks) == 1 else AnyReadable(self._fds)
         self._budget = BUDGET
         self._tcp = tcp
         self._address_of = address_of
@@ -195,11 +145,7 @@ class Listener:
 
     async def accept(self):
         """``accept@()``: the next connection on any of the addresses, as a stream."""
-        try:
-            thread = state.kernel.current
-        except AttributeError:
-            current_kernel()
-            raise
+        thread = current_thread()
         if thread.interrupt is not None:
             raise interrupted(thread)
         self._budget -= 1
@@ -251,7 +197,7 @@ class Listener:
             return
         self._socks, self._accepts = [], []
         exc = OSError(errno.EBADF, "the listener was closed while this thread waited in accept()")
-        if type(self._wait) is _AnyReadable:
+        if type(self._wait) is AnyReadable:
             self._wait.cancel(exc)
         kernel = state.kernel
         for sock in socks:

@@ -1,24 +1,20 @@
-"""Streams: a connected socket with ``read@``, ``write@`` and friends (docs/spec.md §3).
+"""The socket stream: a connected socket with ``read@``, ``write@`` and friends (docs/spec.md §3).
 
-Design rules (the costs behind them: docs/benchmarks.md, "What the machine costs"):
+It keeps the stream contract (``stream_contract``).  Design rules (the costs behind them:
+docs/benchmarks.md, "What the machine costs"):
 * Try the system call first, and park only when it says EAGAIN; a call that completes at once
   returns without a trip through the scheduler.  Exception: after a short read the socket is
   most likely drained, so the next read waits for readiness first and does not pay for a
   ``recv`` that fails.
-* Fairness (docs/spec.md §1.5): a stream counts the operations it completed at once in a row; after
-  ``BUDGET`` of them it yields (``idle``), so one fast peer cannot starve the other threads or
-  keep the scheduler from polling.  Any wait resets the count.
 * The fd is registered with the backend by the kernel on the first wait and stays registered;
-  the traps for waiting are made once per stream.  Nothing else is allocated per operation but
-  the coroutine and the bytes read.
+  the traps for waiting (``FdWait``) are made once per stream.  Nothing else is allocated per
+  operation but the coroutine and the bytes read.
 * Every ``read@`` and ``write@`` is an interruption point, even when it could complete at once
   (docs/spec.md §1.4); that costs one test of ``interrupted_threads``, which is empty unless some thread
   is interrupted.  Outside a scheduler, the first operation that has to wait raises the
-  explanatory RuntimeError (one that completes at once needs no scheduler).  A thread
-  interrupted while it waits leaves the stream as it was, except a write that had already
-  sent part of its data: the peer could never tell where it stopped, so the stream is closed.
-* ``close()`` never blocks and is idempotent.  It unregisters the fd first and wakes any thread
-  waiting on it with ``OSError(EBADF)`` saying the stream was closed.
+  explanatory RuntimeError (one that completes at once needs no scheduler).
+* ``close()`` unregisters the fd first and wakes any thread waiting on it with
+  ``OSError(EBADF)`` saying the stream was closed.
 * SIGPIPE never kills the process: Python ignores it at start-up, and on top of that sends use
   ``MSG_NOSIGNAL`` (Linux) or the socket has ``SO_NOSIGPIPE`` (macOS, BSD), so that a program
   that restored the default handler gets ``BrokenPipeError`` too.
@@ -29,99 +25,19 @@ import errno
 import socket
 import warnings
 
-from .._runtime.backends import READ, WRITE
-from .._runtime.kernel import current_kernel, state
+from .._runtime.fd_waits import ReadWait, WriteWait
+from .._runtime.kernel import current_thread, current_kernel, state
 from .._runtime.threads import interrupted_threads
-from .._runtime.traps import IDLE, Trap, interrupted
-
-BUDGET = 128  # operations completed at once in a row before a stream yields (as Tokio does)
-READ_SIZE = 65536
+from .._runtime.traps import IDLE, interrupted, reusable
+from .stream_contract import BUDGET, READ_SIZE, ByteStream
 
 _SEND_FLAGS = getattr(socket, "MSG_NOSIGNAL", 0)
 _SO_NOSIGPIPE = getattr(socket, "SO_NOSIGPIPE", None)
 
 
-class _Wait(Trap):
-    """Park the thread until the stream's fd is ready (an interruption point).
-
-    The same as ``_io.wait_readable``/``wait_writable``, made once per stream and parked with
-    fewer steps: this is the hot path of every server.  After the first wait it keeps the
-    kernel's record of the fd, which stays the same object until the fd is closed (and a
-    closed stream never waits again), so every later wait is a few attribute stores.
-    """
-    __slots__ = ("fd", "kernel", "rec")
-    direction = None  # READ or WRITE: each twin below says which
-
-    def __init__(self, fd):
-        self.fd = fd
-        self.kernel = self.rec = None
-
-    def first_park(self, kernel, thread):
-        """Park the slow way, through the kernel, and remember its record of the fd."""
-        if thread.interrupt is not None:
-            return interrupted(thread)
-        exc = kernel.wait_io(thread, self.fd, self.direction)
-        if exc is None:
-            thread.parked_on = self
-            self.kernel, self.rec = kernel, kernel.io[self.fd]
-        return exc
-
-    def abort(self, kernel, thread):
-        kernel.abort_io(thread, self.fd, self.direction)
-
-
-# Whether a record's mask (READ | WRITE, 0 to 3) watches for each: indexing a tuple is
-# quicker than ``&`` on 3.11, which does not specialise it.
-_WATCHED_FOR_READ = tuple(bool(mask & READ) for mask in range(4))
-_WATCHED_FOR_WRITE = tuple(bool(mask & WRITE) for mask in range(4))
-
-
-class _ReadWait(_Wait):
-    # Two twin classes, not one with a direction test: park runs once per wait of every
-    # stream, and the twins spare it that test and its attribute loads.
-    __slots__ = ()
-    direction = READ
-
-    def park(self, kernel, thread):
-        rec = self.rec
-        # The fast path of kernel.wait_io: the fd is watched for reading already, nobody
-        # else waits to read it, and no thread is interrupted (this one included).
-        if (kernel is self.kernel and rec.reader is None and _WATCHED_FOR_READ[rec.mask]
-                and not interrupted_threads):
-            rec.reader = thread
-            thread.parked_on = self
-            return None
-        return self.first_park(kernel, thread)
-
-
-class _WriteWait(_Wait):
-    __slots__ = ()
-    direction = WRITE
-
-    def park(self, kernel, thread):
-        rec = self.rec
-        if (kernel is self.kernel and rec.writer is None and _WATCHED_FOR_WRITE[rec.mask]
-                and not interrupted_threads):
-            rec.writer = thread
-            thread.parked_on = self
-            return None
-        return self.first_park(kernel, thread)
-
-
-class _Await(list):
-    """``await _Await([trap])`` yields `trap` to the kernel with no Python frame of its own.
-
-    Its ``__await__`` is ``list.__reversed__``: a C method that the interpreter calls
-    directly (``tuple.__iter__``, a slot wrapper, goes through a generic call first), and
-    the reversed iterator of a one-item list yields that item.
-    """
-    __slots__ = ()
-    __await__ = list.__reversed__
-
-
 def _interruption_point():
     """Raise Interrupted in an interrupted thread (called only when some thread somewhere is)."""
-    thread = current_kernel().current
+    thread = current_thread()
     if thread.interrupt is not None:
         raise interrupted(thread)
 
@@ -139,13 +55,11 @@ class _ClosedSocket:
 _CLOSED = _ClosedSocket()
 
 
-class Stream:
+class Stream(ByteStream):
     """A connected socket (TCP or Unix-domain) for one scheduler's threads.
 
-    ``read@(max_bytes)``, ``write@(data)``, ``shutdown_write()``, ``close()``, ``fileno()``,
-    ``local_address``, ``peer_address``; ``with stream:`` closes it at the end of the block.
-    One thread may read while another writes; two threads reading (or writing) the same
-    stream at once is an error.
+    The stream contract (``read@``, ``write@``, ``shutdown_write()``, ``close()``, ``closed``,
+    ``with``), plus ``fileno()``, ``local_address``, ``peer_address`` and ``socket``.
     """
     __slots__ = ("_sock", "_fd", "_io", "_rwait", "_wwait", "_drained", "_budget",
                  "_address_of", "_peer")
@@ -158,8 +72,8 @@ class Stream:
         self._fd = fd = sock.fileno()
         self._io = sock  # the socket until closed, then _CLOSED (a method call on it is quicker
                          # than calling a bound sock.recv kept in a slot)
-        self._rwait = _Await([_ReadWait(fd)])
-        self._wwait = _Await([_WriteWait(fd)])
+        self._rwait = reusable(ReadWait(fd))
+        self._wwait = reusable(WriteWait(fd))
         self._drained = False
         self._budget = BUDGET
         self._address_of = address_of  # turns a socket address into an address value
@@ -270,13 +184,6 @@ class Stream:
     @property
     def closed(self):
         return self._sock is None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
-        return False
 
     def __del__(self):
         if self._sock is not None:

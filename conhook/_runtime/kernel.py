@@ -31,12 +31,11 @@ from time import monotonic
 
 from .backends import READ, WRITE, backend_class
 from .errors import Deadlock
-from .traps import IDLE, Trap
+from .traps import IDLE, Trap, interrupted
 from .threads import Thread, interrupt, interrupted_threads, thread_name
 from .wakeup import Wakeup
 
 _MAX_TIMEOUT = 86400.0  # longest single poll; longer sleeps simply poll again
-BUDGET = 128  # operations completing without a switch, per turn of the run loop (docs/spec.md §1.5)
 
 
 class _State(threading.local):
@@ -57,8 +56,11 @@ def current_kernel():
 
 
 def current_thread():
-    """The conhook thread running now in this OS thread."""
-    return current_kernel().current
+    """The conhook thread running now in this OS thread; RuntimeError when no scheduler runs here."""
+    kernel = state.kernel
+    if kernel is None:
+        kernel = current_kernel()  # raises the explanatory RuntimeError
+    return kernel.current
 
 
 class _IORecord:
@@ -72,6 +74,74 @@ class _IORecord:
     def __init__(self):
         self.reader = self.writer = self.any_reader = None
         self.mask = 0
+
+
+class FdWait(Trap):
+    """Park the thread until `fd` is ready: the trap of every wait for one fd.
+
+    ``ReadWait(fd)`` and ``WriteWait(fd)`` (see ``fd_waits``) are made once per stream or
+    listener and awaited at every wait.  The first wait goes through ``wait_io``; it keeps the
+    kernel's record of the fd, which stays the same object until the fd is closed, so that a
+    later wait is a few stores (the hot path of every server: ``wait_io`` would cost a call
+    and a lookup more, 1,000 instructions per echoed request).  These traps and the kernel's
+    methods are the only code that touches a record.
+    """
+    __slots__ = ("fd", "kernel", "rec")
+    direction = None  # READ or WRITE: each twin below says which
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.kernel = self.rec = None
+
+    def first_park(self, kernel, thread):
+        """Park the slow way, through the kernel, and remember its record of the fd."""
+        if thread.interrupt is not None:
+            return interrupted(thread)
+        exc = kernel.wait_io(thread, self.fd, self.direction, self)
+        if exc is None:
+            self.kernel, self.rec = kernel, kernel.io[self.fd]
+        return exc
+
+    def abort(self, kernel, thread):
+        kernel.abort_io(thread, self.fd, self.direction)
+
+
+# Whether a record's mask (READ | WRITE, 0 to 3) watches for each: indexing a tuple is
+# quicker than ``&`` on 3.11, which does not specialise it.
+_WATCHED_FOR_READ = tuple(bool(mask & READ) for mask in range(4))
+_WATCHED_FOR_WRITE = tuple(bool(mask & WRITE) for mask in range(4))
+
+
+class ReadWait(FdWait):
+    # Two twin classes, not one with a direction test: park runs once per wait of every
+    # stream, and the twins spare it that test and its attribute loads.
+    __slots__ = ()
+    direction = READ
+
+    def park(self, kernel, thread):
+        rec = self.rec
+        # The fast path of wait_io: the fd is watched for reading already, nobody else waits
+        # to read it, and no thread is interrupted (this one included).
+        if (kernel is self.kernel and rec.reader is None and rec.any_reader is None
+                and _WATCHED_FOR_READ[rec.mask] and not interrupted_threads):
+            rec.reader = thread
+            thread.parked_on = self
+            return None
+        return self.first_park(kernel, thread)
+
+
+class WriteWait(FdWait):
+    __slots__ = ()
+    direction = WRITE
+
+    def park(self, kernel, thread):
+        rec = self.rec
+        if (kernel is self.kernel and rec.writer is None and _WATCHED_FOR_WRITE[rec.mask]
+                and not interrupted_threads):
+            rec.writer = thread
+            thread.parked_on = self
+            return None
+        return self.first_park(kernel, thread)
 
 
 class _Program:
@@ -88,7 +158,7 @@ class _Program:
 class Kernel:
     __slots__ = ("ready", "current", "backend", "_wakeup", "_wakeup_fd", "io",
                  "timers", "_timer_seq", "timers_cancelled", "posted", "workers_busy",
-                 "root", "outcome", "done", "deadlock", "sigint", "aborting", "budget",
+                 "root", "outcome", "done", "deadlock", "sigint", "aborting",
                  "clock", "on_block", "on_turn", "describe_threads", "__weakref__")
 
     def __init__(self, backend=None):
@@ -110,7 +180,6 @@ class Kernel:
         self.deadlock = None
         self.sigint = False
         self.aborting = False  # a second Ctrl-C: stop at once, abandon the threads
-        self.budget = BUDGET  # operations that may complete without a switch, this turn
         self.clock = monotonic  # the time source of timers (conhook.testing.VirtualClock)
         self.on_block = None  # () -> poll timeout or None (default), when nothing is ready
         self.on_turn = None  # (ready queue) -> None, at the start of each phase 3
@@ -189,9 +258,12 @@ class Kernel:
 
     # -- I/O -----------------------------------------------------------------------------
 
-    def wait_io(self, thread, fd, direction):
-        """Park `thread` until `fd` is ready for `direction` (READ or WRITE); or return the error."""
-        rec = self._record(fd)
+    def wait_io(self, thread, fd, direction, trap):
+        """Park `thread` on `trap` until `fd` is ready for `direction` (READ or WRITE); or
+        return the error.  (Every wait of every stream comes here: keep it short.)"""
+        rec = self.io.get(fd)
+        if rec is None:
+            rec = self.io[fd] = _IORecord()
         if direction == READ:
             if rec.reader is not None or rec.any_reader is not None:
                 return _already_waiting("read from", fd)
@@ -200,7 +272,11 @@ class Kernel:
             if rec.writer is not None:
                 return _already_waiting("write to", fd)
             rec.writer = thread
-        return self._watching(thread, fd, rec, direction)
+        if not rec.mask & direction:
+            exc = self._watching(thread, fd, rec, direction)
+            if exc is not None:
+                return exc
+        thread.parked_on = trap
 
     def wait_any_readable(self, waiter, fd):
         """Make `waiter` wait until `fd` is readable, as one of several fds it waits on.
@@ -208,27 +284,23 @@ class Kernel:
         Readiness calls ``waiter()``, which withdraws from its other fds and returns the
         thread to wake.  That is how one thread waits on several fds at once (a listener on
         several addresses, ``conhook._network.sockets``).  The result is what ``wait_io`` returns."""
-        rec = self._record(fd)
-        if rec.reader is not None or rec.any_reader is not None:
-            return _already_waiting("read from", fd)
-        rec.any_reader = waiter
-        return self._watching(waiter, fd, rec, READ)
-
-    def _record(self, fd):
         rec = self.io.get(fd)
         if rec is None:
             rec = self.io[fd] = _IORecord()
-        return rec
+        if rec.reader is not None or rec.any_reader is not None:
+            return _already_waiting("read from", fd)
+        rec.any_reader = waiter
+        if not rec.mask & READ:
+            return self._watching(waiter, fd, rec, READ)
 
     def _watching(self, waiter, fd, rec, direction):
-        """Make sure the backend watches `fd` for `direction`, now that `waiter` waits there."""
-        if not rec.mask & direction:
-            try:
-                self._watch(fd, rec.mask, rec.mask | direction)
-            except (OSError, ValueError) as exc:
-                self.abort_io(waiter, fd, direction)
-                return exc
-            rec.mask |= direction
+        """Have the backend watch `fd` for `direction` too, now that `waiter` waits there."""
+        try:
+            self._watch(fd, rec.mask, rec.mask | direction)
+        except (OSError, ValueError) as exc:
+            self.abort_io(waiter, fd, direction)
+            return exc
+        rec.mask |= direction
 
     def awaits_wakeup(self):
         """Whether anything but a timer can still wake this kernel: I/O that a thread waits
@@ -446,7 +518,6 @@ class Kernel:
             # a thread takes no popleft, and nothing is allocated).
             if on_turn is not None:
                 on_turn(ready)
-            self.budget = BUDGET
             self.ready = spare
             append = spare.append
             for thread in ready:

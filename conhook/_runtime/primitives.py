@@ -13,17 +13,10 @@ from collections import deque
 from queue import Empty as QueueEmpty
 from queue import Full as QueueFull
 
-from .kernel import current_kernel, state
+from .kernel import current_kernel, current_thread, state
 from .traps import DONE, Throw, WaitQueue, interrupted
 
 __all__ = ["Event", "Lock", "Semaphore", "Queue", "QueueEmpty", "QueueFull"]
-
-
-def _current():
-    kernel = state.kernel
-    if kernel is None:
-        kernel = current_kernel()  # raises the explanatory RuntimeError
-    return kernel.current
 
 
 class Event:
@@ -47,7 +40,7 @@ class Event:
 
     def wait(self):
         """``wait@()``: return once the flag is set (at once if it is)."""
-        thread = _current()
+        thread = current_thread()
         if thread.interrupt is not None:
             return Throw(interrupted(thread))
         if self._flag:
@@ -92,7 +85,7 @@ class Lock:
 
     def acquire(self):
         """``acquire@()``: wait until the lock is free, then hold it."""
-        thread = _current()
+        thread = current_thread()
         if thread.interrupt is not None:
             return Throw(interrupted(thread))
         owner = self._owner
@@ -105,7 +98,7 @@ class Lock:
 
     def release(self):
         """Release the lock; the first waiting thread, if any, gets it."""
-        if self._owner is not _current():
+        if self._owner is not current_thread():
             raise RuntimeError("release() of a Lock that this thread does not hold")
         if self._waiters:
             self._owner = self._waiters.wake_first(current_kernel())
@@ -141,7 +134,7 @@ class Semaphore:
 
     def acquire(self):
         """``acquire@()``: take one unit, waiting until one is available."""
-        thread = _current()
+        thread = current_thread()
         if thread.interrupt is not None:
             return Throw(interrupted(thread))
         if self._value and not self._waiters:
@@ -189,7 +182,7 @@ class Queue:
 
     async def put(self, item):
         """``put@(item)``: add `item` at the back, waiting while the queue is full."""
-        thread = _current()
+        thread = current_thread()
         if thread.interrupt is not None:
             raise interrupted(thread)
         if self._getters:
@@ -212,7 +205,7 @@ class Queue:
 
     async def get(self):
         """``get@()``: remove and return the front item, waiting while the queue is empty."""
-        thread = _current()
+        thread = current_thread()
         if thread.interrupt is not None:
             raise interrupted(thread)
         if self._items:

@@ -1,13 +1,16 @@
-"""Traps: the one way a thread's coroutine hands control to the scheduler.
+"""Traps: how a thread's coroutine hands control to the scheduler, every way of it.
 
 Design rules:
 * A thread switches only when its coroutine yields, and it yields only a trap object: every
-  blocking operation ends in ``await trap``.  ``Trap.__await__`` is the single place where a
-  coroutine yields to the kernel; the kernel then calls ``trap.park(kernel, thread)``.
-* ``__await__`` returns a plain one-item tuple iterator, not a generator.  So the yield costs
-  no Python frame, and when the kernel throws ``Interrupted`` (or another error) into the
-  coroutine it is raised directly in the awaiting frame: tracebacks show the user's line, not
-  ours.  Resuming sends None; a result travels in ``thread.value``.
+  blocking operation ends in ``await trap``.  The kernel then calls ``trap.park(kernel, thread)``.
+* This module holds every ``__await__`` that yields to the kernel, three in all:
+  ``Trap.__await__`` (any trap), the shared ``IDLE``'s own, and ``reusable(trap)``, an
+  awaitable made once for a trap that is awaited again and again (a stream's fd waits).  Each
+  returns a plain one-item iterator, not a generator.  So the yield costs no Python frame,
+  and when the kernel throws ``Interrupted`` (or another error) into the coroutine it is
+  raised directly in the awaiting frame: tracebacks show the user's line, not ours.
+  Resuming sends None; a result travels in ``thread.value``.  (``DONE`` is awaitable too,
+  and completes at once without yielding.)
 * ``park`` either parks the thread (it records where, in ``thread.parked_on``, and returns
   None) or returns an exception that the kernel throws into the thread at once, without a
   switch.  An interruptible trap refuses to park an interrupted thread: it returns
@@ -95,6 +98,20 @@ class Throw(Trap):
 
     def park(self, kernel, thread):
         return self.exc
+
+
+class _Reusable(list):
+    """See ``reusable``.  Its ``__await__`` is ``list.__reversed__``: a C method that the
+    interpreter calls directly (``tuple.__iter__``, a slot wrapper, goes through a generic call
+    first), and the reversed iterator of a one-item list yields that item."""
+    __slots__ = ()
+    __await__ = list.__reversed__
+
+
+def reusable(trap):
+    """An awaitable that yields `trap` each time it is awaited, with no Python frame and no
+    allocation but the iterator: for a trap awaited at every wait of a hot path."""
+    return _Reusable((trap,))
 
 
 class _Done:

@@ -337,30 +337,6 @@ def test_eventfd_or_pipe_is_closed_after_bootstrap():
         assert len(os.listdir("/proc/self/fd")) <= before
 
 
-def test_the_fairness_budget_makes_a_fast_thread_yield():
-    log = []
-
-    async def fast():
-        for i in range(1000):
-            if _io.spend():  # as an I/O call that completed without waiting does
-                log.append(("fast yields", i))
-                await con.idle()
-
-    async def other():
-        log.append("other ran")
-
-    @prejoining
-    async def main(scope):
-        scope.start(fast)
-        scope.start(other)
-
-    run(main)
-    first_yield = log.index(next(x for x in log if x != "other ran"))
-    assert log[first_yield] == ("fast yields", 128)  # the whole turn's budget, then a switch
-    assert log.index("other ran") == first_yield + 1
-    assert len([x for x in log if x != "other ran"]) == 1000 // 129
-
-
 def test_an_fd_number_reused_without_notify_closing_still_works():
     async def main():
         a, b = socket.socketpair()
