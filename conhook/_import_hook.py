@@ -8,6 +8,11 @@ site-packages are declined before their files are even opened.
 
 The finder sits just before ``PathFinder`` on ``sys.meta_path`` so that finders placed
 in front of the path finder keep their precedence.
+
+Every reason not to use a cache entry (missing, unreadable, stale, bad magic, wrong key,
+damaged, ...) is told to ``cache_trace(cache_path, reason)``, as pytest's ``_read_pyc`` tells
+its ``trace``.  It is None unless ``CONHOOK_TRACE`` is set when conhook is imported (then
+it writes to stderr, as ``_trace`` does); tests set their own.  Off, it costs a None check.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ import struct
 import sys
 import sysconfig
 import types
+from collections.abc import Callable
 
 API_MODULE = "con"
 # ``from con[.x] import ...``, or ``import`` with ``con``/``conhook`` as one of the
@@ -49,10 +55,27 @@ def imports_con(data: bytes) -> bool:
     return False
 
 
+_TRACING = bool(os.environ.get("CONHOOK_TRACE"))  # read once, when conhook is imported
+
+
 def _trace(message: str) -> None:
-    """Diagnostics for the hook, off unless CONHOOK_TRACE is set."""
-    if os.environ.get("CONHOOK_TRACE"):
+    """Diagnostics for the hook on stderr, off unless CONHOOK_TRACE is set."""
+    if _TRACING:
         sys.stderr.write(f"conhook: {message}\n")
+
+
+def _trace_cache_to_stderr(path: str, reason: str) -> None:
+    _trace(f"not using cache {path}: {reason}")
+
+
+# Told (cache path, reason) each time a cache entry is not used; None turns tracing off.
+cache_trace: Callable[[str, str], None] | None = _trace_cache_to_stderr if _TRACING else None
+
+
+def _declined(path: str, reason: str) -> None:
+    """Tell ``cache_trace`` why the cache entry at ``path`` is not used; return None."""
+    if cache_trace is not None:
+        cache_trace(path, reason)
 
 
 def _never_rewritten_roots() -> tuple[str, ...]:
@@ -85,8 +108,9 @@ class ConFinder:
     def opts_in(self, fullname: str, origin: str) -> bool:
         return self.decide(fullname, origin)[0]
 
-    def decide(self, fullname: str, origin: str) -> tuple[bool, memoryview | None]:
-        """Whether the module opts in, and its cache entry if that was read to find out."""
+    def decide(self, fullname: str, origin: str) -> tuple[bool, tuple[str, memoryview] | None]:
+        """Whether the module opts in, and its cache entry (path, marshalled code) if that
+        was read to find out."""
         if any(fullname == p or fullname.startswith(p + ".") for p in self.packages):
             return True, None
         if self.paths and origin.startswith(self.paths):
@@ -114,7 +138,8 @@ def source_imports_con(origin: str) -> bool:
 class ConLoader(importlib.machinery.SourceFileLoader):
     """A source loader whose code goes through the con pipeline and its own cache.
 
-    ``cached`` is the module's cache entry when the finder has read it already.
+    ``cached`` is the module's cache entry (path, marshalled code) when the finder has
+    read it already.
     """
 
     def __init__(self, fullname, path, cached=None):
@@ -134,7 +159,8 @@ class ConLoader(importlib.machinery.SourceFileLoader):
     def get_code(self, fullname):
         cached, self._cached = self._cached, None  # good for one load (reload finds anew)
         if cached is not None:
-            code = _unmarshal(cached)
+            path, entry = cached
+            code = _unmarshal(entry, path)
             if code is not None:
                 return code
         source_path = self.get_filename(fullname)
@@ -216,14 +242,18 @@ def cache_path_for(source_path: str) -> str | None:
 
 
 def read_cache(path: str, stat: os.stat_result) -> types.CodeType | None:
-    """The cached code, or None if it is missing, stale or damaged in any way."""
+    """The cached code, or None if it is missing, stale or damaged in any way (the reason
+    goes to ``cache_trace``)."""
     entry = _read_entry(path, stat, self_opted_in=False)
-    return None if entry is None else _unmarshal(entry)
+    return None if entry is None else _unmarshal(entry, path)
 
 
-def read_cache_entry(source_path: str, self_opted_in: bool) -> memoryview | None:
-    """The marshalled code of the source's fresh cache entry (when ``self_opted_in``,
-    only of a source that opts itself in), or None."""
+def read_cache_entry(source_path: str, self_opted_in: bool) -> tuple[str, memoryview] | None:
+    """The path and marshalled code of the source's fresh cache entry (when
+    ``self_opted_in``, only of a source that opts itself in), or None.
+
+    No path (no cache tag) or no source to stat is no entry to decline: nothing is traced.
+    """
     path = cache_path_for(source_path)
     if path is None:
         return None
@@ -231,38 +261,45 @@ def read_cache_entry(source_path: str, self_opted_in: bool) -> memoryview | None
         stat = os.stat(source_path)
     except OSError:
         return None
-    return _read_entry(path, stat, self_opted_in)
+    entry = _read_entry(path, stat, self_opted_in)
+    return None if entry is None else (path, entry)
 
 
 def _read_entry(path: str, stat: os.stat_result, self_opted_in: bool) -> memoryview | None:
+    """The marshalled code of the entry at ``path``, or None with the reason traced."""
     try:
         with open(path, "rb") as file:
             data = file.read()
-    except OSError:
-        return None
+    except FileNotFoundError:
+        return _declined(path, "missing")
+    except OSError as error:
+        return _declined(path, f"unreadable: {error.strerror or error}")
     key = _cache_key()
     try:
         magic, mtime, size, opted_in = _HEADER.unpack_from(data)
     except struct.error:
-        _trace(f"ignoring damaged cache {path}")
-        return None
-    if (magic, mtime, size) != (importlib.util.MAGIC_NUMBER, stat.st_mtime_ns, stat.st_size):
-        return None
+        return _declined(path, "damaged: shorter than the header")
+    if magic != importlib.util.MAGIC_NUMBER:
+        return _declined(path, "bad magic (another Python's bytecode)")
+    if (mtime, size) != (stat.st_mtime_ns, stat.st_size):
+        return _declined(path, "stale: source mtime or size changed")
     if self_opted_in and not opted_in:
-        return None
+        return _declined(path, "made for install(): the source does not opt in by itself")
     start = _HEADER.size
     if data[start:start + len(key)] != key:
-        return None
+        return _declined(path, "wrong key (another conhook or bytecode version)")
     return memoryview(data)[start + len(key):]
 
 
-def _unmarshal(data: memoryview) -> types.CodeType | None:
+def _unmarshal(data: memoryview, path: str) -> types.CodeType | None:
+    """The code marshalled in ``data`` (the entry at ``path``), or None with the reason traced."""
     try:
         code = marshal.loads(data)
     except Exception:  # noqa: BLE001 - a damaged cache is only a cache miss
-        _trace("ignoring a damaged cache entry")
-        return None
-    return code if isinstance(code, types.CodeType) else None
+        return _declined(path, "damaged: could not unmarshal")
+    if not isinstance(code, types.CodeType):
+        return _declined(path, "damaged: not a code object")
+    return code
 
 
 def write_cache(path: str, code: types.CodeType, stat: os.stat_result, self_opted_in: bool = False) -> None:

@@ -538,6 +538,82 @@ def test_cache_is_invalidated_by_a_new_version(tmp_path, monkeypatch, pipeline_c
     assert len(pipeline_calls) == 2
 
 
+# -- why an entry is not used: cache_trace ---------------------------------------------------
+
+@pytest.fixture
+def declines(monkeypatch):
+    """The (cache path, reason) of every cache entry the hook does not use, in order."""
+    traced = []
+    monkeypatch.setattr(_import_hook, "cache_trace", lambda path, reason: traced.append((path, reason)))
+    return traced
+
+
+def _rewrite_entry(change):
+    return lambda source, cache: cache.write_bytes(change(cache.read_bytes()))
+
+
+def _make_a_directory(source: Path, cache: Path) -> None:
+    cache.unlink()
+    cache.mkdir()
+
+
+def _touch(source: Path, cache: Path) -> None:
+    stat = os.stat(source)
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2_000_000_000))
+
+
+# Each way to damage an entry (given the source and the cache path) and the reason it is declined.
+DECLINES = [
+    pytest.param("missing", lambda source, cache: cache.unlink(), id="missing"),
+    pytest.param("unreadable: Is a directory", _make_a_directory, id="unreadable"),
+    pytest.param("damaged: shorter than the header", _rewrite_entry(lambda data: data[:10]), id="short"),
+    pytest.param("bad magic (another Python's bytecode)", _rewrite_entry(_wrong_magic), id="magic"),
+    pytest.param("stale: source mtime or size changed", _touch, id="stale"),
+    pytest.param("wrong key (another conhook or bytecode version)", _rewrite_entry(_older_version),
+                 id="key"),
+    pytest.param("damaged: could not unmarshal", _rewrite_entry(lambda data: data[:-1]), id="truncated"),
+    pytest.param("damaged: not a code object", _rewrite_entry(_not_code), id="not-code"),
+]
+
+
+@pytest.mark.parametrize("reason, damage", DECLINES)
+def test_a_declined_cache_entry_is_traced_with_its_reason(tmp_path, pipeline_calls, declines, reason, damage):
+    source = write(tmp_path, {"traced.py": CON_MODULE}) / "traced.py"
+    _import_hook.install()
+    fresh_import("traced")
+    cache = Path(_import_hook.cache_path_for(str(source)))
+    damage(source, cache)
+    declines.clear()
+    module = fresh_import("traced")
+    assert run(module.twice(4)) == 8
+    assert len(pipeline_calls) == 2  # recompiled
+    # The finder (warm path) and then the loader may each read the entry: one reason for both.
+    assert set(declines) == {(str(cache), reason)}
+
+
+def test_a_valid_cache_entry_is_used_with_no_decline_traced(tmp_path, pipeline_calls, declines):
+    source = write(tmp_path, {"traced.py": CON_MODULE}) / "traced.py"
+    _import_hook.install()
+    fresh_import("traced")
+    assert set(declines) == {(_import_hook.cache_path_for(str(source)), "missing")}  # the cold import
+    declines.clear()
+    assert run(fresh_import("traced").twice(4)) == 8
+    assert len(pipeline_calls) == 1
+    assert declines == []
+
+
+def test_an_entry_made_for_install_is_declined_by_the_opt_in_check(tmp_path, declines):
+    source = write(tmp_path, {"covered.py": "def f(g):\n    return g@(3)\n"}) / "covered.py"
+    _import_hook.install(paths=[str(tmp_path)])
+    assert inspect.iscoroutinefunction(fresh_import("covered").f)
+    _import_hook.install()
+    declines.clear()
+    module = fresh_import("covered")
+    assert type(module.__loader__) is importlib.machinery.SourceFileLoader  # plain, as it should be
+    assert declines == [(_import_hook.cache_path_for(str(source)),
+                         "made for install(): the source does not opt in by itself")]
+
+
 def test_read_only_pycache_directory_is_not_an_error(tmp_path):
     write(tmp_path, {"ro.py": CON_MODULE})
     pycache = tmp_path / "__pycache__"
@@ -690,6 +766,23 @@ def test_second_import_in_a_fresh_interpreter_uses_the_cache(tmp_path):
     assert "StopIteration: 4" in results[0].stderr
     assert "StopIteration: 6" in results[1].stderr, results[1].stderr
     assert os.path.exists(_import_hook.cache_path_for(str(source)))
+
+
+def test_conhook_trace_tells_on_stderr_why_a_cache_entry_is_not_used(tmp_path):
+    source = write(tmp_path, {"traced.py": CON_MODULE}) / "traced.py"
+    code = "import conhook, traced; print(traced.twice(2).send(None))"
+    env = subprocess_env()
+    env.pop("CONHOOK_TRACE", None)
+    first = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert "StopIteration: 4" in first.stderr
+    assert "conhook:" not in first.stderr  # off by default
+    cache = Path(_import_hook.cache_path_for(str(source)))
+    cache.write_bytes(_wrong_magic(cache.read_bytes()))
+    second = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**env, "CONHOOK_TRACE": "1"},
+                            capture_output=True, text=True, timeout=60)
+    assert "StopIteration: 4" in second.stderr
+    assert f"conhook: not using cache {cache}: bad magic (another Python's bytecode)\n" in second.stderr
 
 
 # -- fidelity: resources, source, tracebacks ------------------------------------------------
