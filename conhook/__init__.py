@@ -7,7 +7,7 @@ import ``con`` or ``conhook`` at top level, or lie under a path or package given
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 
 def compile_con(source, filename="<con>", mode="exec", *, toplevel=False, optimize=-1):

@@ -189,7 +189,7 @@ class _ApiLoader:
 # -- the cache ------------------------------------------------------------------------
 
 def _cache_key() -> bytes:
-    from . import __version__
+    from ._version import __version__
     return f"conhook {__version__} bytecode {_bytecode_version()}".encode()
 
 

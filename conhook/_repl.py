@@ -17,7 +17,8 @@ import code
 import sys
 import types
 
-from . import __version__, _toplevel
+from . import _toplevel
+from ._version import __version__
 from ._compiler import pipeline
 from ._runtime.prejoin import prepare_namespace
 
@@ -56,7 +57,7 @@ class ConConsole(code.InteractiveConsole):
             bootstrap(_toplevel.as_function(compiled, self.locals))
         except SystemExit:
             raise
-        except BaseException:
+        except BaseException:  # noqa: BLE001  (the REPL shows every failure and goes on)
             self.showtraceback()
 
 

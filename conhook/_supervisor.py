@@ -23,7 +23,6 @@ import signal
 import subprocess
 import sys
 
-REUSEPORT_ENV = "CONHOOK_REUSEPORT"  # read by tcplisten (conhook._network.sockets)
 WORKER_ENV = "CONHOOK_WORKER"
 _FORWARDED = (signal.SIGINT, signal.SIGTERM)
 
@@ -64,6 +63,7 @@ def supervise(count: int, argv: list[str]) -> int:
                 except ProcessLookupError:
                     pass
 
+    from ._network.sockets import REUSEPORT_ENV  # (here: the parent needs no runtime otherwise)
     previous = {sig: signal.signal(sig, forward) for sig in _FORWARDED}
     try:
         die_with_us = _die_with(os.getpid())

@@ -10,9 +10,9 @@ Use them by importing them into a test module or a ``conftest.py``
 (``from conhook.testing_fixtures import virtual_clock, memory_streams``), or with
 ``pytest_plugins = ["conhook.testing_fixtures"]`` in the root ``conftest.py``.  The conhook
 pytest plugin runs ``virtual_clock`` on the test's scheduler (it is an async generator of a
-module with ``__con__``, like a con module's); the plugin may re-export both.  Schedule fuzzing needs no fixture: run the
-tests with ``CONHOOK_SCHEDULE_SEED=N`` in the environment (``monkeypatch.setenv`` works too,
-for a test that makes its scheduler after it).
+module with ``__con__``, like a con module's); the plugin may re-export both.  Schedule
+fuzzing needs no fixture: run the tests with ``CONHOOK_SCHEDULE_SEED=N`` in the environment
+(``monkeypatch.setenv`` works too, for a test that makes its scheduler after it).
 """
 from __future__ import annotations
 

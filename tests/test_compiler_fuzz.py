@@ -486,7 +486,8 @@ class ProgramGen:
         if kind == 5:
             return f"-{self.call(ctx, sub)} ** 2"
         if kind == 6:
-            return f"({self.expr(ctx, sub)}) {self.pick(['+', 'and', 'or', '==', 'is not', 'in', '<'])} ({self.expr(ctx, sub)})"
+            operator = self.pick(['+', 'and', 'or', '==', 'is not', 'in', '<'])
+            return f"({self.expr(ctx, sub)}) {operator} ({self.expr(ctx, sub)})"
         if kind == 7:
             return f"not {self.expr(ctx, sub)}"
         if kind == 8:
@@ -591,7 +592,8 @@ class ProgramGen:
             form = self.upto(4)
             if form == 2:
                 return f"del {target}"
-            return [f"{target} = ", f"{target} += ", "", f"({self.name()}, {target}) = ", f"{target}: int = "][form] + e()
+            prefixes = [f"{target} = ", f"{target} += ", "", f"({self.name()}, {target}) = ", f"{target}: int = "]
+            return prefixes[form] + e()
         if kind == 10 and in_function:
             with_value = not (ctx.generator and ctx.is_async) and self.coin()
             return f"return {e()}" if with_value else "return"
@@ -664,7 +666,8 @@ class ProgramGen:
                 lines += [f"{ind}except* {e()} as err:", f"{ind}    {e()}"]
             return lines + [f"{ind}finally:", *self.body(ctx, sub)]
         if kind == 10:
-            return [f"{ind}match {e()}:", f"{ind}    case [i, *_] if {e()}:", *self.body(replace(ctx, indent=ind + "    "), sub),
+            return [f"{ind}match {e()}:", f"{ind}    case [i, *_] if {e()}:",
+                    *self.body(replace(ctx, indent=ind + "    "), sub),
                     f"{ind}    case _:", *self.body(replace(ctx, indent=ind + "    "), sub)]
         if kind == 11 or kind == 12:
             return self.function(ctx, sub)
@@ -801,7 +804,8 @@ def mutated_programs(draw):
     statement_calls = [i for i in calls if tokens[i - 1].type == tokenize.NAME
                        and (i == 1 or tokens[i - 2].type in (tokenize.NEWLINE, tokenize.NL, tokenize.INDENT,
                                                             tokenize.DEDENT) or tokens[i - 2].string in (";", ":"))]
-    anywhere = [i for i, tok in enumerate(tokens) if tok.type in (tokenize.NAME, tokenize.NUMBER, tokenize.STRING, tokenize.OP)
+    anywhere = [i for i, tok in enumerate(tokens)
+                if tok.type in (tokenize.NAME, tokenize.NUMBER, tokenize.STRING, tokenize.OP)
                 and tok.string not in ("(", "[", "{", "@")]
     edits = []  # (offset, order, text)
     ids = iter(range(1, 10**6))

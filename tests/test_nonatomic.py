@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 
-from pipeline_helpers import Park, con, run
+from pipeline_helpers import con, run
 
 PY312 = sys.version_info >= (3, 12)
 

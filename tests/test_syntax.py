@@ -1,5 +1,4 @@
 """The AST step: rejected places, and the prejoin scope around functions that start threads."""
-import sys
 import textwrap
 
 import pytest
@@ -59,7 +58,9 @@ def test_syntax_error_traceback_holds_no_pipeline_frames():
     while tb is not None:
         files.append(tb.tb_frame.f_code.co_filename)
         tb = tb.tb_next
-    assert files[-1].endswith("conhook/_compiler/pipeline.py") and not any(f.endswith(("conhook/_compiler/ast_step.py", "conhook/_compiler/tokens.py", "/ast.py")) for f in files)
+    assert files[-1].endswith("conhook/_compiler/pipeline.py")
+    assert not any(f.endswith(("conhook/_compiler/ast_step.py", "conhook/_compiler/tokens.py", "/ast.py"))
+                   for f in files)
 
 
 class Recorder:

@@ -22,7 +22,6 @@ import ast
 import importlib.util
 import marshal
 import os
-import random
 import statistics
 import subprocess
 import sys
@@ -261,7 +260,8 @@ def bench_warm(source: str, twin: str, repeat: int) -> float:
             "con module from conhook's cache": ("bench_con", "import conhook, warm_con"),
             "  the same, first con module of its process": ("bench_con", "import conhook"),
             "async def twin, ordinary import": ("bench_plain", without_hook),
-            "async def twin, hook installed (declines)": ("bench_plain", "import conhook, conhook._runtime.prejoin, warm_plain"),
+            "async def twin, hook installed (declines)":
+                ("bench_plain", "import conhook, conhook._runtime.prejoin, warm_plain"),
         }
         for module, setup in cases.values():  # warm every cache
             _import_time(directory, module, setup)

@@ -7,6 +7,12 @@
 from __future__ import annotations
 
 import types
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import ast
+
+    from . import tokens
 
 # The stages (and with them ``ast``, ``tokenize`` and the ``bytecode`` library) are
 # imported by the first compile, not here: a module imported from conhook's cache needs

@@ -13,11 +13,12 @@ import sys
 from bytecode import ConcreteInstr
 from bytecode.instr import BITFLAG2_OPCODES, BITFLAG_OPCODES
 
+from .._reserved_names import CO_ASYNC_GENERATOR, CO_COROUTINE, CO_GENERATOR, CO_ITERABLE_COROUTINE  # noqa: F401
+
 PY312 = sys.version_info >= (3, 12)
 PY313 = sys.version_info >= (3, 13)
 
-CO_COROUTINE = 0x0080
-CO_GENERATOR_KINDS = 0x0020 | 0x0100 | 0x0200  # generator, iterable coroutine, async generator
+CO_GENERATOR_KINDS = CO_GENERATOR | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR
 NAME_SHIFT = {**{dis.opname[op]: 1 for op in BITFLAG_OPCODES}, **{dis.opname[op]: 2 for op in BITFLAG2_OPCODES}}
 """How far an instruction's argument is shifted past flags to give its index into
 ``co_names`` (3.11: LOAD_GLOBAL; 3.12+ also LOAD_ATTR, and LOAD_SUPER_ATTR by two)."""

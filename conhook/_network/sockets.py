@@ -228,7 +228,7 @@ class Listener:
         if self._socks:
             try:
                 self.close()
-            except Exception:
+            except Exception:  # noqa: BLE001  (a finaliser must not raise)
                 pass
 
     def __repr__(self):

@@ -190,7 +190,7 @@ class Stream(ByteStream):
             warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=2)
             try:
                 self.close()
-            except Exception:
+            except Exception:  # noqa: BLE001  (a finaliser must not raise)
                 pass
 
     # -- facts ----------------------------------------------------------------------------

@@ -23,9 +23,10 @@ import sysconfig
 import threading
 from os import environ
 
+from .._reserved_names import CO_COROUTINE
 from .cactus_stack import tree
-from .kernel import Kernel, state, strip_internal_frames
-from .prejoin import CO_COROUTINE, _call, carry_over
+from .kernel import Kernel, refuse_nested_run, state, strip_internal_frames
+from .prejoin import _call, carry_over
 
 # The variables that ask for diagnostics (the module ``diagnostics``, which is imported only
 # when one is set: it costs 6 ms).  A test keeps this in step with ``diagnostics.VARIABLES``.
@@ -81,10 +82,7 @@ def _interrupt_program():
 
 def _run(fn, args, backend=None):
     """Run the program; return ("value", v) or ("raise", exception)."""
-    if state.kernel is not None:
-        raise RuntimeError(
-            "con.bootstrap() was called while a conhook scheduler is already running in this "
-            "OS thread; start more threads with `sibling f@()` instead")
+    refuse_nested_run()  # before making a kernel: nothing to close
     kernel = new_kernel(backend)
     code = getattr(fn, "__code__", None)
     try:

@@ -19,9 +19,9 @@ import signal
 import sys
 import types
 
-from .._reserved_names import SCOPE_NAME
+from .._reserved_names import CO_COROUTINE, CO_ITERABLE_COROUTINE, SCOPE_NAME
 from .kernel import current_kernel, state
-from .prejoin import CO_COROUTINE, Scope
+from .prejoin import Scope
 
 _HIDDEN = {Scope.failed.__code__}
 
@@ -55,7 +55,7 @@ def _chain(thread, running):
                 items.append((obj.__name__, obj.cr_frame))
             obj = obj.cr_await
         elif isinstance(obj, types.GeneratorType):
-            if obj.gi_code.co_flags & 0x100:  # CO_ITERABLE_COROUTINE: a @types.coroutine
+            if obj.gi_code.co_flags & CO_ITERABLE_COROUTINE:  # a @types.coroutine
                 items.append((obj.__name__, obj.gi_frame))
             obj = obj.gi_yieldfrom
         else:
@@ -77,7 +77,7 @@ def _scope_frames(thread, chain):
                 try:
                     if frame.f_locals.get(SCOPE_NAME) is scope:
                         where = i
-                except Exception:
+                except Exception:  # noqa: BLE001  (a frame that changes under us is skipped)
                     pass
         if where is None:
             where = max(len(chain) - 1, 0)
@@ -133,10 +133,10 @@ def _dump(signum, frame):
         text = tree(kernel) if kernel is not None else "(no conhook scheduler is running)"
         sys.stderr.write(f"conhook: cactus stack\n{text}\n")
         sys.stderr.flush()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  (a signal handler must not raise)
         try:
             sys.stderr.write(f"conhook: could not draw the cactus stack: {exc!r}\n")
-        except Exception:
+        except Exception:  # noqa: BLE001  (a signal handler must not raise)
             pass
 
 

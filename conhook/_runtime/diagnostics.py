@@ -155,12 +155,12 @@ class Watchdog:
         try:
             parts.append("Its Python stack (most recent call last):\n")
             parts.append("".join(traceback.format_list(_user_stack(frame))))
-        except Exception as exc:  # the stack changes under us: report what we can
+        except Exception as exc:  # noqa: BLE001  (the stack changes under us: report what we can)
             parts.append(f"  (could not read it: {exc!r})\n")
         try:
             from .cactus_stack import tree
             parts.append("The cactus stack:\n" + tree(kernel, frame) + "\n")
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (the watchdog reports what it can)
             parts.append(f"(could not draw the cactus stack: {exc!r})\n")
         self.reports += 1
         self._write("".join(parts))
@@ -170,7 +170,7 @@ class Watchdog:
         try:
             stream.write(text)
             stream.flush()
-        except Exception:
+        except Exception:  # noqa: BLE001  (the watchdog's thread must not die)
             pass
 
 
@@ -178,7 +178,7 @@ def _name(thread):
     from .threads import thread_name
     try:
         return repr(thread_name(thread))
-    except Exception:
+    except Exception:  # noqa: BLE001  (the watchdog reports what it can)
         return repr(thread)
 
 

@@ -55,6 +55,14 @@ def current_kernel():
     return kernel
 
 
+def refuse_nested_run():
+    """RuntimeError if a scheduler already runs in this OS thread (one per OS thread)."""
+    if state.kernel is not None:
+        raise RuntimeError(
+            "con.bootstrap() was called while a conhook scheduler is already running in this "
+            "OS thread; start more threads with `sibling f@()` instead")
+
+
 def current_thread():
     """The conhook thread running now in this OS thread; RuntimeError when no scheduler runs here."""
     kernel = state.kernel
@@ -443,10 +451,7 @@ class Kernel:
 
     def run(self, root_coro):
         """Run `root_coro` as the root thread until it finishes; return (value, exception)."""
-        if state.kernel is not None:
-            raise RuntimeError(
-                "con.bootstrap() was called while a conhook scheduler is already running in "
-                "this OS thread; start more threads with `sibling f@()` instead")
+        refuse_nested_run()
         self.root = root = Thread(root_coro, None)
         self.ready.append(root)
         state.kernel = self
@@ -478,7 +483,7 @@ class Kernel:
             if thread.coro is not None:
                 try:
                     thread.coro.close()
-                except BaseException:
+                except BaseException:  # noqa: BLE001  (abandoned threads: their errors are dropped)
                     pass
         self.ready.clear()
 
@@ -492,7 +497,7 @@ class Kernel:
             if thread.coro is not None:
                 try:
                     thread.coro.close()
-                except BaseException:
+                except BaseException:  # noqa: BLE001  (orphans: their errors are dropped)
                     pass
 
     def _loop(self):
@@ -536,7 +541,7 @@ class Kernel:
                     else:
                         scope.child_returned(self, thread)  # a sibling returned
                     continue
-                except BaseException as exc:
+                except BaseException as exc:  # noqa: BLE001  (a thread's failure is its outcome)
                     self._finish(thread, exc)
                     continue
                 if trap is IDLE and thread.interrupt is None:
@@ -564,7 +569,7 @@ class Kernel:
         while True:
             try:
                 trap = thread.coro.throw(exc)
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001  (a thread's failure is its outcome)
                 self._finish(thread, exc)
                 return
             if isinstance(trap, Trap):

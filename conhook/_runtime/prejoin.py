@@ -31,7 +31,7 @@ import sys
 import types
 from collections.abc import Awaitable
 
-from .._reserved_names import RUNTIME_NAME
+from .._reserved_names import CO_COROUTINE, CO_ITERABLE_COROUTINE, RUNTIME_NAME
 from .errors import Interrupted
 from .kernel import current_kernel, state
 from .threads import (Thread, clear_interrupt, interrupt, interrupted_threads, set_interrupt,
@@ -61,11 +61,6 @@ def prejoin():
     else:
         scopes.append(scope)
     return scope
-
-
-# inspect's flags, without importing inspect (it costs 7 ms, most of the runtime's import).
-CO_COROUTINE = 0x0080
-CO_ITERABLE_COROUTINE = 0x0100
 
 
 def isawaitable(value):

@@ -13,7 +13,7 @@ from collections import deque
 from queue import Empty as QueueEmpty
 from queue import Full as QueueFull
 
-from .kernel import current_kernel, current_thread, state
+from .kernel import current_kernel, current_thread
 from .traps import DONE, Throw, WaitQueue, interrupted
 
 __all__ = ["Event", "Lock", "Semaphore", "Queue", "QueueEmpty", "QueueFull"]

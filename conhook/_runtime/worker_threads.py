@@ -44,7 +44,7 @@ class _Job(Trap):
         if self.thread is not None:
             try:
                 self.value = self.fn(*self.args, **self.kwargs)
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001  (the call's failure is its outcome)
                 strip_internal_frames(exc)
                 self.exc = exc
         self.fn = self.args = self.kwargs = None

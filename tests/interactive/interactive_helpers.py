@@ -1,7 +1,6 @@
 """Helpers shared by the REPL and notebook tests."""
 from __future__ import annotations
 
-import os
 import time
 
 # What /proc/PID/wchan says while a thread is blocked in a readiness backend's wait.

@@ -227,7 +227,7 @@ def test_interrupted_is_a_base_exception_not_swallowed_by_except_exception():
     async def sleeper():
         try:
             await con.sleep(10)
-        except Exception:
+        except Exception:  # noqa: BLE001  (the test swallows on purpose)
             log.append("swallowed")
 
     @prejoining

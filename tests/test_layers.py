@@ -1,0 +1,137 @@
+"""The package's floor plan (README, "Layout"): imports run one way, and nothing loads more
+than its layer needs.
+
+    conhook._reserved_names, conhook._version   the floor: imports nothing
+    conhook._compiler                           the floor and ``bytecode`` only
+    conhook._runtime                            the floor; its core (kernel, traps, threads,
+                                                backends, wakeup, errors) nothing above it
+    conhook._network                            the runtime
+    conhook (front ends and public modules)     anything
+"""
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "conhook"
+CORE = {"errors", "traps", "threads", "backends", "wakeup", "kernel"}
+
+
+def _module_name(path):
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES = {_module_name(p) for p in PACKAGE.rglob("*.py")}
+
+
+def _imports(path):
+    """The conhook modules that `path` imports, at any depth of its code (function-level too)."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            submodules = {f"{target}.{alias.name}" for alias in node.names} & MODULES
+            found.update(submodules or {target})  # from . import x imports the module x
+    return {m for m in found if m in MODULES and m != name}
+
+
+GRAPH = {_module_name(p): _imports(p) for p in PACKAGE.rglob("*.py")}
+
+
+def _layer(module):
+    parts = module.split(".")
+    if module in ("conhook._reserved_names", "conhook._version"):
+        return "floor"
+    if len(parts) > 1 and parts[1] in ("_compiler", "_runtime", "_network"):
+        if parts[1] == "_runtime" and len(parts) > 2 and parts[2] in CORE:
+            return "core"
+        return parts[1][1:]
+    return "front"
+
+
+# What each layer may import (besides itself and the packages' own __init__ docstrings).
+ALLOWED = {
+    "floor": set(),
+    "compiler": {"floor"},
+    "core": {"floor"},
+    "runtime": {"floor", "core"},
+    "network": {"floor", "core", "runtime"},
+    "front": {"floor", "core", "runtime", "network", "compiler"},
+}
+
+
+@pytest.mark.parametrize("module", sorted(GRAPH))
+def test_imports_run_one_way(module):
+    layer = _layer(module)
+    wrong = sorted(target for target in GRAPH[module]
+                   if _layer(target) != layer and _layer(target) not in ALLOWED[layer]
+                   and target not in ("conhook._compiler", "conhook._runtime", "conhook._network"))
+    assert not wrong, f"{module} ({layer}) imports {wrong}"
+
+
+def test_no_import_circle():
+    # A circle exists if and only if some module reaches itself.
+    def reaches(start):
+        seen, stack = set(), list(GRAPH[start])
+        while stack:
+            module = stack.pop()
+            if module == start:
+                return True
+            if module not in seen:
+                seen.add(module)
+                stack.extend(GRAPH.get(module, ()))
+        return False
+
+    assert [m for m in sorted(GRAPH) if reaches(m)] == []
+
+
+def _loaded_after(code):
+    out = subprocess.run(
+        [sys.executable, "-c",
+         code + "\nimport sys\nprint(' '.join(sorted(m for m in sys.modules if m.startswith('conhook'))))"],
+        capture_output=True, text=True, cwd=PACKAGE.parent, check=True).stdout
+    return set(out.split())
+
+
+def test_the_compile_pipeline_loads_no_runtime_module():
+    loaded = _loaded_after(
+        "import conhook\n"
+        "from conhook._compiler import pipeline\n"
+        "code = pipeline.compile_con('def f():\\n    sibling g@(1)\\n    return h@(2)\\n', 'm.py')\n")
+    assert "conhook._compiler.bytecode_layer" in loaded  # it did compile
+    assert not {m for m in loaded if m.startswith(("conhook._runtime", "conhook._network"))}
+
+
+def test_the_kernel_loads_nothing_above_the_core():
+    loaded = _loaded_after("import conhook._runtime.kernel")
+    above = {m for m in loaded if _layer(m) not in ("floor", "core")}
+    assert above <= {"conhook", "conhook._runtime", "conhook._import_hook"}, above
+    assert "conhook._runtime.kernel" in loaded
+
+
+def test_bootstrap_knows_the_diagnostics_variables():
+    from conhook._runtime import bootstrap, diagnostics
+    assert bootstrap.DIAGNOSTICS_VARIABLES == set(diagnostics.VARIABLES)
+
+
+def test_the_plain_python_files_pass_the_linter():
+    """The ruff configuration in pyproject.toml holds for the package, the tests and the tools."""
+    found = subprocess.run([sys.executable, "-m", "ruff", "check", "--output-format", "concise",
+                            "conhook", "tests", "tools"],
+                           capture_output=True, text=True, cwd=PACKAGE.parent)
+    assert found.returncode == 0, found.stdout + found.stderr
