@@ -301,7 +301,7 @@ def _drop_marker_name(names: list[str], marker: int, sites: int, instrs, opnames
     ``sites`` markers names it, by moving the last name into its place (and
     renumbering what names that one)."""
     naming = [i for i, name in enumerate(opnames) if name in _NAMING]
-    named = [args[i] >> _versions.NAME_SHIFT.get(opnames[i], 0) for i in naming]
+    named = [args[i] >> _versions.name_shifts().get(opnames[i], 0) for i in naming]
     if named.count(marker) > sites:
         return
     last = len(names) - 1
@@ -309,7 +309,7 @@ def _drop_marker_name(names: list[str], marker: int, sites: int, instrs, opnames
     names.pop()
     for i, index in zip(naming, named):
         if index == last != marker:
-            shift = _versions.NAME_SHIFT.get(opnames[i], 0)
+            shift = _versions.name_shifts().get(opnames[i], 0)
             instrs[i].arg = marker << shift | args[i] & ((1 << shift) - 1)
 
 

@@ -31,15 +31,13 @@ from __future__ import annotations
 
 import ast
 import bisect
-import sys
 
 from ._pipeline import RUNTIME_NAME
 from ._tokens import AWAIT_MARKER, SIBLING_MARKER, ColumnMap, TokenRewrite
+from ._versions import COMPREHENSIONS_ARE_FUNCTIONS
 
 SCOPE_NAME = "__con_scope__"
 EXC_NAME = "__con_exc__"
-
-COMPREHENSIONS_ARE_FUNCTIONS = sys.version_info < (3, 12)
 
 _FUNCTION = "function"
 _LAMBDA = "lambda"
