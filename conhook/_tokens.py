@@ -20,20 +20,29 @@ import io
 import keyword
 import operator
 import re
-import sys
 import tokenize
 from dataclasses import dataclass, field
 from tokenize import NAME, NEWLINE, NL, NUMBER, OP, STRING, COMMENT, INDENT, DEDENT, ENDMARKER
+
+from ._versions import TEMPLATE_STRINGS, TOKENIZED_FSTRINGS
 
 AWAIT_MARKER = "__con_await__"
 SIBLING_MARKER = "__con_sibling__"
 RESERVED_PREFIX = "__con_"
 
-FSTRING_START = getattr(tokenize, "FSTRING_START", None)  # 3.12+
-FSTRING_END = getattr(tokenize, "FSTRING_END", None)
+# The tokens that open and close an f-string (3.12+) or a template string (3.14+): the
+# layer treats both kinds alike, fields and '=' specifiers included.
+_FSTRING_STARTS: frozenset[int] = frozenset()
+_FSTRING_ENDS: frozenset[int] = frozenset()
+if TOKENIZED_FSTRINGS:
+    _FSTRING_STARTS |= {tokenize.FSTRING_START}
+    _FSTRING_ENDS |= {tokenize.FSTRING_END}
+if TEMPLATE_STRINGS:
+    _FSTRING_STARTS |= {tokenize.TSTRING_START}
+    _FSTRING_ENDS |= {tokenize.TSTRING_END}
 
-_PRIMARY_END_TYPES = {NUMBER, STRING} | ({FSTRING_END} if FSTRING_END is not None else set())
-_PRIMARY_START_TYPES = {NAME, NUMBER, STRING} | ({FSTRING_START} if FSTRING_START is not None else set())
+_PRIMARY_END_TYPES = {NUMBER, STRING} | _FSTRING_ENDS
+_PRIMARY_START_TYPES = {NAME, NUMBER, STRING} | _FSTRING_STARTS
 _STATEMENT_START_TYPES = {NEWLINE, NL, INDENT, DEDENT}
 _OPENERS = {"(": ")", "[": "]", "{": "}"}
 # A cheap pre-check: every non-atomic call contains '@(' (what stands left of the '@' is
@@ -186,12 +195,13 @@ class _Rewriter:
         calls: list[int] = []          # indexes of the '@' of non-atomic calls
         noted: list[tuple[int, int]] = []  # (index, bracket depth)
         stack: list[int] = []
-        in_fstring = 0                 # f-strings (3.12+) open around the current token
+        in_fstring = 0                 # f-strings (3.12+) and t-strings open around the current token
         fstring_calls = False          # whether a non-atomic call stands inside an f-string
         # A name can only be 'sibling' or reserved if the text holds such a word at all.
         siblings = "sibling" in self.source
         reserved = RESERVED_PREFIX in self.source
-        strings_311 = sys.version_info < (3, 12)
+        strings_311 = not TOKENIZED_FSTRINGS
+        fstring_starts, fstring_ends = _FSTRING_STARTS, _FSTRING_ENDS
         for index, tok in enumerate(tokens):
             kind = tok[0]
             if kind == OP:
@@ -214,9 +224,9 @@ class _Rewriter:
                 if ((siblings and tok[1] == "sibling")
                         or (reserved and tok[1].startswith(RESERVED_PREFIX))):
                     noted.append((index, len(stack)))
-            elif kind == FSTRING_START:
+            elif kind in fstring_starts:
                 in_fstring += 1
-            elif kind == FSTRING_END:
+            elif kind in fstring_ends:
                 in_fstring -= 1
             elif kind == STRING and strings_311 and "@(" in tok[1]:
                 noted.append((index, len(stack)))  # a non-atomic call needs '@(' in the text
@@ -309,28 +319,29 @@ class _Rewriter:
     # -- f-strings on 3.12+ ------------------------------------------------------------
 
     def check_fstring_debug_fields(self, calls: list[int]) -> None:
-        """Reject ``f"{g@(x)=}"``: the '=' would print the rewritten text.
+        """Reject ``f"{g@(x)=}"`` and ``t"{g@(x)=}"``: the '=' would show the rewritten text.
 
-        Run only when a non-atomic call stands inside an f-string (``scan``).
+        Run only when a non-atomic call stands inside an f-string or t-string (``scan``).
         """
         _, depths = _match_brackets(self.tokens)
         fields = []  # (index of '{', bracket depth inside the f-string) of open fields
-        in_fstring = []
+        in_fstring = []  # (bracket depth, what the string is called) of each open string
         for index, tok in enumerate(self.tokens):
-            if tok.type == FSTRING_START:
-                in_fstring.append(depths[index])
-            elif tok.type == FSTRING_END:
+            if tok.type in _FSTRING_STARTS:
+                kind = "an f-string" if tok.type == tokenize.FSTRING_START else "a template string"
+                in_fstring.append((depths[index], kind))
+            elif tok.type in _FSTRING_ENDS:
                 in_fstring.pop()
             elif tok.type == OP and in_fstring:
-                if tok.string == "{" and depths[index] == in_fstring[-1]:
+                if tok.string == "{" and depths[index] == in_fstring[-1][0]:
                     fields.append(index)
                 elif tok.string == "}" and fields and self.closers.get(fields[-1]) == index:
                     fields.pop()
                 elif (tok.string == "=" and fields and depths[index] == depths[fields[-1]] + 1
                       and self.tokens[index + 1].string in ("}", "!", ":")
                       and any(fields[-1] < call < index for call in calls)):
-                    raise self.error("an f-string's '=' specifier cannot show a non-atomic call; "
-                                     "compute the value into a variable first", tok)
+                    raise self.error(f"{in_fstring[-1][1]}'s '=' specifier cannot show a non-atomic "
+                                     "call; compute the value into a variable first", tok)
 
     # -- output ----------------------------------------------------------------------
 
@@ -376,7 +387,7 @@ def _match_brackets(tokens) -> tuple[dict[int, int], list[int]]:
 
 def _tokenize(source: str) -> list[tokenize.TokenInfo]:
     tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
-    if sys.version_info < (3, 12) and tokenize.ERRORTOKEN in map(operator.itemgetter(0), tokens):
+    if not TOKENIZED_FSTRINGS and tokenize.ERRORTOKEN in map(operator.itemgetter(0), tokens):
         return _join_names_311(tokens)  # only ERRORTOKENs need mending
     return tokens
 
