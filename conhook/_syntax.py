@@ -486,6 +486,15 @@ class _Checker:
         node.value = spawn
         return node
 
+    def visit_Interpolation(self, node):
+        """A template string's field (3.14+) keeps its expression's text, which
+        ``Interpolation.expression`` gives at run time: the text written, not the rewritten one."""
+        columns = self.columns.columns
+        brace = _char_col(self.lines[node.lineno - 1], node.col_offset)  # restored: the original '{'
+        start = columns.char_to_rewritten(node.lineno, brace + 1)
+        node.str = columns.original_text(node.lineno, start, node.str)
+        return self.generic_visit(node)
+
     def visit_Name(self, node):
         if node.id == SIBLING_MARKER:
             raise self.error("'sibling' is a statement of its own: write 'sibling f@(args)' "

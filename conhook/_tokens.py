@@ -81,6 +81,22 @@ class ColumnMap:
             shift += len(edit.text) - edit.length
         return col - shift
 
+    def char_to_rewritten(self, lineno: int, col: int) -> int:
+        """Map a character column of original line ``lineno`` that no edit replaced to the
+        rewritten line (text inserted at ``col`` stands before it)."""
+        return col + sum(len(edit.text) - edit.length for edit in self.edits.get(lineno, ())
+                         if edit.col < col or (edit.col == col and not edit.length))
+
+    def original_text(self, lineno: int, col: int, text: str) -> str:
+        """The original of ``text``, which stands in the rewritten text at line ``lineno``,
+        character column ``col``."""
+        end_lineno, end_col = _advance((lineno, col), text)
+        start, end = self.char_to_original(lineno, col), self.char_to_original(end_lineno, end_col)
+        if lineno == end_lineno:
+            return self.original_lines[lineno - 1][start:end]
+        lines = self.original_lines[lineno - 1:end_lineno]
+        return "".join([lines[0][start:], *lines[1:-1], lines[-1][:end]])
+
     def byte_table(self, lineno: int) -> tuple[list[int], int] | None:
         """``byte_to_original`` of edited line ``lineno``, worked out for the whole line at once.
 

@@ -384,6 +384,18 @@ def test_fstring_replacement_fields():
     assert run(ns["main"](), send=lambda t, s: t)[0] == "<1|2>"
 
 
+@pytest.mark.skipif(sys.version_info < (3, 14), reason="template strings are new in 3.14")
+def test_template_string_fields_keep_the_expression_as_written():
+    ns = con("""
+        def main():
+            return t"<{ park@(1) !r:>{park@(2)}}|{(park@(
+                3))}é{park@(4)}>"
+    """)
+    template = run(ns["main"](), send=lambda t, s: t)[0]
+    assert [(i.value, i.expression, i.conversion, i.format_spec) for i in template.interpolations] == [
+        (1, " park@(1) ", "r", ">2"), (3, "(park@(\n        3))", None, ""), (4, "park@(4)", None, "")]
+
+
 def test_ordinary_code_in_an_opted_in_module_is_untouched():
     ns = con("""
         def plain(a, b):
