@@ -34,7 +34,7 @@ import bisect
 
 from ._pipeline import RUNTIME_NAME
 from ._tokens import AWAIT_MARKER, SIBLING_MARKER, ColumnMap, TokenRewrite
-from ._versions import COMPREHENSIONS_ARE_FUNCTIONS
+from ._versions import COMPREHENSIONS_ARE_FUNCTIONS, LAZY_IMPORTS
 
 SCOPE_NAME = "__con_scope__"
 EXC_NAME = "__con_exc__"
@@ -72,6 +72,11 @@ def transform(tree: ast.Module, rewrite: TokenRewrite, filename: str, *, topleve
                        _Columns(rewrite.columns, lines))
     checker.visit(tree)
     if toplevel and checker.module_starts_threads:
+        lazy = LAZY_IMPORTS and _lazy_import(tree.body)
+        if lazy:
+            raise checker.error("'lazy import' cannot stand in input that starts threads at top "
+                                "level, which runs in a prejoin scope (a 'try' block); import it "
+                                "in an input of its own", lazy)
         tree.body = _prejoin_scope(tree.body, tree.body[0] if tree.body else tree)
     return tree
 
@@ -537,6 +542,19 @@ def _contains_yield(body) -> bool:
             continue
         stack.extend(ast.iter_child_nodes(node))
     return False
+
+
+def _lazy_import(body: list[ast.AST]) -> ast.stmt | None:
+    """The first ``lazy import`` (3.15+) of the module-level statements ``body``, or None."""
+    for node in body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and node.is_lazy:
+            return node
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            for name in ("body", "orelse", "finalbody", "handlers", "cases"):
+                found = _lazy_import(getattr(node, name, ()))
+                if found:
+                    return found
+    return None
 
 
 def _prejoin_scope(body: list[ast.stmt], where: ast.AST) -> list[ast.stmt]:
