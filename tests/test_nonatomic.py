@@ -396,6 +396,23 @@ def test_template_string_fields_keep_the_expression_as_written():
         (1, " park@(1) ", "r", ">2"), (3, "(park@(\n        3))", None, ""), (4, "park@(4)", None, "")]
 
 
+@pytest.mark.skipif(sys.version_info < (3, 14), reason="annotations are deferred from 3.14 on")
+def test_annotations_stay_plain_functions_beside_a_nonatomic_body():
+    """3.14+ defers annotations into ``__annotate__``: it is never a coroutine, and a name
+    it refers to need only exist when the annotations are asked for."""
+    ns = con("""
+        def f(x: Later) -> list[Later]:
+            return [park@(x)]
+        class Later:
+            pass
+    """)
+    assert inspect.iscoroutinefunction(ns["f"])
+    assert ns["f"].__annotations__ == {"x": ns["Later"], "return": list[ns["Later"]]}
+    annotate = getattr(ns["f"], "__annotate__", None)
+    assert annotate is None or not inspect.iscoroutinefunction(annotate)
+    assert run(ns["f"](5), send=lambda t, s: t)[0] == [5]
+
+
 def test_ordinary_code_in_an_opted_in_module_is_untouched():
     ns = con("""
         def plain(a, b):
