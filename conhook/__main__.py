@@ -33,6 +33,7 @@ import types
 
 import conhook
 from conhook import _pipeline
+from conhook._versions import MODULES_HAVE_CACHED
 
 USAGE = """\
 usage: python -m conhook [--show FILE | --dis FILE] (script.py | -m module | -c code) [args...]
@@ -188,7 +189,8 @@ def run_code(source, filename, argv, *, path0, file=None, loader=None, spec=None
     if file is None:
         del namespace["__file__"]
     else:  # as runpy (for -m) and the interpreter (for a script) set them
-        namespace["__cached__"] = spec.cached if spec is not None else None
+        if MODULES_HAVE_CACHED:
+            namespace["__cached__"] = spec.cached if spec is not None else None
         if spec is not None:
             namespace["__package__"] = spec.parent
     sys.modules["__main__"] = main_module
