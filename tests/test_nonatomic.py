@@ -413,6 +413,15 @@ def test_annotations_stay_plain_functions_beside_a_nonatomic_body():
     assert run(ns["f"](5), send=lambda t, s: t)[0] == [5]
 
 
+@pytest.mark.skipif(sys.version_info < (3, 15), reason="unpacking in comprehensions is new in 3.15")
+def test_unpacking_in_comprehensions():
+    ns = con("""
+        def main():
+            return [*park@([x, x]) for x in (1, 2)], {**park@({x: x}) for x in (1, 2)}
+    """)
+    assert run(ns["main"](), send=lambda t, s: t)[0] == ([1, 1, 2, 2], {1: 1, 2: 2})
+
+
 def test_ordinary_code_in_an_opted_in_module_is_untouched():
     ns = con("""
         def plain(a, b):
