@@ -33,6 +33,7 @@ import types
 
 import conhook
 from conhook._compiler import pipeline
+from conhook._compiler.versions import MODULES_HAVE_CACHED
 from conhook._runtime.prejoin import prepare_namespace
 
 USAGE = """\
@@ -189,7 +190,8 @@ def run_code(source, filename, argv, *, path0, file=None, loader=None, spec=None
     if file is None:
         del namespace["__file__"]
     else:  # as runpy (for -m) and the interpreter (for a script) set them
-        namespace["__cached__"] = spec.cached if spec is not None else None
+        if MODULES_HAVE_CACHED:
+            namespace["__cached__"] = spec.cached if spec is not None else None
         if spec is not None:
             namespace["__package__"] = spec.parent
     sys.modules["__main__"] = main_module
@@ -240,17 +242,22 @@ _PACKAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(conhook.__file__)), 
 _IMPORTLIB = ("<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>")
 
 
-def _without_machinery(tb):
+def _without_machinery(tb, signalled=False):
     """``tb`` without the runner's frames and without the import hook's frames.
 
     The runner's frames lead the traceback.  The hook's frames (a ``SyntaxError`` from
     the pipeline while a module is imported) sit in a run of importlib frames that
-    CPython would have removed but for them: such a run goes as a whole.
+    CPython would have removed but for them: such a run goes as a whole.  A
+    ``KeyboardInterrupt`` (``signalled``) that conhook's SIGINT or SIGTERM handler raised
+    where user code ran ends in the handler's frames, where CPython's own handler shows
+    none: they go too.
     """
     entries = []
     while tb is not None:
         entries.append(tb)
         tb = tb.tb_next
+    while signalled and entries and _frame_kind(entries[-1]) == "conhook":
+        entries.pop()
     kept = []
     runs = itertools.groupby(entries, key=lambda entry: _frame_kind(entry) is not None)
     for index, (machinery, run) in enumerate(runs):
@@ -273,7 +280,7 @@ def _frame_kind(entry) -> str | None:
 
 def report(error: BaseException) -> int:
     """Print ``error`` as ``python`` would, without the runner's own frames."""
-    tb = _without_machinery(error.__traceback__)
+    tb = _without_machinery(error.__traceback__, signalled=isinstance(error, KeyboardInterrupt))
     error.__traceback__ = tb
     sys.excepthook(type(error), error, tb)
     if isinstance(error, KeyboardInterrupt):

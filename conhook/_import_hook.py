@@ -31,9 +31,9 @@ from collections.abc import Callable
 API_MODULE = "con"
 # ``from con[.x] import ...``, or ``import`` with ``con``/``conhook`` as one of the
 # dotted names it lists (not as an alias: ``import numpy as con`` does not opt in),
-# at the start of a line (after the UTF-8 BOM on the first).
+# at the start of a line (after the UTF-8 BOM on the first); ``lazy`` ones (3.15+) too.
 _OPT_IN = re.compile(
-    rb"^(?:\xef\xbb\xbf)?(?:from[ \t]+(?:con|conhook)(?:\.\w+)*[ \t]+import\b"
+    rb"^(?:\xef\xbb\xbf)?(?:lazy[ \t]+)?(?:from[ \t]+(?:con|conhook)(?:\.\w+)*[ \t]+import\b"
     rb"|import[ \t]+(?:[\w.]+(?:[ \t]+as[ \t]+\w+)?[ \t]*,[ \t]*)*(?:con|conhook)\b)",
     re.MULTILINE)
 

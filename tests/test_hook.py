@@ -183,6 +183,9 @@ OPT_IN_LINES = {
     "from-conhook": "from conhook import install",
     "import-trailing-comment": "import conhook  # opt in",
 }
+if sys.version_info >= (3, 15):
+    OPT_IN_LINES["lazy-import"] = "lazy import conhook"
+    OPT_IN_LINES["lazy-from-con"] = "lazy from con import bootstrap"
 
 
 @pytest.mark.parametrize("line", OPT_IN_LINES.values(), ids=OPT_IN_LINES.keys())

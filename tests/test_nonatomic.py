@@ -384,6 +384,45 @@ def test_fstring_replacement_fields():
     assert run(ns["main"](), send=lambda t, s: t)[0] == "<1|2>"
 
 
+@pytest.mark.skipif(sys.version_info < (3, 14), reason="template strings are new in 3.14")
+def test_template_string_fields_keep_the_expression_as_written():
+    ns = con("""
+        def main():
+            return t"<{ park@(1) !r:>{park@(2)}}|{(park@(
+                3))}é{park@(4)}>"
+    """)
+    template = run(ns["main"](), send=lambda t, s: t)[0]
+    assert [(i.value, i.expression, i.conversion, i.format_spec) for i in template.interpolations] == [
+        (1, " park@(1) ", "r", ">2"), (3, "(park@(\n        3))", None, ""), (4, "park@(4)", None, "")]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 14), reason="annotations are deferred from 3.14 on")
+def test_annotations_stay_plain_functions_beside_a_nonatomic_body():
+    """3.14+ defers annotations into ``__annotate__``: it is never a coroutine, and a name
+    it refers to need only exist when the annotations are asked for."""
+    ns = con("""
+        def f(x: Later) -> list[Later]:
+            return [park@(x)]
+        class Later:
+            pass
+    """)
+    assert inspect.iscoroutinefunction(ns["f"])
+    later = ns["Later"]
+    assert ns["f"].__annotations__ == {"x": later, "return": list[later]}
+    annotate = getattr(ns["f"], "__annotate__", None)
+    assert annotate is None or not inspect.iscoroutinefunction(annotate)
+    assert run(ns["f"](5), send=lambda t, s: t)[0] == [5]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 15), reason="unpacking in comprehensions is new in 3.15")
+def test_unpacking_in_comprehensions():
+    ns = con("""
+        def main():
+            return [*park@([x, x]) for x in (1, 2)], {**park@({x: x}) for x in (1, 2)}
+    """)
+    assert run(ns["main"](), send=lambda t, s: t)[0] == ([1, 1, 2, 2], {1: 1, 2: 2})
+
+
 def test_ordinary_code_in_an_opted_in_module_is_untouched():
     ns = con("""
         def plain(a, b):

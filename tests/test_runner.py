@@ -491,6 +491,22 @@ def test_sigterm_unwinds_a_running_program_as_ctrl_c_does(tmp_path):
     assert status == -signal.SIGTERM  # and the parent sees that SIGTERM ended it
 
 
+def test_sigterm_in_running_user_code_is_reported_without_the_handlers_frames(tmp_path):
+    status, out = _run_until_ready_then([signal.SIGTERM], """
+        from con import bootstrap
+
+        def main():
+            print("ready", flush=True)
+            while True:
+                pass
+
+        bootstrap(main)
+    """, tmp_path)
+    assert out.rstrip().endswith("KeyboardInterrupt") and "conhook" not in out, out
+    assert "in main" in out
+    assert status == -signal.SIGTERM
+
+
 def test_sigterm_caught_as_keyboard_interrupt_exits_0(tmp_path):
     status, out = _run_until_ready_then([signal.SIGTERM], """
         from con import bootstrap, sleep

@@ -1,4 +1,5 @@
 """The AST step: rejected places, and the prejoin scope around functions that start threads."""
+import sys
 import textwrap
 
 import pytest
@@ -181,6 +182,17 @@ def test_toplevel_mode_allows_calls_and_siblings_at_module_level():
     run(coro, send=lambda t, s: 42)
     assert ns["x"] == 42
     assert recorder.events[:2] == ["prejoin", ("start", "<lambda>", (42,), {})]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 15), reason="lazy import is new in 3.15")
+def test_lazy_import_in_toplevel_input_that_starts_threads_is_rejected_at_it():
+    """'sibling' at top level puts the input in a try block, where CPython forbids 'lazy import'."""
+    source = "def f(): pass\nif 1:\n    lazy import json\nsibling f@()\n"
+    with pytest.raises(SyntaxError, match="'lazy import' cannot stand in input that starts threads") as info:
+        compile_con(source, "<cell>", toplevel=True)
+    assert (info.value.filename, info.value.lineno, info.value.offset) == ("<cell>", 3, 5)
+    compile_con("lazy import json\nx = f@()\n", "<cell>", toplevel=True)  # no threads, no try
+    compile_con("import con\nlazy import json\ndef f():\n    sibling g@()\n", "mod.py")
 
 
 # -- the AST step looks only at what spans edited lines: what it must still find ----------

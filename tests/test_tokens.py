@@ -6,6 +6,7 @@ import pytest
 from conhook._compiler.tokens import rewrite_source
 
 PY312 = sys.version_info >= (3, 12)
+PY314 = sys.version_info >= (3, 14)
 
 UNTOUCHED = {
     "plain": "x = f(a) + g(b)\n",
@@ -88,6 +89,12 @@ if PY312:
     REWRITTEN["fstring"] = ('x = f"{g@(1)}!"\n', 'x = f"{g(1).__con_await__}!"\n')
     REWRITTEN["fstring-comparison"] = ('x = f"{g@(1) == 2}"\n', 'x = f"{g(1).__con_await__ == 2}"\n')
     REWRITTEN["fstring-debug-other-field"] = ('x = f"{a=} {g@(1)}"\n', 'x = f"{a=} {g(1).__con_await__}"\n')
+if PY314:
+    REWRITTEN["tstring"] = ('x = t"{g@(1)}!"\n', 'x = t"{g(1).__con_await__}!"\n')
+    REWRITTEN["tstring-ends-primary"] = ('x = t"{a}"@(1)\n', 'x = t"{a}"(1).__con_await__\n')
+    REWRITTEN["tstring-debug-other-field"] = ('x = t"{a=} {g@(1)}"\n', 'x = t"{a=} {g(1).__con_await__}"\n')
+    REWRITTEN["except-without-brackets"] = ("try: pass\nexcept g@(1), E: pass\n",
+                                            "try: pass\nexcept g(1).__con_await__, E: pass\n")
 
 
 @pytest.mark.parametrize("source", UNTOUCHED.values(), ids=UNTOUCHED.keys())
@@ -172,6 +179,9 @@ if PY312:
     SYNTAX_ERRORS["fstring-debug-specifier"] = ('x = f"{g@(1)=}"\n', 1, 13)
 else:
     SYNTAX_ERRORS["fstring-311"] = ('x = f"a{g@(1)}"\n', 1, 10)
+if PY314:
+    SYNTAX_ERRORS["tstring-debug-specifier"] = ('x = t"{g@(1)=}"\n', 1, 13)
+    SYNTAX_ERRORS["tstring-in-fstring-debug-specifier"] = ('x = f"{t"{g@(1)=}"}"\n', 1, 16)
 
 
 @pytest.mark.parametrize("source,line,col", SYNTAX_ERRORS.values(), ids=SYNTAX_ERRORS.keys())
@@ -198,6 +208,9 @@ FOUND_LATE = {
     "sibling-in-expression": (FILLER + "y = (1,\n     sibling f@(1))\n", 202, 6, "starts a statement"),
     "sibling-without-call": (FILLER + "if y: sibling f(1)\n", 201, 7, "takes a non-atomic call"),
 }
+if PY314:
+    FOUND_LATE["tstring-debug"] = ('x = t"{a=} {b!r:>{c}}"\n' * 100 + 'y = t"{a=} {g@(1)=}"\n',
+                                   101, 18, "template string's '=' specifier")
 if PY312:
     FOUND_LATE["fstring-debug"] = ('x = f"{a=} {b!r:>{c}}"\n' * 100 + 'y = f"{a=} {g@(1)=}"\n',
                                    101, 18, "'=' specifier")

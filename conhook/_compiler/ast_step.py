@@ -31,13 +31,11 @@ from __future__ import annotations
 
 import ast
 import bisect
-import sys
 
 from .._reserved_names import AWAIT_MARKER, EXC_NAME, RUNTIME_NAME, SCOPE_NAME, SIBLING_MARKER
 from .tokens import ColumnMap, TokenRewrite
+from .versions import COMPREHENSIONS_ARE_FUNCTIONS, LAZY_IMPORTS
 
-
-COMPREHENSIONS_ARE_FUNCTIONS = sys.version_info < (3, 12)
 
 _FUNCTION = "function"
 _LAMBDA = "lambda"
@@ -72,6 +70,11 @@ def transform(tree: ast.Module, rewrite: TokenRewrite, filename: str, *, topleve
                        _Columns(rewrite.columns, lines))
     checker.visit(tree)
     if toplevel and checker.module_starts_threads:
+        lazy = LAZY_IMPORTS and _lazy_import(tree.body)
+        if lazy:
+            raise checker.error("'lazy import' cannot stand in input that starts threads at top "
+                                "level, which runs in a prejoin scope (a 'try' block); import it "
+                                "in an input of its own", lazy)
         tree.body = _prejoin_scope(tree.body, tree.body[0] if tree.body else tree)
     return tree
 
@@ -486,6 +489,15 @@ class _Checker:
         node.value = spawn
         return node
 
+    def visit_Interpolation(self, node):
+        """A template string's field (3.14+) keeps its expression's text, which
+        ``Interpolation.expression`` gives at run time: the text written, not the rewritten one."""
+        columns = self.columns.columns
+        brace = _char_col(self.lines[node.lineno - 1], node.col_offset)  # restored: the original '{'
+        start = columns.char_to_rewritten(node.lineno, brace + 1)
+        node.str = columns.original_text(node.lineno, start, node.str)
+        return self.generic_visit(node)
+
     def visit_Name(self, node):
         if node.id == SIBLING_MARKER:
             raise self.error("'sibling' is a statement of its own: write 'sibling f@(args)' "
@@ -528,6 +540,19 @@ def _contains_yield(body) -> bool:
             continue
         stack.extend(ast.iter_child_nodes(node))
     return False
+
+
+def _lazy_import(body: list[ast.AST]) -> ast.stmt | None:
+    """The first ``lazy import`` (3.15+) of the module-level statements ``body``, or None."""
+    for node in body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and node.is_lazy:
+            return node
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            for name in ("body", "orelse", "finalbody", "handlers", "cases"):
+                found = _lazy_import(getattr(node, name, ()))
+                if found:
+                    return found
+    return None
 
 
 def _prejoin_scope(body: list[ast.stmt], where: ast.AST) -> list[ast.stmt]:

@@ -26,6 +26,12 @@ only a few instructions per site are inserted; so the bookkeeping is done here:
   - a function that becomes a coroutine gets the template's prologue
     (``RETURN_GENERATOR``) and, on 3.12+, its StopIteration guard around the body.
 
+On 3.14+ the compiler may have left borrowed references (``LOAD_FAST_BORROW``) on the
+stack below a site, where it would have made them strong for a real ``await``.  They stay
+valid while the coroutine is suspended, by CPython's own rules: the local that supports
+each one lives until an instruction of this frame kills it, and a write through
+``f_locals`` keeps the old value alive.
+
 Inserted instructions take the marker's source location, the prologue that of the
 first ``RESUME``.  Code is only ever inserted, never reordered, so every jump keeps
 its direction (which 3.11 spells in the opcode).
@@ -129,7 +135,7 @@ class AwaitTemplate:
         self.consts = code.co_consts
         names = template.names
         first_resume = names.index("RESUME")
-        load = next(i for i, name in enumerate(names) if name in ("LOAD_FAST", "LOAD_FAST_CHECK"))
+        load = names.index("GET_AWAITABLE") - 1  # loads ``awaited`` (LOAD_FAST, 3.14: LOAD_FAST_BORROW)
         done = names.index("POP_TOP", load)
         returned = next(i for i in range(done, len(names)) if names[i].startswith("RETURN_"))
         self.guard = template.regions[first_resume]  # 3.12+: the StopIteration guard; 3.11: None
@@ -295,7 +301,7 @@ def _drop_marker_name(names: list[str], marker: int, sites: int, instrs, opnames
     ``sites`` markers names it, by moving the last name into its place (and
     renumbering what names that one)."""
     naming = [i for i, name in enumerate(opnames) if name in _NAMING]
-    named = [args[i] >> versions.NAME_SHIFT.get(opnames[i], 0) for i in naming]
+    named = [args[i] >> versions.name_shifts().get(opnames[i], 0) for i in naming]
     if named.count(marker) > sites:
         return
     last = len(names) - 1
@@ -303,7 +309,7 @@ def _drop_marker_name(names: list[str], marker: int, sites: int, instrs, opnames
     names.pop()
     for i, index in zip(naming, named):
         if index == last != marker:
-            shift = versions.NAME_SHIFT.get(opnames[i], 0)
+            shift = versions.name_shifts().get(opnames[i], 0)
             instrs[i].arg = marker << shift | args[i] & ((1 << shift) - 1)
 
 

@@ -20,19 +20,26 @@ import io
 import keyword
 import operator
 import re
-import sys
 import tokenize
 from dataclasses import dataclass, field
 from tokenize import NAME, NEWLINE, NL, NUMBER, OP, STRING, COMMENT, INDENT, DEDENT, ENDMARKER
 
 from .._reserved_names import AWAIT_MARKER, RESERVED_PREFIX, SIBLING_MARKER
+from .versions import TEMPLATE_STRINGS, TOKENIZED_FSTRINGS
 
+# The tokens that open and close an f-string (3.12+) or a template string (3.14+): the
+# layer treats both kinds alike, fields and '=' specifiers included.
+_FSTRING_STARTS: frozenset[int] = frozenset()
+_FSTRING_ENDS: frozenset[int] = frozenset()
+if TOKENIZED_FSTRINGS:
+    _FSTRING_STARTS |= {tokenize.FSTRING_START}
+    _FSTRING_ENDS |= {tokenize.FSTRING_END}
+if TEMPLATE_STRINGS:
+    _FSTRING_STARTS |= {tokenize.TSTRING_START}
+    _FSTRING_ENDS |= {tokenize.TSTRING_END}
 
-FSTRING_START = getattr(tokenize, "FSTRING_START", None)  # 3.12+
-FSTRING_END = getattr(tokenize, "FSTRING_END", None)
-
-_PRIMARY_END_TYPES = {NUMBER, STRING} | ({FSTRING_END} if FSTRING_END is not None else set())
-_PRIMARY_START_TYPES = {NAME, NUMBER, STRING} | ({FSTRING_START} if FSTRING_START is not None else set())
+_PRIMARY_END_TYPES = {NUMBER, STRING} | _FSTRING_ENDS
+_PRIMARY_START_TYPES = {NAME, NUMBER, STRING} | _FSTRING_STARTS
 _STATEMENT_START_TYPES = {NEWLINE, NL, INDENT, DEDENT}
 _OPENERS = {"(": ")", "[": "]", "{": "}"}
 # A cheap pre-check: every non-atomic call contains '@(' (what stands left of the '@' is
@@ -70,6 +77,22 @@ class ColumnMap:
                 return edit.col  # inside inserted text: point at the edit's place
             shift += len(edit.text) - edit.length
         return col - shift
+
+    def char_to_rewritten(self, lineno: int, col: int) -> int:
+        """Map a character column of original line ``lineno`` that no edit replaced to the
+        rewritten line (text inserted at ``col`` stands before it)."""
+        return col + sum(len(edit.text) - edit.length for edit in self.edits.get(lineno, ())
+                         if edit.col < col or (edit.col == col and not edit.length))
+
+    def original_text(self, lineno: int, col: int, text: str) -> str:
+        """The original of ``text``, which stands in the rewritten text at line ``lineno``,
+        character column ``col``."""
+        end_lineno, end_col = _advance((lineno, col), text)
+        start, end = self.char_to_original(lineno, col), self.char_to_original(end_lineno, end_col)
+        if lineno == end_lineno:
+            return self.original_lines[lineno - 1][start:end]
+        lines = self.original_lines[lineno - 1:end_lineno]
+        return "".join([lines[0][start:], *lines[1:-1], lines[-1][:end]])
 
     def byte_table(self, lineno: int) -> tuple[list[int], int] | None:
         """``byte_to_original`` of edited line ``lineno``, worked out for the whole line at once.
@@ -185,12 +208,13 @@ class _Rewriter:
         calls: list[int] = []          # indexes of the '@' of non-atomic calls
         noted: list[tuple[int, int]] = []  # (index, bracket depth)
         stack: list[int] = []
-        in_fstring = 0                 # f-strings (3.12+) open around the current token
+        in_fstring = 0                 # f-strings (3.12+) and t-strings open around the current token
         fstring_calls = False          # whether a non-atomic call stands inside an f-string
         # A name can only be 'sibling' or reserved if the text holds such a word at all.
         siblings = "sibling" in self.source
         reserved = RESERVED_PREFIX in self.source
-        strings_311 = sys.version_info < (3, 12)
+        strings_311 = not TOKENIZED_FSTRINGS
+        fstring_starts, fstring_ends = _FSTRING_STARTS, _FSTRING_ENDS
         for index, tok in enumerate(tokens):
             kind = tok[0]
             if kind == OP:
@@ -213,9 +237,9 @@ class _Rewriter:
                 if ((siblings and tok[1] == "sibling")
                         or (reserved and tok[1].startswith(RESERVED_PREFIX))):
                     noted.append((index, len(stack)))
-            elif kind == FSTRING_START:
+            elif kind in fstring_starts:
                 in_fstring += 1
-            elif kind == FSTRING_END:
+            elif kind in fstring_ends:
                 in_fstring -= 1
             elif kind == STRING and strings_311 and "@(" in tok[1]:
                 noted.append((index, len(stack)))  # a non-atomic call needs '@(' in the text
@@ -308,28 +332,29 @@ class _Rewriter:
     # -- f-strings on 3.12+ ------------------------------------------------------------
 
     def check_fstring_debug_fields(self, calls: list[int]) -> None:
-        """Reject ``f"{g@(x)=}"``: the '=' would print the rewritten text.
+        """Reject ``f"{g@(x)=}"`` and ``t"{g@(x)=}"``: the '=' would show the rewritten text.
 
-        Run only when a non-atomic call stands inside an f-string (``scan``).
+        Run only when a non-atomic call stands inside an f-string or t-string (``scan``).
         """
         _, depths = _match_brackets(self.tokens)
         fields = []  # (index of '{', bracket depth inside the f-string) of open fields
-        in_fstring = []
+        in_fstring = []  # (bracket depth, what the string is called) of each open string
         for index, tok in enumerate(self.tokens):
-            if tok.type == FSTRING_START:
-                in_fstring.append(depths[index])
-            elif tok.type == FSTRING_END:
+            if tok.type in _FSTRING_STARTS:
+                kind = "an f-string" if tok.type == tokenize.FSTRING_START else "a template string"
+                in_fstring.append((depths[index], kind))
+            elif tok.type in _FSTRING_ENDS:
                 in_fstring.pop()
             elif tok.type == OP and in_fstring:
-                if tok.string == "{" and depths[index] == in_fstring[-1]:
+                if tok.string == "{" and depths[index] == in_fstring[-1][0]:
                     fields.append(index)
                 elif tok.string == "}" and fields and self.closers.get(fields[-1]) == index:
                     fields.pop()
                 elif (tok.string == "=" and fields and depths[index] == depths[fields[-1]] + 1
                       and self.tokens[index + 1].string in ("}", "!", ":")
                       and any(fields[-1] < call < index for call in calls)):
-                    raise self.error("an f-string's '=' specifier cannot show a non-atomic call; "
-                                     "compute the value into a variable first", tok)
+                    raise self.error(f"{in_fstring[-1][1]}'s '=' specifier cannot show a non-atomic "
+                                     "call; compute the value into a variable first", tok)
 
     # -- output ----------------------------------------------------------------------
 
@@ -375,7 +400,7 @@ def _match_brackets(tokens) -> tuple[dict[int, int], list[int]]:
 
 def _tokenize(source: str) -> list[tokenize.TokenInfo]:
     tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
-    if sys.version_info < (3, 12) and tokenize.ERRORTOKEN in map(operator.itemgetter(0), tokens):
+    if not TOKENIZED_FSTRINGS and tokenize.ERRORTOKEN in map(operator.itemgetter(0), tokens):
         return _join_names_311(tokens)  # only ERRORTOKENs need mending
     return tokens
 
