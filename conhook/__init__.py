@@ -7,7 +7,9 @@ import ``con`` or ``conhook`` at top level, or lie under a path or package given
 """
 from __future__ import annotations
 
-from ._version import __version__
+from ._version import __version__, check_python
+
+check_python()
 
 
 def compile_con(source, filename="<con>", mode="exec", *, toplevel=False, optimize=-1):
