@@ -33,7 +33,8 @@ import ast
 import bisect
 
 from .._reserved_names import AWAIT_MARKER, EXC_NAME, RUNTIME_NAME, SCOPE_NAME, SIBLING_MARKER
-from .tokens import ColumnMap, TokenRewrite
+from .positions import ColumnMap, char_col, node_info
+from .tokens import TokenRewrite
 from .versions import COMPREHENSIONS_ARE_FUNCTIONS, LAZY_IMPORTS
 
 
@@ -60,14 +61,12 @@ def transform(tree: ast.Module, rewrite: TokenRewrite, filename: str, *, topleve
     ``toplevel`` allows non-atomic calls and siblings at module level (``%%con`` cells
     and the REPL); the module body is then a prejoin scope of its own.
     """
-    edited = sorted(rewrite.columns.edits)
-    if not edited:
+    columns = rewrite.columns
+    if not columns:
         # Every marker (and every 'sibling') stands on a line the token layer edited:
         # without edits there is nothing to check, transform or restore.
         return tree
-    lines = _Lines(rewrite.columns, edited)
-    checker = _Checker(filename, rewrite.columns.original_lines, toplevel, lines,
-                       _Columns(rewrite.columns, lines))
+    checker = _Checker(filename, columns.original_lines, toplevel, columns)
     checker.visit(tree)
     if toplevel and checker.module_starts_threads:
         lazy = LAZY_IMPORTS and _lazy_import(tree.body)
@@ -79,38 +78,18 @@ def transform(tree: ast.Module, rewrite: TokenRewrite, filename: str, *, topleve
     return tree
 
 
-class _Lines:
-    """Which lines matter to the AST step: the edited ones, and those that may say 'yield'.
+class _YieldLines:
+    """Which lines may say 'yield': a node on none of them holds no ``yield`` expression."""
 
-    Con syntax, and so every marker, stands on edited lines: a subtree that spans none
-    is ordinary code, and the AST step leaves it alone without walking it.
-    """
-
-    def __init__(self, columns: ColumnMap, edited: list[int]):
-        self.edited = edited                # sorted
-        self._columns = columns
+    def __init__(self, lines: list[str]):
+        self._lines = lines
         self._yield_lines = None
-
-    # Whether a node (with its decorators) spans an edited line is asked of every node
-    # the walks meet, so they ask it inline: a node without a position (the module,
-    # arguments, comprehension clauses) may span anything; a node on one line (and
-    # without decorators) spans an edited line if its line is one; the rest ask this.
-
-    def spans_edited(self, node, first: int, last: int) -> bool:
-        """Whether ``node``, from line ``first`` to ``last``, spans an edited line."""
-        decorators = getattr(node, "decorator_list", None)
-        if decorators:  # they stand above the def or class line
-            first = min(first, decorators[0].lineno)
-        edited = self.edited
-        i = bisect.bisect_left(edited, first)
-        return i < len(edited) and edited[i] <= last
 
     def may_yield(self, node: ast.AST) -> bool:
         """False if no line of ``node`` holds the word 'yield' (keywords are never
         spelled otherwise), so that it holds no ``yield`` expression."""
         if self._yield_lines is None:
-            lines = self._columns.original_lines
-            self._yield_lines = [n for n, line in enumerate(lines, 1) if "yield" in line]
+            self._yield_lines = [n for n, line in enumerate(self._lines, 1) if "yield" in line]
         if not self._yield_lines:
             return False
         first, last = getattr(node, "lineno", None), getattr(node, "end_lineno", None)
@@ -120,107 +99,17 @@ class _Lines:
         return i < len(self._yield_lines) and self._yield_lines[i] <= last
 
 
-# Fields that never hold a node with a position or children: skipped when walking.
-_NO_NODE_FIELDS = frozenset({"ctx", "op", "ops", "id", "attr", "arg", "type_comment", "kind",
-                             "is_async", "conversion", "level", "module", "simple", "kwd_attrs",
-                             "rest", "tag"})
-_LEAVES = (ast.Constant, ast.MatchSingleton, ast.Global, ast.Nonlocal, ast.Pass, ast.Break,
-           ast.Continue, ast.expr_context, ast.operator, ast.unaryop, ast.boolop, ast.cmpop)
-_NODE_INFO: dict[type, tuple[tuple[str, ...], bool]] = {}
-
-
-def _node_info(cls: type) -> tuple[tuple[str, ...], bool]:
-    """For node class ``cls``: the fields that may hold child nodes (or lists of them), and
-    whether it has decorators.  Anything else found in a tree has neither."""
-    info = _NODE_INFO.get(cls)
-    if info is None:
-        fields = getattr(cls, "_fields", ()) if issubclass(cls, ast.AST) else ()
-        children = () if issubclass(cls, _LEAVES) else tuple(
-            name for name in fields if name not in _NO_NODE_FIELDS)
-        info = _NODE_INFO[cls] = (children, "decorator_list" in fields)
-    return info
-
-
-class _Columns:
-    """Moves the columns of the nodes on edited lines back to the original text.
-
-    The checker's walk calls ``node`` for every node it visits; ``subtree`` is for the
-    parts of the tree it does not visit.  Each node is moved once: a tree transformed
-    before this step (pytest's assertion rewriting) may hold one node in several places.
-    """
-
-    def __init__(self, columns: ColumnMap, lines: _Lines):
-        self.columns = columns
-        self.edited = columns.edits
-        self.lines = lines
-        self.tables = {}
-        self.seen = set()
-
-    def original(self, lineno: int, col: int) -> int:
-        try:
-            found = self.tables[lineno]
-        except KeyError:
-            found = self.tables[lineno] = self.columns.byte_table(lineno)
-        if found is None:
-            return self.columns.byte_to_original(lineno, col)
-        table, shift = found
-        return table[col] if col < len(table) else col - shift
-
-    def node(self, node: ast.AST) -> None:
-        """Move ``node``'s own columns (its line or end line was edited)."""
-        if id(node) in self.seen:
-            return
-        self.seen.add(id(node))
-        edited = self.edited
-        lineno, end = node.lineno, node.end_lineno
-        if lineno in edited:
-            node.col_offset = self.original(lineno, node.col_offset)
-        if end in edited and node.end_col_offset is not None:
-            node.end_col_offset = self.original(end, node.end_col_offset)
-
-    def subtree(self, tree: ast.AST) -> None:
-        edited = self.edited
-        spans_edited = self.lines.spans_edited
-        node_info = _NODE_INFO
-        stack = [tree]
-        pop, push, extend = stack.pop, stack.append, stack.extend
-        while stack:
-            node = pop()
-            info = node_info.get(type(node)) or _node_info(type(node))
-            lineno = getattr(node, "lineno", None)
-            if lineno is not None:
-                end = node.end_lineno
-                if end is not None:  # else it may span anything (see _Lines)
-                    if lineno == end and not info[1]:
-                        if lineno not in edited:
-                            continue
-                    elif not spans_edited(node, lineno, end):
-                        continue
-                if lineno in edited or end in edited:
-                    if id(node) in self.seen:
-                        continue
-                    self.node(node)
-            for name in info[0]:
-                value = getattr(node, name, None)
-                if value is not None:
-                    if type(value) is list:
-                        extend(value)  # what is not a node has no position and no fields
-                    else:
-                        push(value)
-
-
 class _Checker:
     """Walks the tree keeping the kind of the innermost scope.
 
     Like an ``ast.NodeTransformer`` whose ``visit`` skips subtrees that span no edited line.
     """
 
-    def __init__(self, filename: str, lines: list[str], toplevel: bool, line_info: _Lines,
-                 columns: _Columns):
+    def __init__(self, filename: str, lines: list[str], toplevel: bool, columns: ColumnMap):
         self.filename = filename
-        self.line_info = line_info
+        self.yield_lines = _YieldLines(lines)
         self.columns = columns
-        self.edited = columns.edited  # line number -> the token layer's edits
+        self.edited = columns.edits  # line number -> the token layer's edits
         self.lines = lines
         self.scopes = [_FUNCTION if toplevel else _MODULE]
         self.generator = [False]
@@ -249,25 +138,25 @@ class _Checker:
             handler, decorated = self.handlers[cls]
         except KeyError:
             handler, decorated = self.handlers[cls] = (
-                getattr(type(self), "visit_" + cls.__name__, None), _node_info(cls)[1])
+                getattr(type(self), "visit_" + cls.__name__, None), node_info(cls)[1])
         lineno = getattr(node, "lineno", None)
         if lineno is not None:
             end = node.end_lineno
-            if end is not None:  # else it may span anything (see _Lines)
+            if end is not None:  # else it may span anything
                 if lineno == end and not decorated:
                     if lineno not in self.edited:
                         return node  # ordinary code: nothing to check or transform in there
-                elif not self.line_info.spans_edited(node, lineno, end):
+                elif not self.columns.spans_edited(node, lineno, end):
                     return node
             if lineno in self.edited or end in self.edited:
-                self.columns.node(node)
+                self.columns.restore_node(node)
         if handler is None:
             return self.generic_visit(node)
         return handler(self, node)
 
     def generic_visit(self, node):
         AST = ast.AST
-        for name in _node_info(type(node))[0]:
+        for name in node_info(type(node))[0]:
             value = getattr(node, name, None)
             if type(value) is list:
                 for i, item in enumerate(value):
@@ -288,12 +177,12 @@ class _Checker:
         rest of the call highlighted."""
         lineno = node.lineno
         line = self.lines[lineno - 1] if 0 < lineno <= len(self.lines) else ""
-        col = _char_col(line, node.col_offset)
+        col = char_col(line, node.col_offset)
         at = self.at_sign(node) if is_marker(node) else None
         if at is not None:
             lineno, col = at
             line = self.lines[lineno - 1]
-        end = _char_col(line, node.end_col_offset) if node.end_lineno == lineno else None
+        end = char_col(line, node.end_col_offset) if node.end_lineno == lineno else None
         return SyntaxError(message, (self.filename, lineno, col + 1, line,
                                      lineno, (end if end is not None else col + 1) + 1))
 
@@ -308,13 +197,13 @@ class _Checker:
         if func is None or func.end_lineno is None or not func.end_col_offset:
             return None
         lineno, last = func.end_lineno, func.end_col_offset - 1  # the primary's last byte
-        if lineno in self.edited and id(func) not in self.columns.seen:
-            last = self.columns.original(lineno, last)  # not restored yet
+        if lineno in self.edited and not self.columns.is_restored(func):
+            last = self.columns.byte_to_original(lineno, last)  # not restored yet
         # (A restored end column may already lie past the removed '@': then 'last' is it.)
         if not 0 < lineno <= len(self.lines):
             return None
         line = self.lines[lineno - 1]
-        col = _char_col(line, last)
+        col = char_col(line, last)
         if line[col:col + 1] == "@":
             return lineno, col
         col += 1
@@ -336,7 +225,7 @@ class _Checker:
         self.visit_arguments_outside(node.args)
         if node.returns is not None:
             self.visit_annotation(node.returns)
-        self.enter(_FUNCTION, self.line_info.may_yield(node) and _contains_yield(node.body))
+        self.enter(_FUNCTION, self.yield_lines.may_yield(node) and _contains_yield(node.body))
         node.body = self.visit_body(node.body)
         starts_threads = self.starts_threads[-1]
         self.leave()
@@ -348,7 +237,7 @@ class _Checker:
 
     def visit_Lambda(self, node):
         self.visit_arguments_outside(node.args)
-        self.enter(_LAMBDA, self.line_info.may_yield(node) and _contains_yield([node.body]))
+        self.enter(_LAMBDA, self.yield_lines.may_yield(node) and _contains_yield([node.body]))
         node.body = self.visit(node.body)
         self.leave()
         return node
@@ -406,14 +295,14 @@ class _Checker:
         args.kw_defaults = [self.visit(d) if d is not None else None for d in args.kw_defaults]
         for arg in (*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg):
             if arg is not None:
-                self.columns.subtree(arg)  # the parameter itself is not visited
+                self.columns.restore_subtree(arg)  # the parameter itself is not visited
                 if arg.annotation is not None:
                     self.visit_annotation(arg.annotation)
 
     def restore_type_params(self, node):
         """Type parameters (3.12+) are not visited: only their columns are restored."""
         for param in getattr(node, "type_params", None) or ():
-            self.columns.subtree(param)
+            self.columns.restore_subtree(param)
 
     def visit_annotation(self, node):
         saved, self.in_annotation = self.in_annotation, True
@@ -468,7 +357,7 @@ class _Checker:
         return self.generic_visit(node)
 
     def sibling_statement(self, node, value):
-        self.columns.subtree(value)  # its location goes to the nodes made here
+        self.columns.restore_subtree(value)  # its location goes to the nodes made here
         call = value.right
         where = ast.Name(SIBLING_MARKER)
         ast.copy_location(where, value)
@@ -492,8 +381,8 @@ class _Checker:
     def visit_Interpolation(self, node):
         """A template string's field (3.14+) keeps its expression's text, which
         ``Interpolation.expression`` gives at run time: the text written, not the rewritten one."""
-        columns = self.columns.columns
-        brace = _char_col(self.lines[node.lineno - 1], node.col_offset)  # restored: the original '{'
+        columns = self.columns
+        brace = char_col(self.lines[node.lineno - 1], node.col_offset)  # restored: the original '{'
         start = columns.char_to_rewritten(node.lineno, brace + 1)
         node.str = columns.original_text(node.lineno, start, node.str)
         return self.generic_visit(node)
@@ -513,14 +402,6 @@ def _awaited_by_python(comprehension) -> bool:
              *comprehension.generators[1:]]
     parts += [getattr(comprehension, name) for name in ("elt", "key", "value") if hasattr(comprehension, name)]
     return any(isinstance(n, ast.Await) for part in parts for n in ast.walk(part))
-
-
-def _char_col(line: str, byte_col: int | None) -> int:
-    if byte_col is None:
-        return 0
-    if line.isascii():
-        return byte_col
-    return len(line.encode("utf-8")[:byte_col].decode("utf-8", "ignore"))
 
 
 def _contains_yield(body) -> bool:

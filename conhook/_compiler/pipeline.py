@@ -72,7 +72,7 @@ def _parse(rewrite: tokens.TokenRewrite, filename: str, mode: str) -> ast.AST:
         try:
             return ast.parse(rewrite.source, filename, mode)
         except SyntaxError as error:
-            raise _restore_syntax_error(error, rewrite) from None
+            raise rewrite.columns.restore_syntax_error(error) from None
     except SyntaxError as error:
         raise error.with_traceback(None) from None
 
@@ -93,21 +93,3 @@ def decode_source(data: bytes) -> str:
     """Bytes of a source file to text, honouring the coding cookie and BOM (PEP 263)."""
     import importlib.util
     return importlib.util.decode_source(data)
-
-
-def _restore_syntax_error(error: SyntaxError, rewrite: tokens.TokenRewrite) -> SyntaxError:
-    """Point a SyntaxError of the rewritten text at the original text."""
-    columns = rewrite.columns
-    if not columns or error.lineno is None:
-        return error
-    lines = columns.original_lines
-    lineno, end_lineno = error.lineno, error.end_lineno or error.lineno
-    offset = error.offset
-    end_offset = error.end_offset
-    if offset is not None and offset > 0:
-        offset = columns.char_to_original(lineno, offset - 1) + 1
-    if end_offset is not None and end_offset > 0:
-        end_offset = columns.char_to_original(end_lineno, end_offset - 1) + 1
-    text = lines[lineno - 1] if 0 < lineno <= len(lines) else error.text
-    restored = SyntaxError(error.msg, (error.filename, lineno, offset, text, end_lineno, end_offset))
-    return restored

@@ -21,10 +21,11 @@ import keyword
 import operator
 import re
 import tokenize
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from tokenize import NAME, NEWLINE, NL, NUMBER, OP, STRING, COMMENT, INDENT, DEDENT, ENDMARKER
 
 from .._reserved_names import AWAIT_MARKER, RESERVED_PREFIX, SIBLING_MARKER
+from .positions import ColumnMap, Edit, advance
 from .versions import TEMPLATE_STRINGS, TOKENIZED_FSTRINGS
 
 # The tokens that open and close an f-string (3.12+) or a template string (3.14+): the
@@ -46,88 +47,6 @@ _OPENERS = {"(": ")", "[": "]", "{": "}"}
 # for the tokens to judge: '1.', 'x\u00b7' and 'e\u0301' end primaries too, and no regex
 # class says so reliably).
 _CON_SYNTAX_HINT = re.compile(r"@\(|\bsibling\b|__con_")
-
-
-@dataclass
-class _Edit:
-    col: int        # character column in the original line
-    length: int     # characters of the original replaced
-    text: str       # replacement
-
-
-@dataclass
-class ColumnMap:
-    """Per-line record of the token edits, to map rewritten columns back."""
-
-    edits: dict[int, list[_Edit]] = field(default_factory=dict)
-    original_lines: list[str] = field(default_factory=list)
-    rewritten_lines: list[str] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.edits)
-
-    def char_to_original(self, lineno: int, col: int) -> int:
-        """Map a character column of rewritten line ``lineno`` (1-based) to the original."""
-        shift = 0
-        for edit in self.edits.get(lineno, ()):
-            start = edit.col + shift
-            if col < start:
-                break
-            if col < start + len(edit.text):
-                return edit.col  # inside inserted text: point at the edit's place
-            shift += len(edit.text) - edit.length
-        return col - shift
-
-    def char_to_rewritten(self, lineno: int, col: int) -> int:
-        """Map a character column of original line ``lineno`` that no edit replaced to the
-        rewritten line (text inserted at ``col`` stands before it)."""
-        return col + sum(len(edit.text) - edit.length for edit in self.edits.get(lineno, ())
-                         if edit.col < col or (edit.col == col and not edit.length))
-
-    def original_text(self, lineno: int, col: int, text: str) -> str:
-        """The original of ``text``, which stands in the rewritten text at line ``lineno``,
-        character column ``col``."""
-        end_lineno, end_col = _advance((lineno, col), text)
-        start, end = self.char_to_original(lineno, col), self.char_to_original(end_lineno, end_col)
-        if lineno == end_lineno:
-            return self.original_lines[lineno - 1][start:end]
-        lines = self.original_lines[lineno - 1:end_lineno]
-        return "".join([lines[0][start:], *lines[1:-1], lines[-1][:end]])
-
-    def byte_table(self, lineno: int) -> tuple[list[int], int] | None:
-        """``byte_to_original`` of edited line ``lineno``, worked out for the whole line at once.
-
-        ``(table, shift)``: byte column ``col`` of the rewritten line is ``table[col]`` in the
-        original if ``col < len(table)``, else ``col - shift``.  None where the line is not
-        ASCII (then bytes and characters differ: ask ``byte_to_original``).
-        """
-        new = self.rewritten_lines[lineno - 1]
-        if not (new.isascii() and self.original_lines[lineno - 1].isascii()):
-            return None
-        # Column by column this is ``char_to_original``: the first edit that a column
-        # stands before or inside decides it.
-        table: list[int] = []
-        shift = 0
-        for edit in self.edits[lineno]:
-            start = edit.col + shift
-            if start > len(table):
-                table.extend(range(len(table) - shift, start - shift))
-            end = start + len(edit.text)
-            if end > len(table):
-                table.extend([edit.col] * (end - len(table)))
-            shift += len(edit.text) - edit.length
-        return table, shift
-
-    def byte_to_original(self, lineno: int, col: int) -> int:
-        """Map a UTF-8 byte column of rewritten line ``lineno`` to a byte column of the original."""
-        if lineno not in self.edits:
-            return col
-        new = self.rewritten_lines[lineno - 1]
-        old = self.original_lines[lineno - 1]
-        if new.isascii() and old.isascii():
-            return self.char_to_original(lineno, col)
-        chars = len(new.encode("utf-8")[:col].decode("utf-8", "ignore"))
-        return len(old[: self.char_to_original(lineno, chars)].encode("utf-8"))
 
 
 @dataclass
@@ -168,7 +87,7 @@ class _Rewriter:
         self.tokens = tokens
         self.lines = lines
         self.filename = filename
-        self.edits: dict[int, list[_Edit]] = {}
+        self.edits: dict[int, list[Edit]] = {}
         self.sibling_lines: set[int] = set()
 
     def error(self, message: str, tok: tokenize.TokenInfo) -> SyntaxError:
@@ -177,7 +96,7 @@ class _Rewriter:
         return con_syntax_error(message, self.filename, row, col, self.lines[row - 1], end_col)
 
     def edit(self, row: int, col: int, length: int, text: str) -> None:
-        self.edits.setdefault(row, []).append(_Edit(col, length, text))
+        self.edits.setdefault(row, []).append(Edit(col, length, text))
 
     def run(self) -> TokenRewrite:
         self.scan()
@@ -323,7 +242,7 @@ class _Rewriter:
 
     def check_fstring_311(self, tok: tokenize.TokenInfo) -> None:
         for offset in _fstring_calls_311(tok.string):
-            row, col = _advance(tok.start, tok.string[:offset])
+            row, col = advance(tok.start, tok.string[:offset])
             raise con_syntax_error(
                 "non-atomic calls inside f-strings need Python 3.12 or newer; "
                 "compute the value into a variable before the f-string",
@@ -515,11 +434,3 @@ def _fstring_expressions(literal: str, i: int):
 
     text(i + len(quote), False)
     return found
-
-
-def _advance(start: tuple[int, int], text: str) -> tuple[int, int]:
-    row, col = start
-    newlines = text.count("\n")
-    if newlines:
-        return row + newlines, len(text) - text.rindex("\n") - 1
-    return row, col + len(text)
