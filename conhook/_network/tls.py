@@ -36,6 +36,7 @@ import ssl
 from .._runtime.errors import Interrupted
 from .._runtime.kernel import current_thread
 from .._runtime.primitives import Lock
+from .._runtime.timeouts import timeout
 from .._runtime.traps import IDLE, interrupted
 from .stream_contract import BUDGET, READ_SIZE, ByteStream
 
@@ -65,10 +66,10 @@ class TLSStream(ByteStream):
     """
     __slots__ = ("_transport", "_ssl", "_in", "_out", "_https_compatible", "_handshaken",
                  "_handshake_lock", "_sending", "_reading", "_writing", "_broken", "_closed",
-                 "_budget", "_eof_sent", "_shut_transport")
+                 "_budget", "_eof_sent", "_shut_transport", "_handshake_timeout")
 
     def __init__(self, transport, context, server_side=False, server_hostname=None,
-                 https_compatible=False):
+                 https_compatible=False, handshake_timeout=None):
         if not isinstance(transport, ByteStream):
             raise TypeError(f"tls_wrap() needs a con stream (tcpconnect@, accept@, a memory "
                             f"stream, another TLS stream), not {transport!r}")
@@ -91,6 +92,7 @@ class TLSStream(ByteStream):
         self._budget = BUDGET
         self._eof_sent = False  # close_notify queued (shutdown_write, close, unwrap)
         self._shut_transport = False  # shut the transport's writing side once it is all out
+        self._handshake_timeout = handshake_timeout  # seconds; past them the peer is dropped
 
     # -- the way in and out of every operation --------------------------------------------
 
@@ -191,7 +193,7 @@ class TLSStream(ByteStream):
                 raise OSError(errno.EBADF, "the TLS stream was closed during its handshake")
             if not self._handshaken:
                 try:
-                    await self._retry(self._ssl.do_handshake)
+                    await self._timed_handshake()
                 except BaseException as exc:
                     self._send_alert()
                     error = _truncation(exc, " during the handshake")
@@ -202,6 +204,18 @@ class TLSStream(ByteStream):
                 self._handshaken = True
         finally:
             self._handshake_lock.release()
+
+    async def _timed_handshake(self):
+        seconds = self._handshake_timeout
+        if seconds is None:
+            return await self._retry(self._ssl.do_handshake)
+        try:
+            with timeout(seconds):
+                await self._retry(self._ssl.do_handshake)
+        except TimeoutError:
+            self.close()
+            raise TimeoutError(f"the peer did not finish its TLS handshake within {seconds} s "
+                               f"(handshake_timeout): the connection was dropped") from None
 
     # -- reading and writing ---------------------------------------------------------------
 
@@ -509,7 +523,29 @@ class _Replay(ByteStream):
 
 
 async def tls_wrap(stream, context, server_side=False, server_hostname=None, *,
-                   https_compatible=False):
+                   https_compatible=False, handshake_timeout=None):
     """``tls_wrap@(stream, context, server_side=False, server_hostname=None)``: a ``TLSStream``
-    over `stream`.  The handshake runs on first use or on ``handshake@()``."""
-    return TLSStream(stream, context, server_side, server_hostname, https_compatible)
+    over `stream`.  The handshake runs on first use or on ``handshake@()``; with
+    `handshake_timeout` (seconds), a peer that has not finished it by then is dropped
+    (``TimeoutError``, the stream closed)."""
+    return TLSStream(stream, context, server_side, server_hostname, https_compatible,
+                     handshake_timeout)
+
+
+def client_context(tls):
+    """The context for ``tls=``: True is the default one (the system's certificate store,
+    hostnames checked); an ``ssl.SSLContext`` is used as it is."""
+    if tls is True:
+        return ssl.create_default_context()
+    if isinstance(tls, ssl.SSLContext):
+        return tls
+    raise TypeError(f"tls= takes True (the system's certificates) or an ssl.SSLContext, not {tls!r}")
+
+
+def server_context(tls):
+    """The context for a listener's ``tls=``: an ``ssl.SSLContext`` holding the certificate."""
+    if isinstance(tls, ssl.SSLContext):
+        return tls
+    raise TypeError(f"tcplisten(tls=) takes an ssl.SSLContext with the server's certificate "
+                    f"(ssl.create_default_context(ssl.Purpose.CLIENT_AUTH), then "
+                    f"load_cert_chain()), not {tls!r}")
