@@ -10,6 +10,7 @@ from ._runtime.errors import Deadlock, Interrupted
 from ._network.sockets import (Listener, ipv4addr, ipv6addr, tcpconnect, tcplisten, unixconnect,
                        unixlisten)
 from ._network.streams import Stream
+from ._network.tls import BrokenStreamError, TLSStream, tls_wrap
 from ._runtime.primitives import Event, Lock, Queue, QueueEmpty, QueueFull, Semaphore
 from ._runtime.timeouts import sleep, timeout
 from ._runtime.traps import idle
@@ -35,5 +36,5 @@ __all__ = [
     "Event", "Lock", "Semaphore", "Queue", "QueueEmpty", "QueueFull",
     "to_thread", "tree",
     "tcplisten", "tcpconnect", "unixlisten", "unixconnect", "ipv4addr", "ipv6addr",
-    "Listener", "Stream",
+    "Listener", "Stream", "tls_wrap", "TLSStream", "BrokenStreamError",
 ]

@@ -327,6 +327,21 @@ class MemoryStream(ByteStream):
                 if self._closed:
                     _closed()
 
+    def write_nowait(self, data):
+        """Put what of `data` fits into the connection at once; how many bytes went."""
+        if self._closed:
+            _closed()
+        pipe = self._out
+        if pipe.reader_gone:
+            raise BrokenPipeError(errno.EPIPE, "the peer closed the memory stream")
+        view = memoryview(data).cast("B")
+        with view:
+            taken = view[:max(0, pipe.capacity - len(pipe.data))]
+            pipe.data += taken
+            if len(taken):
+                pipe.reader.wake()
+            return len(taken)
+
     async def _check(self):
         """The checks before an operation: closed, interrupted (an interruption point even
         when the call completes at once), fairness budget."""

@@ -33,6 +33,7 @@ from .._runtime.traps import IDLE, interrupted
 from .._runtime.worker_threads import to_thread
 from .stream_contract import BUDGET
 from .streams import Stream
+from .tls import TLSStream, client_context, server_context
 
 REUSEPORT_ENV = "CONHOOK_REUSEPORT"
 
@@ -121,9 +122,9 @@ class Listener:
     are the addresses actually bound (with the port the system chose for port 0).
     """
     __slots__ = ("_socks", "_accepts", "_fds", "_next", "_wait", "_budget", "_tcp",
-                 "_address_of", "_unlink", "__weakref__")
+                 "_address_of", "_unlink", "_tls", "__weakref__")
 
-    def __init__(self, socks, tcp, address_of, unlink=None):
+    def __init__(self, socks, tcp, address_of, unlink=None, tls=None):
         self._socks = socks
         self._accepts = [s._accept for s in socks]  # (fd, address): no socket object until it is ours
         self._fds = [s.fileno() for s in socks]
@@ -133,6 +134,7 @@ class Listener:
         self._tcp = tcp
         self._address_of = address_of
         self._unlink = unlink  # (path, (st_dev, st_ino)) of a Unix socket file we made
+        self._tls = tls  # (context, handshake_timeout): streams handed out are TLS streams
 
     @property
     def addresses(self):
@@ -185,10 +187,15 @@ class Listener:
         try:
             if self._tcp:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            return Stream(sock, self._address_of, peer or None)
+            stream = Stream(sock, self._address_of, peer or None)
         except BaseException:
             sock.close()
             raise
+        if self._tls is None:
+            return stream
+        # The handshake runs later, in the thread that uses the stream, never in the acceptor.
+        context, handshake_timeout = self._tls
+        return TLSStream(stream, context, server_side=True, handshake_timeout=handshake_timeout)
 
     def close(self):
         """Close every listening socket at once; closing again does nothing."""
@@ -246,16 +253,20 @@ def _reuse_port(reuse_port):
     return reuse_port
 
 
-async def tcplisten(*addrs, backlog=socket.SOMAXCONN, reuse_port=None):
+async def tcplisten(*addrs, backlog=socket.SOMAXCONN, reuse_port=None, tls=None,
+                    handshake_timeout=10.0):
     """``tcplisten@(addr, ..., backlog=...)``: listen on every address given; a ``Listener``.
 
     If any address cannot be bound, the sockets already made are closed and ``OSError`` names
-    the address.
+    the address.  With ``tls=context``, ``accept@()`` hands out TLS streams whose handshake
+    runs on their first use, in the thread using them; a client that has not finished it
+    within `handshake_timeout` seconds (None: no limit) is dropped.
     """
     if not addrs:
         raise TypeError("tcplisten() needs at least one address (ipv4addr(...) or ipv6addr(...))")
     for addr in addrs:
         _check_address(addr, "tcplisten()")
+    tls = None if tls is None else (server_context(tls), handshake_timeout)
     reuse_port = _reuse_port(reuse_port)
     socks = []
     try:
@@ -278,7 +289,7 @@ async def tcplisten(*addrs, backlog=socket.SOMAXCONN, reuse_port=None):
         for sock in socks:
             sock.close()
         raise
-    return Listener(socks, True, address_of)
+    return Listener(socks, True, address_of, tls=tls)
 
 
 async def unixlisten(path, *, backlog=socket.SOMAXCONN):
@@ -333,11 +344,26 @@ async def _resolve(host, port):
     return [(family, sockaddr) for family, _, _, _, sockaddr in infos]
 
 
-async def tcpconnect(host, port=None):
+async def tcpconnect(host, port=None, *, tls=None, server_hostname=None, https_compatible=False):
     """``tcpconnect@(addr)`` or ``tcpconnect@(host, port)``: a stream connected to it.
 
     A host name is resolved without blocking the scheduler; its addresses are tried in order.
+    With ``tls=True`` (the system's certificates) or ``tls=context`` the stream is a TLS stream
+    whose handshake is done, for `server_hostname` (default: the host); a certificate that fails
+    verification raises the ssl module's own ``ssl.SSLCertVerificationError``.
     """
+    if tls is not None and tls is not False:
+        context = client_context(tls)
+        if server_hostname is None:
+            server_hostname = host.host if port is None and type(host) is Address else host
+        stream = TLSStream(await tcpconnect(host, port), context, server_hostname=server_hostname,
+                           https_compatible=https_compatible)
+        try:
+            await stream.handshake()
+        except BaseException:
+            stream.close()
+            raise
+        return stream
     if port is None:
         addr = _check_address(host, "tcpconnect(addr)")
         targets = [(addr.family, addr.sockaddr)]

@@ -9,6 +9,9 @@ one runs on every other:
 * ``write@(data)``: returns once all of `data` is handed on, waiting while the peer is slow
   (backpressure).
 * ``shutdown_write()``: the peer reads end of stream; this end can still read.
+* ``write_nowait(data)``: hand on what of `data` can go at once, never waiting or switching;
+  how many bytes went (0 from a stream that cannot tell).  Only while no ``write@`` is under
+  way: it is for a closing stream's last words (TLS ``close_notify`` from ``close()``).
 * ``close()``: at once, never blocking, and again does nothing; a thread waiting on the stream
   is woken with ``OSError(EBADF)``.  ``closed`` says whether it was; ``with stream:`` closes it
   at the end of the block.
@@ -41,6 +44,10 @@ class ByteStream(abc.ABC):
     @abc.abstractmethod
     async def write(self, data):
         """``write@(data)``: hand on all of `data`, waiting while the peer is slow."""
+
+    def write_nowait(self, data):
+        """Hand on what of `data` can go at once, without waiting; how many bytes went."""
+        return 0
 
     @abc.abstractmethod
     def shutdown_write(self):

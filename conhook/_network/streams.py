@@ -149,6 +149,13 @@ class Stream(ByteStream):
                 except BlockingIOError:
                     pass
 
+    def write_nowait(self, data):
+        """Send what of `data` the kernel takes at once; how many bytes went (never waits)."""
+        try:
+            return self._io.send(data, _SEND_FLAGS)
+        except BlockingIOError:
+            return 0
+
     def shutdown_write(self):
         """Close the sending side: the peer reads end of stream, and can still send to us."""
         if self._sock is None:

@@ -1,0 +1,400 @@
+"""The TLS stream over memory streams and socket pairs: the handshake and its facts, the
+stream contract, ending a connection (close_notify, truncation, unwrap), broken streams,
+TLS inside TLS, and 16 MiB each way at once."""
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import ssl
+
+import pytest
+
+import conhook.api as con
+from conhook.testing import memory_stream_pair
+
+from ..helpers import run, together
+
+
+async def tls_pair(certs, a=None, b=None, client_alpn=None, server_alpn=None, **kwargs):
+    """(client, server) TLS streams over a memory pair (or the streams given)."""
+    if a is None:
+        a, b = memory_stream_pair()
+    client = await con.tls_wrap(a, certs.client_context(client_alpn), server_hostname="localhost",
+                                **kwargs)
+    server = await con.tls_wrap(b, certs.server_context(alpn=server_alpn), server_side=True)
+    return client, server
+
+
+async def handshake_both(client, server):
+    async def c():
+        await client.handshake()
+
+    async def s():
+        await server.handshake()
+    await together(c, s)
+
+
+def socket_pair():
+    a, b = socket.socketpair()
+    return con.Stream(a), con.Stream(b)
+
+
+# -- the handshake and its facts ----------------------------------------------------------------
+
+def test_facts_after_the_handshake_and_a_clear_error_before(certs):
+    async def main():
+        client, server = await tls_pair(certs, client_alpn=["h2", "http/1.1"], server_alpn=["http/1.1"])
+        for fact in ("version", "cipher", "selected_alpn_protocol", "getpeercert"):
+            with pytest.raises(RuntimeError, match="handshake has not happened yet"):
+                getattr(client, fact)()
+        await handshake_both(client, server)
+        assert client.version() == server.version() == "TLSv1.3"
+        assert client.cipher() == server.cipher() and client.cipher()[1] == "TLSv1.3"
+        assert client.selected_alpn_protocol() == server.selected_alpn_protocol() == "http/1.1"
+        assert ("DNS", "localhost") in client.getpeercert()["subjectAltName"]
+        assert server.getpeercert() is None  # the client sent no certificate
+        await client.handshake()  # again: nothing to do
+        client.close()
+        server.close()
+    run(main)
+
+
+def test_first_read_and_write_run_the_handshake_and_data_flows_both_ways(certs):
+    async def main():
+        client, server = await tls_pair(certs)
+
+        async def c():
+            await client.write(b"hello")
+            assert await client.read() == b"HELLO"
+
+        async def s():
+            await server.write((await server.read()).upper())
+        await together(c, s)
+        assert client.version() == "TLSv1.3"
+        client.close()
+        server.close()
+    run(main)
+
+
+def test_wrong_hostname_is_the_ssl_modules_own_error(certs):
+    async def main():
+        a, b = memory_stream_pair()
+        client = await con.tls_wrap(a, certs.client_context(), server_hostname="wrong.example")
+        server = await con.tls_wrap(b, certs.server_context(), server_side=True)
+
+        async def c():
+            with pytest.raises(ssl.SSLCertVerificationError, match="[Hh]ostname mismatch"):
+                await client.handshake()
+            with pytest.raises(con.BrokenStreamError, match="handshake failed"):
+                await client.read()
+
+        async def s():
+            with pytest.raises(ssl.SSLError):
+                await server.handshake()
+        await together(c, s)
+        client.close()
+        server.close()
+    run(main)
+
+
+def test_untrusted_certificate_is_the_ssl_modules_own_error(certs):
+    async def main():
+        a, b = memory_stream_pair()
+        client = await con.tls_wrap(a, certs.client_context(), server_hostname="localhost")
+        server = await con.tls_wrap(b, certs.server_context(cert=certs.stranger), server_side=True)
+
+        async def c():
+            with pytest.raises(ssl.SSLCertVerificationError, match="unable to get local issuer"):
+                await client.write(b"x")
+
+        async def s():
+            with pytest.raises(ssl.SSLError, match="UNKNOWN_CA|unknown ca"):
+                await server.read()
+        await together(c, s)
+        client.close()
+        server.close()
+    run(main)
+
+
+def test_a_second_reader_is_an_error(certs):
+    async def main():
+        client, server = await tls_pair(certs)
+        await handshake_both(client, server)
+
+        async def first():
+            assert await client.read() == b"late"
+
+        async def second():
+            await con.sleep(0.01)
+            with pytest.raises(RuntimeError, match="already reading"):
+                await client.read()
+            await server.write(b"late")
+        await together(first, second)
+        client.close()
+        server.close()
+    run(main)
+
+
+def test_renegotiation_is_refused_on_the_context(certs):
+    async def main():
+        ctx = certs.client_context()
+        assert not ctx.options & ssl.OP_NO_RENEGOTIATION
+        a, _ = memory_stream_pair()
+        s = await con.tls_wrap(a, ctx, server_hostname="localhost")
+        assert ctx.options & ssl.OP_NO_RENEGOTIATION
+        s.close()
+    run(main)
+
+
+# -- ending a connection -------------------------------------------------------------------------
+
+def test_close_sends_close_notify_so_the_peer_reads_end_of_stream(certs):
+    async def main():
+        client, server = await tls_pair(certs)
+        await handshake_both(client, server)
+        await server.write(b"last words")
+        server.close()
+        assert await client.read() == b"last words"
+        with pytest.raises(EOFError, match="close_notify"):
+            await client.read()
+        client.close()
+    run(main)
+
+
+def test_truncation_is_an_error_by_default(certs):
+    async def main():
+        client, server = await tls_pair(certs)
+        await handshake_both(client, server)
+        await server.write(b"partial")
+        server.transport.close()  # the connection ends without close_notify
+        assert await client.read() == b"partial"
+        with pytest.raises(ssl.SSLEOFError, match="without close_notify.*truncated"):
+            await client.read()
+        with pytest.raises(con.BrokenStreamError):
+            await client.read()
+        client.close()
+    run(main)
+
+
+def test_truncation_is_end_of_stream_when_https_compatible(certs):
+    async def main():
+        client, server = await tls_pair(certs, https_compatible=True)
+        await handshake_both(client, server)
+        await server.write(b"partial")
+        server.transport.close()
+        assert await client.read() == b"partial"
+        with pytest.raises(EOFError, match="https_compatible"):
+            await client.read()
+        client.close()
+    run(main)
+
+
+def test_close_sends_nothing_when_the_transport_cannot_take_it_at_once(certs):
+    async def main():
+        a, b = memory_stream_pair(max_buffer=1000)
+        client, server = await tls_pair(certs, a, b)
+        await handshake_both(client, server)
+        assert a.write_nowait(b"x" * 2000) == 1000  # the room taken: close_notify cannot go at once
+        client.close()
+        assert await b.read() == b"x" * 1000
+        with pytest.raises(EOFError):
+            await b.read()  # nothing more came
+        server.close()
+    run(main)
+
+
+def test_shutdown_write_is_a_half_close(certs):
+    async def main():
+        client, server = await tls_pair(certs)
+        await handshake_both(client, server)
+        await client.write(b"question")
+        client.shutdown_write()
+        with pytest.raises(BrokenPipeError):
+            await client.write(b"more")
+        assert await server.read() == b"question"
+        with pytest.raises(EOFError):
+            await server.read()
+        await server.write(b"answer")
+        assert await client.read() == b"answer"
+        client.close()
+        server.close()
+    run(main)
+
+
+def test_unwrap_returns_the_plain_stream(certs):
+    async def main():
+        a, b = memory_stream_pair()
+        client, server = await tls_pair(certs, a, b)
+        await handshake_both(client, server)
+        await client.write(b"over tls")
+        assert await server.read() == b"over tls"
+        got = {}
+
+        async def c():
+            got["client"] = await client.unwrap()
+            await got["client"].write(b"plain from client")
+
+        async def s():
+            got["server"] = await server.unwrap()
+            await got["server"].write(b"plain from server")
+            assert await got["server"].read() == b"plain from client"
+        await together(c, s)
+        assert got["client"] is a and got["server"] is b
+        assert await a.read() == b"plain from server"
+        assert client.closed and not a.closed
+        client.close()  # does not touch the plain stream any more
+        assert not a.closed
+        a.close()
+        b.close()
+    run(main)
+
+
+def test_unwrap_keeps_bytes_that_came_after_the_peers_close_notify(certs):
+    async def main():
+        a, b = memory_stream_pair()
+        client, server = await tls_pair(certs, a, b)
+        await handshake_both(client, server)
+
+        async def s():
+            plain = await server.unwrap()  # sends close_notify, waits for the client's
+            await plain.write(b"plain at once")
+
+        async def c():
+            await con.sleep(0.02)  # the server's close_notify and its plain bytes are both there
+            with pytest.raises(EOFError):
+                await client.read()  # takes them both from the memory stream
+            plain = await client.unwrap()
+            assert await plain.read() == b"plain at once"
+            plain.close()
+        await together(s, c)
+        b.close()
+    run(main)
+
+
+# -- broken streams -----------------------------------------------------------------------------
+
+def test_interrupted_read_leaves_the_stream_broken_and_says_so(certs):
+    async def main():
+        client, server = await tls_pair(certs)
+        await handshake_both(client, server)
+        with pytest.raises(TimeoutError):
+            with con.timeout(0.02):
+                await client.read()  # waits for the transport: TLS work under way
+        with pytest.raises(con.BrokenStreamError, match="read@\\(\\) was interrupted") as info:
+            await client.read()
+        assert isinstance(info.value.__cause__, con.Interrupted)
+        with pytest.raises(con.BrokenStreamError):
+            await client.write(b"x")
+        client.close()
+        server.close()
+    run(main)
+
+
+def test_interrupted_write_leaves_the_stream_broken_and_says_so(certs):
+    async def main():
+        a, b = memory_stream_pair(max_buffer=4096)
+        client, server = await tls_pair(certs, a, b)
+        await handshake_both(client, server)
+        with pytest.raises(TimeoutError):
+            with con.timeout(0.02):
+                await client.write(b"x" * 100_000)  # nobody reads: it waits for room
+        with pytest.raises(con.BrokenStreamError, match="write@\\(\\) was interrupted"):
+            await client.write(b"x")
+        client.close()
+        server.close()
+    run(main)
+
+
+def test_an_interruption_at_entry_leaves_the_stream_as_it_was(certs):
+    async def main():
+        client, server = await tls_pair(certs)
+        await handshake_both(client, server)
+
+        with pytest.raises(TimeoutError):
+            with con.timeout(0.01):
+                try:
+                    await con.sleep(1)
+                except con.Interrupted:
+                    await client.read()  # already interrupted: raises at entry, before any TLS work
+        await server.write(b"still fine")
+        assert await client.read() == b"still fine"
+        client.close()
+        server.close()
+    run(main)
+
+
+def test_io_after_close_is_ebadf(certs):
+    async def main():
+        client, server = await tls_pair(certs)
+        client.close()
+        client.close()
+        assert client.closed
+        with pytest.raises(OSError, match="closed TLS stream"):
+            await client.read()
+        server.close()
+    run(main)
+
+
+# -- TLS inside TLS, and volume -----------------------------------------------------------------
+
+def test_tls_inside_tls(certs):
+    async def main():
+        outer_c, outer_s = await tls_pair(certs)  # e.g. to a proxy
+        inner_c, inner_s = await tls_pair(certs, outer_c, outer_s)  # end to end through it
+
+        async def c():
+            await inner_c.write(b"secret")
+            assert await inner_c.read() == b"SECRET"
+            inner_c.close()
+
+        async def s():
+            await inner_s.write((await inner_s.read()).upper())
+            with pytest.raises(EOFError):
+                await inner_s.read()
+            inner_s.close()
+        await together(c, s)
+        assert inner_c.version() == outer_c.version() == "TLSv1.3"
+        assert outer_c.closed and outer_s.closed
+    run(main)
+
+
+def test_16_mib_each_way_at_once_checked_by_hash(certs):
+    size = 16 << 20
+
+    async def main():
+        client, server = await tls_pair(certs, *socket_pair())
+        digests = {}
+
+        def sender(stream, name):
+            async def send():
+                data = os.urandom(1 << 20)
+                h = hashlib.sha256()
+                for i in range(size // len(data)):
+                    chunk = data[i:] + data[:i]
+                    h.update(chunk)
+                    await stream.write(chunk)
+                stream.shutdown_write()
+                digests[name + " sent"] = h.hexdigest()
+            return send
+
+        def receiver(stream, name):
+            async def receive():
+                h = hashlib.sha256()
+                n = 0
+                try:
+                    while True:
+                        data = await stream.read()
+                        n += len(data)
+                        h.update(data)
+                except EOFError:
+                    pass
+                digests[name + " received"] = (h.hexdigest(), n)
+            return receive
+        await together(sender(client, "client"), receiver(client, "client"),
+                       sender(server, "server"), receiver(server, "server"))
+        assert digests["server received"] == (digests["client sent"], size)
+        assert digests["client received"] == (digests["server sent"], size)
+        client.close()
+        server.close()
+    run(main)
