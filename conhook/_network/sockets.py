@@ -12,6 +12,9 @@
   ``accept@()`` sleeps (10 ms, doubling up to 100 ms) and tries again until it gets through.
   A connection the client gave up on before we took it (ECONNABORTED, EPROTO, ...) is
   skipped.
+* A Unix listener removes the socket file it made when it is closed: the file it bound
+  (its path made absolute), and only in the process that made it (a forked child's copy,
+  closed or collected when the child exits, leaves the parent's file alone).
 * Name resolution (``getaddrinfo``) runs in a worker OS thread (``to_thread``) unless the
   host is numeric, so it never blocks the scheduler.  ``tcpconnect@`` tries the resolved
   addresses in order and raises the last error, naming every address it tried.
@@ -132,7 +135,7 @@ class Listener:
         self._budget = BUDGET
         self._tcp = tcp
         self._address_of = address_of
-        self._unlink = unlink  # (path, (st_dev, st_ino)) of a Unix socket file we made
+        self._unlink = unlink  # (absolute path, (st_dev, st_ino), pid) of a Unix socket file we made
 
     @property
     def addresses(self):
@@ -205,7 +208,9 @@ class Listener:
                 kernel.notify_closing(sock.fileno(), lambda: exc)
             sock.close()
         if self._unlink is not None:
-            path, ident = self._unlink
+            path, ident, pid = self._unlink
+            if pid != os.getpid():
+                return  # a forked child's copy: the file belongs to the process that made it
             try:
                 st = os.stat(path)
                 if (st.st_dev, st.st_ino) == ident:
@@ -282,7 +287,11 @@ async def tcplisten(*addrs, backlog=socket.SOMAXCONN, reuse_port=None):
 
 
 async def unixlisten(path, *, backlog=socket.SOMAXCONN):
-    """``unixlisten@(path)``: listen on a Unix-domain socket; the file is removed on close."""
+    """``unixlisten@(path)``: listen on a Unix-domain socket; the file is removed on close.
+
+    Only by the process that made it (a forked child that closes its copy, or exits, leaves
+    the parent's file alone), and the file it made even if the working directory changed.
+    """
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         try:
@@ -294,9 +303,10 @@ async def unixlisten(path, *, backlog=socket.SOMAXCONN):
         sock.setblocking(False)
         unlink = None
         if isinstance(path, (str, bytes, os.PathLike)) and not str(os.fsdecode(path)).startswith("\0"):
+            path = os.path.abspath(path)  # the same file after a chdir
             st = os.stat(path)
             if stat.S_ISSOCK(st.st_mode):
-                unlink = (path, (st.st_dev, st.st_ino))
+                unlink = (path, (st.st_dev, st.st_ino), os.getpid())
     except BaseException:
         sock.close()
         raise
