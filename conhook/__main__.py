@@ -34,6 +34,7 @@ import types
 import conhook
 from conhook._compiler import pipeline
 from conhook._runtime.prejoin import prepare_namespace
+from conhook._runtime.slips import explain
 
 USAGE = """\
 usage: python -m conhook [--show FILE | --dis FILE] (script.py | -m module | -c code) [args...]
@@ -272,7 +273,9 @@ def _frame_kind(entry) -> str | None:
 
 
 def report(error: BaseException) -> int:
-    """Print ``error`` as ``python`` would, without the runner's own frames."""
+    """Print ``error`` as ``python`` would, without the runner's own frames (and a slip said
+    in conhook's words: ``slips``)."""
+    error = explain(error)
     tb = _without_machinery(error.__traceback__)
     error.__traceback__ = tb
     sys.excepthook(type(error), error, tb)

@@ -22,11 +22,13 @@ import signal
 import sysconfig
 import threading
 from os import environ
+from types import CoroutineType
 
 from .._reserved_names import CO_COROUTINE
 from .cactus_stack import tree
 from .kernel import Kernel, refuse_nested_run, state, strip_internal_frames
 from .prejoin import _call, carry_over
+from .slips import explain
 
 # The variables that ask for diagnostics (the module ``diagnostics``, which is imported only
 # when one is set: it costs 6 ms).  A test keeps this in step with ``diagnostics.VARIABLES``.
@@ -147,8 +149,18 @@ def _conclude(kernel, value, exc):
         return "raise", interrupt
     if exc is not None:
         strip_internal_frames(exc)
-        return "raise", exc
+        return "raise", explain(exc)
     return "value", value
+
+
+def _not_a_function(fn):
+    if type(fn) is CoroutineType:
+        name = fn.__qualname__
+        fn.close()  # it will never run: no "never awaited" warning on top of this error
+        return TypeError(f"con.bootstrap() takes the function to run, not a call object: write "
+                         f"con.bootstrap({name}) (or con.bootstrap({name}, arg, ...)), "
+                         f"not con.bootstrap({name}())")
+    return TypeError(f"con.bootstrap() takes the function to run (and its arguments), not {fn!r}")
 
 
 class bootstrap:
@@ -163,6 +175,8 @@ class bootstrap:
     __slots__ = ()
 
     def __new__(cls, fn, /, *args):
+        if not callable(fn):
+            return _raiser(cls, _not_a_function(fn))
         kind, result = _run(fn, args)
         if kind == "raise":
             return _raiser(cls, result)
