@@ -200,3 +200,42 @@ def test_the_runner_says_a_module_did_not_opt_in(tmp_path):
     assert result.returncode == 1
     assert ("TypeError: con.idle@(...) is a non-atomic call, but module 'helper' was not rewritten "
             "by conhook") in result.stderr
+
+
+# -- tracebacks without conhook's frames, names as the API spells them (item 18) -------------------
+
+def test_a_syntax_error_in_a_con_module_imported_from_plain_python_shows_what_cpython_shows(tmp_path):
+    (tmp_path / "broken.py").write_text("import con\n\ndef f():\n    x = = con.idle@()\n")
+    (tmp_path / "main.py").write_text("import conhook\nimport broken\n")
+    result = subprocess.run([sys.executable, "main.py"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.stderr == (
+        "Traceback (most recent call last):\n"
+        f'  File "{tmp_path / "main.py"}", line 2, in <module>\n'
+        "    import broken\n"
+        f'  File "{tmp_path / "broken.py"}", line 4\n'
+        "    x = = con.idle@()\n"
+        "        ^\n"
+        "SyntaxError: invalid syntax\n")
+
+
+def test_an_unknown_host_is_named_and_only_the_users_frames_are_shown():
+    def main():
+        con.tcpconnect@("no-such-host.invalid", 80)
+    exc = failure(main)
+    assert isinstance(exc, OSError)
+    assert "cannot resolve 'no-such-host.invalid' (port 80)" in str(exc)
+    assert exc.__suppress_context__ and exc.__cause__ is None
+    assert {frame.filename for frame in traceback.extract_tb(exc.__traceback__)} == {THIS_FILE}
+
+
+@pytest.mark.parametrize("make", [lambda: con.ipv4addr("localhost", 80), lambda: con.ipv6addr("::1", -1),
+                                  lambda: con.ipv4addr(b"1.2.3.4", 80)], ids=["name", "port", "bytes"])
+def test_a_refused_address_shows_the_users_frames_only(make):
+    with pytest.raises((ValueError, TypeError)) as info:
+        make()
+    assert {frame.filename for frame in traceback.extract_tb(info.value.__traceback__)} == {THIS_FILE}
+
+
+def test_errors_are_printed_as_the_api_names_them():
+    assert traceback.format_exception_only(con.Deadlock("stuck")) == ["con.Deadlock: stuck\n"]
+    assert traceback.format_exception_only(con.Interrupted("why")) == ["con.Interrupted: why\n"]

@@ -29,6 +29,7 @@ import os
 import socket
 import stat
 
+from .._runtime.bootstrap import raiser
 from .._runtime.fd_waits import AnyReadable, wait_readable, wait_writable
 from .._runtime.kernel import current_thread, state
 from .._runtime.timeouts import sleep
@@ -71,30 +72,41 @@ class Address:
         return iter((self.host, self.port))
 
 
-def _numeric(family, host, port, maker):
+def _numeric(maker, family, host, port):
+    """The address, or an instance of `maker` that raises why there is none (``raiser``)."""
+    name = maker.__name__
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
-        raise ValueError(f"{maker}() needs a port number from 0 to 65535, not {port!r}")
+        return raiser(maker, ValueError(f"{name}() needs a port number from 0 to 65535, not {port!r}"))
     if not isinstance(host, str):
-        raise TypeError(f"{maker}() needs the host as a str, not {host!r}")
+        return raiser(maker, TypeError(f"{name}() needs the host as a str, not {host!r}"))
     try:
         infos = socket.getaddrinfo(host or None, port, family, socket.SOCK_STREAM, 0,
                                    socket.AI_NUMERICHOST | socket.AI_PASSIVE)
     except (socket.gaierror, UnicodeError):
+        infos = None
+    if infos is None:
         kind = "IPv4" if family == socket.AF_INET else "IPv6"
-        raise ValueError(
-            f"{maker}() needs a numeric {kind} address, not {host!r}: resolve names with "
-            f"tcpconnect@(host, port)") from None
+        return raiser(maker, ValueError(f"{name}() needs a numeric {kind} address, not {host!r}: "
+                                        f"resolve names with tcpconnect@(host, port)"))
     return Address(family, host, port, infos[0][4])
 
 
-def ipv4addr(host, port):
+# Classes, so that a refused address raises with no frame of ours (bootstrap.raiser): the
+# traceback ends at the user's line.
+class ipv4addr:
     """The IPv4 address `host` (numeric, ``''`` for every interface) with `port`."""
-    return _numeric(socket.AF_INET, host, port, "ipv4addr")
+    __slots__ = ()
+
+    def __new__(cls, host, port):
+        return _numeric(cls, socket.AF_INET, host, port)
 
 
-def ipv6addr(host, port):
+class ipv6addr:
     """The IPv6 address `host` (numeric, ``''`` for every interface) with `port`."""
-    return _numeric(socket.AF_INET6, host, port, "ipv6addr")
+    __slots__ = ()
+
+    def __new__(cls, host, port):
+        return _numeric(cls, socket.AF_INET6, host, port)
 
 
 def address_of(sockaddr):
@@ -335,11 +347,18 @@ def _discard(sock):
 
 
 async def _resolve(host, port):
-    """[(family, sockaddr)] for host and port; names are looked up in a worker OS thread."""
+    """[(family, sockaddr)] for host and port; names are looked up in a worker OS thread.
+
+    A name that cannot be resolved is a ``socket.gaierror`` that names it."""
     try:
         infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
     except socket.gaierror:
-        infos = await to_thread(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
+        infos = None  # (resolved below, outside this handler: no "during handling" chain)
+    if infos is None:
+        try:
+            infos = await to_thread(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise socket.gaierror(exc.errno, f"cannot resolve {host!r} (port {port}): {exc.strerror}") from None
     return [(family, sockaddr) for family, _, _, _, sockaddr in infos]
 
 

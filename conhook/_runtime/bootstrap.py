@@ -44,8 +44,12 @@ next(_DEAD, None)
 next(_DEAD, None)
 
 
-def _raiser(cls, exc):
-    """An instance of a one-off subclass of `cls` whose ``__init__`` raises `exc` from C."""
+def raiser(cls, exc):
+    """An instance of a one-off subclass of `cls` whose ``__init__`` raises `exc` from C.
+
+    Returned by ``cls.__new__``, it makes ``cls(...)`` raise `exc` once every Python frame of
+    ours has returned (also used by ``ipv4addr``/``ipv6addr``).
+    """
     init = staticmethod(functools.partial(max, exc, exc, key=_DEAD.throw))
     sub = type(cls.__name__, (cls,), {"__init__": init, "__slots__": ()})
     return object.__new__(sub)
@@ -176,8 +180,8 @@ class bootstrap:
 
     def __new__(cls, fn, /, *args):
         if not callable(fn):
-            return _raiser(cls, _not_a_function(fn))
+            return raiser(cls, _not_a_function(fn))
         kind, result = _run(fn, args)
         if kind == "raise":
-            return _raiser(cls, result)
+            return raiser(cls, result)
         return result

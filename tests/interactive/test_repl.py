@@ -108,6 +108,9 @@ def test_errors_are_reported_and_the_repl_goes_on(repl):
     assert b'File "<stdin>", line 2' in shown and b"generator" in shown
     shown = repl.enter("con.Event().wait@()")
     assert b"Deadlock" in shown and b"bootstrap - <module> - wait" in shown
+    # As python's REPL shows what an input raised: the header, the input's frame, the API's name.
+    assert shown.startswith(b'Traceback (most recent call last):\n  File "<stdin>", line 1, in <module>\n'
+                            b"con.Deadlock: deadlock: ")
     shown = repl.enter("1/0")
     assert shown.endswith(b"ZeroDivisionError: division by zero\n")
     assert b"conhook" not in shown  # no frame of conhook's
