@@ -92,7 +92,12 @@ def _run(fn, args, backend=None):
     kernel = new_kernel(backend)
     code = getattr(fn, "__code__", None)
     try:
-        coro = fn(*args) if code is not None and code.co_flags & CO_COROUTINE else _call(fn, args, {})
+        if code is not None and code.co_flags & CO_COROUTINE:
+            coro = fn(*args)
+        else:  # an ordinary function: tree() and messages name it, not the wrapper
+            coro = _call(fn, args, {})
+            coro.__name__ = getattr(fn, "__name__", coro.__name__)
+            coro.__qualname__ = getattr(fn, "__qualname__", coro.__qualname__)
     except BaseException:
         kernel.close()
         raise

@@ -89,6 +89,12 @@ class _IdleFunction:
     def __repr__(self):
         return "<con.idle>"
 
+    @property
+    def __signature__(self):
+        """``idle()``, for inspect.signature and help() (its ``__call__`` is a C method)."""
+        from inspect import Signature
+        return Signature()
+
 
 idle = _IdleFunction()
 _IdleFunction.__call__ = staticmethod(itertools.repeat(IDLE).__next__)

@@ -100,6 +100,7 @@ def test_nonatomic_calls_and_siblings_at_the_prompt(repl):
     assert repl.enter("double@(x)") == b"84\n"
     assert repl.enter("q = con.Queue(); sibling q.put@('from a sibling'); q.get@()") == b"'from a sibling'\n"
     assert repl.enter("con.idle@(); print(con.tree())") == b"bootstrap - <module>\n"
+    assert repl.enter("print(con.tree())") == b"bootstrap - <module>\n"  # an input without con syntax
     assert repl.close() == 0
 
 
