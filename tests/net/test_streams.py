@@ -298,6 +298,9 @@ def test_unix_sockets(tmp_path):
     run(main)
 
 
+# (3.12+ warns of fork() in a process with threads, such as to_thread's workers: the child
+# here only closes a socket and _exits.)
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_leaves_the_parents_unix_listener_alone(tmp_path):
     # The child closes its copy of the listener (as its __del__ does when it exits): the
     # parent's socket file stays, and so does the parent's wait in accept (the backend's
