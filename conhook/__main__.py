@@ -35,11 +35,13 @@ import conhook
 from conhook._compiler import pipeline
 from conhook._compiler.versions import MODULES_HAVE_CACHED
 from conhook._runtime.prejoin import prepare_namespace
+from conhook._runtime.slips import explain
 
 USAGE = """\
-usage: python -m conhook [--show FILE | --dis FILE] (script.py | -m module | -c code) [args...]
+usage: python -m conhook (script.py | -m module | -c code) [args...]
        python -m conhook --workers N (script.py | -m module | -c code) [args...]
-       python -m conhook        (no arguments: the REPL)
+       python -m conhook (--show | --dis) FILE    (the rewritten source, or its bytecode)
+       python -m conhook                          (no arguments: the REPL)
 """
 
 
@@ -106,9 +108,15 @@ def show(filename: str, disassemble: bool) -> int:
             dis.dis(pipeline.compile_con(source, filename))
         else:
             sys.stdout.write(pipeline.rewrite_tokens(source, filename).source)
+        sys.stdout.flush()
     except SyntaxError as error:
         error.__traceback__ = None
         return report(error)
+    except BrokenPipeError:
+        # The reader stopped (`| head`): end quietly, as the Python docs advise (signal module,
+        # "Note on SIGPIPE"); stdout goes to devnull so that the flush at exit cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return 0
 
 
@@ -279,7 +287,9 @@ def _frame_kind(entry) -> str | None:
 
 
 def report(error: BaseException) -> int:
-    """Print ``error`` as ``python`` would, without the runner's own frames."""
+    """Print ``error`` as ``python`` would, without the runner's own frames (and a slip said
+    in conhook's words: ``slips``)."""
+    error = explain(error)
     tb = _without_machinery(error.__traceback__, signalled=isinstance(error, KeyboardInterrupt))
     error.__traceback__ = tb
     sys.excepthook(type(error), error, tb)

@@ -170,10 +170,34 @@ class ConLoader(importlib.machinery.SourceFileLoader):
         if code is None:
             from ._compiler import pipeline
             source = self.get_data(source_path)
-            code = pipeline.compile_con(source, source_path)
+            try:
+                code = pipeline.compile_con(source, source_path)
+            except SyntaxError as error:
+                if sys._getframe(1).f_code is not _EXEC_MODULE:
+                    raise
+                return _raising_as_importlib(error)
             if cache_path and not sys.dont_write_bytecode:
                 write_cache(cache_path, code, stat, self_opted_in=imports_con(source))
         return code
+
+
+_EXEC_MODULE = importlib.machinery.SourceFileLoader.exec_module.__code__
+
+
+def _raising_as_importlib(error):
+    """Code that raises `error` from a frame that CPython's import drops from tracebacks.
+
+    An ``import`` statement's traceback loses its importlib frames only where they end in
+    ``_call_with_frames_removed`` (CPython's ``remove_importlib_frames``), and our
+    ``get_code`` between them would keep them all, and itself.  So ``exec_module`` gets code
+    that raises the ``SyntaxError`` from a frame that looks like that last importlib one: the
+    user sees what CPython shows for a syntax error in an imported module.
+    """
+    return _FRAMES_REMOVED.replace(co_consts=(error.with_traceback(None),))
+
+
+_FRAMES_REMOVED = compile("raise None", "<frozen importlib._bootstrap_external>", "exec").replace(
+    co_name="_call_with_frames_removed", co_qualname="_call_with_frames_removed")
 
 
 class _ApiLoader:

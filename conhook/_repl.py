@@ -52,9 +52,20 @@ class ConConsole(code.InteractiveConsole):
         # Run here, not in a helper, so that showtraceback() (which drops the first
         # frame of the traceback, this one) shows the user's frames only.
         try:
-            prepare_namespace(self.locals)
-            from .api import bootstrap
-            bootstrap(_toplevel.as_function(compiled, self.locals))
+            try:
+                prepare_namespace(self.locals)
+                from .api import bootstrap
+                bootstrap(_toplevel.as_function(compiled, self.locals))
+            except SystemExit:
+                raise
+            except BaseException as exc:  # noqa: BLE001  (re-raised at once)
+                if exc.__traceback__.tb_next is None:
+                    # Raised by bootstrap itself (Deadlock, KeyboardInterrupt): no frame of the
+                    # input's would be shown, nor the "Traceback" header.  Raise it from a
+                    # frame of the input's, as python's REPL would show it.
+                    exec(compile("raise error", self.filename, "exec"),
+                         {"error": exc.with_traceback(None)})
+                raise
         except SystemExit:
             raise
         except BaseException:  # noqa: BLE001  (the REPL shows every failure and goes on)

@@ -3,8 +3,7 @@
 Threads switch only inside non-atomic calls (``f@(args)``); ``sibling f@(args)`` starts a
 thread that the current function waits for before it returns (prejoin).  See docs/guide.md.
 """
-from __future__ import annotations
-
+# (No `from __future__ import annotations`: it would put `annotations` in dir(con).)
 from ._runtime.bootstrap import bootstrap
 from ._runtime.errors import Deadlock, Interrupted
 from ._network.sockets import (Listener, ipv4addr, ipv6addr, tcpconnect, tcplisten, unixconnect,

@@ -40,6 +40,7 @@ import pytest
 
 from ._reserved_names import AWAIT_MARKER, RUNTIME_NAME
 from . import _import_hook  # (importing conhook installed it; the pipeline loads when a module opts in)
+from ._runtime.slips import explain
 
 DEFAULT_TIMEOUT = 60.0
 _FINDER_KEY = pytest.StashKey()
@@ -234,6 +235,17 @@ def pytest_pyfunc_call(pyfuncitem):
     names = pyfuncitem._fixtureinfo.argnames
     bootstrap(_run_test, pyfuncitem, function, funcargs, names, _Deadline(_timeout_of(pyfuncitem)))
     return True
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """A test's failure said in conhook's words where it is a slip conhook recognises
+    (``f@(x)`` in a test module that does not opt in: ``conhook._runtime.slips``)."""
+    if call.excinfo is not None:
+        error = call.excinfo.value
+        explained = explain(error)
+        if explained is not error:
+            call.excinfo = pytest.ExceptionInfo.from_exception(explained)
 
 
 def _timeout_of(item) -> float:

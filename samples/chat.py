@@ -3,15 +3,25 @@
     python -m conhook samples/chat.py [port]          # then, in several terminals: nc ::1 6840
 
 Each client has two threads: one reads its lines and broadcasts them, one writes what the
-others said.  Broadcasting never waits: it drops the lines into each client's outbox Queue.
-A client that lets more than BACKLOG batches pile up (it does not read) is disconnected, so
-one slow client never stalls the others.
+others said.  Broadcasting never waits: it drops the lines into each client's outbox Queue and
+counts the bytes waiting there.  A client that lets more than BACKLOG bytes pile up (it does
+not read) is disconnected, so one slow client never stalls the others; a client that sends a
+line longer than MAX_LINE is disconnected too, so no client can make the server hold an
+unbounded line.
 """
 import sys
 
 from con import Queue, bootstrap, idle, ipv4addr, ipv6addr, tcplisten
 
-BACKLOG = 100  # batches of lines a client may fall behind before it is dropped
+MAX_LINE = 64 * 1024  # bytes a line may hold (its newline included)
+BACKLOG = 1024 * 1024  # bytes a client may fall behind before it is dropped
+
+
+class Client:
+    def __init__(self, stream):
+        self.stream = stream
+        self.outbox = Queue()  # batches of lines for it to write; None: finish
+        self.queued = 0  # bytes in the outbox
 
 
 def main(port=6840):
@@ -19,47 +29,49 @@ def main(port=6840):
 
 
 def serve(listener):
-    clients = {}  # outbox -> stream
+    clients = set()
     while 1:
         sibling client@(listener.accept@(), clients)
 
 
 def client(stream, clients):
-    outbox = Queue()
-    clients[outbox] = stream
-    sibling deliver@(stream, outbox)
+    me = Client(stream)
+    clients.add(me)
+    sibling deliver@(me)
     try:
         pending = b''
-        while 1:
+        while len(pending) < MAX_LINE:
             lines, newline, pending = (pending + stream.read@()).rpartition(b'\n')
             if newline:
-                broadcast(clients, outbox, lines + newline)
+                broadcast(clients, me, lines + newline)
                 idle@()  # let the others deliver it before this client says more
     except (EOFError, OSError):
         pass
     finally:
-        del clients[outbox]
-        outbox.put_nowait(None)  # tells deliver to finish
+        clients.discard(me)
+        me.outbox.put_nowait(None)  # tells deliver to finish
 
 
 def broadcast(clients, sender, lines):
-    for outbox, stream in list(clients.items()):
-        if outbox is sender:
+    for other in list(clients):
+        if other is sender:
             continue
-        if outbox.qsize() < BACKLOG:
-            outbox.put_nowait(lines)
+        if other.queued + len(lines) <= BACKLOG:
+            other.queued += len(lines)
+            other.outbox.put_nowait(lines)
         else:
-            stream.close()  # too slow to keep up: drop it rather than wait for it
+            other.stream.close()  # too slow to keep up: drop it rather than wait for it
 
 
-def deliver(stream, outbox):
+def deliver(me):
     try:
-        while (lines := outbox.get@()) is not None:
-            stream.write@(lines)
+        while (lines := me.outbox.get@()) is not None:
+            me.stream.write@(lines)
+            me.queued -= len(lines)
     except OSError:
         pass
     finally:
-        stream.close()
+        me.stream.close()
 
 
 if __name__ == '__main__':

@@ -135,12 +135,15 @@ def assert_compiles_like_cpython(source: str) -> None:
     assert_same_code(expected, compile_quietly(source, toplevel=True))
 
 
+# hypothesmith compiles its candidates, and generated calls of literals draw SyntaxWarnings.
+@pytest.mark.filterwarnings("ignore::SyntaxWarning")
 @fuzz_settings(60)
 @given(GRAMMAR_PROGRAMS.filter(without_con_syntax))
 def test_generated_grammar_programs_compile_like_cpython(source):
     assert_compiles_like_cpython(source)
 
 
+@pytest.mark.filterwarnings("ignore::SyntaxWarning")
 @fuzz_settings(25)
 @given(NODE_PROGRAMS.filter(without_con_syntax))
 def test_generated_node_programs_compile_like_cpython(source):

@@ -439,6 +439,25 @@ def test_show_and_dis_report_syntax_errors_like_python(tmp_path, option, body, s
     assert lines[-1].startswith("SyntaxError: ") and len(lines) == 4
 
 
+def test_dis_into_a_pipe_closed_early_ends_quietly(tmp_path):
+    # `python -m conhook --dis x.py | head`: more output than a pipe holds, a reader that stops.
+    write(tmp_path, {"big.py": "".join(f"def f{i}():\n    g@({i})\n" for i in range(3000))})
+    process = subprocess.Popen([sys.executable, "-m", "conhook", "--dis", "big.py"], cwd=tmp_path,
+                               env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.read(100)
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 1
+    assert stderr == ""  # no BrokenPipeError, no "Exception ignored"
+
+
+def test_the_usage_lines_take_show_and_dis_with_a_file_alone(tmp_path):
+    usage = con("--help", cwd=tmp_path).stdout
+    assert "(--show | --dis) FILE" in usage
+    assert not [line for line in usage.splitlines() if "--show" in line and "script.py" in line]
+    assert con("--show", "a.py", "script.py", cwd=tmp_path).returncode == 2
+
+
 @pytest.mark.parametrize("args", [["--show"], ["--dis", "a.py", "b.py"], ["-c"], ["-m"], ["--bogus"]])
 def test_bad_usage_exits_2(tmp_path, args):
     result = con(*args, cwd=tmp_path)

@@ -18,6 +18,7 @@ Goals (issue 2): cold rewrite at most 5x plain compile; warm import within 10%.
 """
 from __future__ import annotations
 
+import argparse
 import ast
 import importlib.util
 import marshal
@@ -282,7 +283,12 @@ def bench_warm(source: str, twin: str, repeat: int) -> float:
 
 
 def main(argv: list[str]) -> int:
-    quick = "--quick" in argv
+    parser = argparse.ArgumentParser(
+        prog="python tools/bench_compile.py",
+        description="Benchmark conhook's compile pipeline (cold rewrite against compile()) and the "
+                    "import of rewritten modules from the cache (warm import against a .pyc).")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (a rough figure)")
+    quick = parser.parse_args(argv).quick
     repeat = 5 if quick else 21
     print(f"Python {sys.version.split()[0]}, conhook at {ROOT}")
     source = con_module()

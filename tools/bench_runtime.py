@@ -20,6 +20,7 @@ TaskGroup; (c) <= 0.6x asyncio.
 """
 from __future__ import annotations
 
+import argparse
 import gc
 import json
 import os
@@ -440,13 +441,18 @@ def report(results):
 
 
 def main(argv):
-    quick = "--quick" in argv
-    if "--one" in argv:
-        i = argv.index("--one")
-        one(argv[i + 1], argv[i + 2], quick)
+    parser = argparse.ArgumentParser(
+        prog="python tools/bench_runtime.py",
+        description="conhook's switch, spawn and memory per thread against asyncio, uvloop, trio, "
+                    "gevent, OS threads and a floor (docs/benchmarks.md).")
+    parser.add_argument("--quick", action="store_true", help="smaller counts, one round")
+    parser.add_argument("--rounds", type=int, help="rounds of every measure (default 3, 1 with --quick)")
+    parser.add_argument("--one", nargs=2, metavar=("PEER", "MEASURE"), help=argparse.SUPPRESS)  # a subprocess's
+    args = parser.parse_args(argv)
+    if args.one:
+        one(*args.one, args.quick)
         return
-    rounds = int(argv[argv.index("--rounds") + 1]) if "--rounds" in argv else (1 if quick else 3)
-    report(measure_all(quick, rounds))
+    report(measure_all(args.quick, args.rounds or (1 if args.quick else 3)))
 
 
 if __name__ == "__main__":

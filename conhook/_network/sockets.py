@@ -12,6 +12,9 @@
   ``accept@()`` sleeps (10 ms, doubling up to 100 ms) and tries again until it gets through.
   A connection the client gave up on before we took it (ECONNABORTED, EPROTO, ...) is
   skipped.
+* A Unix listener removes the socket file it made when it is closed: the file it bound
+  (its path made absolute), and only in the process that made it (a forked child's copy,
+  closed or collected when the child exits, leaves the parent's file alone).
 * Name resolution (``getaddrinfo``) runs in a worker OS thread (``to_thread``) unless the
   host is numeric, so it never blocks the scheduler.  ``tcpconnect@`` tries the resolved
   addresses in order and raises the last error, naming every address it tried.
@@ -26,6 +29,7 @@ import os
 import socket
 import stat
 
+from .._runtime.bootstrap import raiser
 from .._runtime.fd_waits import AnyReadable, wait_readable, wait_writable
 from .._runtime.kernel import current_thread, state
 from .._runtime.timeouts import sleep
@@ -69,30 +73,41 @@ class Address:
         return iter((self.host, self.port))
 
 
-def _numeric(family, host, port, maker):
+def _numeric(maker, family, host, port):
+    """The address, or an instance of `maker` that raises why there is none (``raiser``)."""
+    name = maker.__name__
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
-        raise ValueError(f"{maker}() needs a port number from 0 to 65535, not {port!r}")
+        return raiser(maker, ValueError(f"{name}() needs a port number from 0 to 65535, not {port!r}"))
     if not isinstance(host, str):
-        raise TypeError(f"{maker}() needs the host as a str, not {host!r}")
+        return raiser(maker, TypeError(f"{name}() needs the host as a str, not {host!r}"))
     try:
         infos = socket.getaddrinfo(host or None, port, family, socket.SOCK_STREAM, 0,
                                    socket.AI_NUMERICHOST | socket.AI_PASSIVE)
     except (socket.gaierror, UnicodeError):
+        infos = None
+    if infos is None:
         kind = "IPv4" if family == socket.AF_INET else "IPv6"
-        raise ValueError(
-            f"{maker}() needs a numeric {kind} address, not {host!r}: resolve names with "
-            f"tcpconnect@(host, port)") from None
+        return raiser(maker, ValueError(f"{name}() needs a numeric {kind} address, not {host!r}: "
+                                        f"resolve names with tcpconnect@(host, port)"))
     return Address(family, host, port, infos[0][4])
 
 
-def ipv4addr(host, port):
+# Classes, so that a refused address raises with no frame of ours (bootstrap.raiser): the
+# traceback ends at the user's line.
+class ipv4addr:
     """The IPv4 address `host` (numeric, ``''`` for every interface) with `port`."""
-    return _numeric(socket.AF_INET, host, port, "ipv4addr")
+    __slots__ = ()
+
+    def __new__(cls, host, port):
+        return _numeric(cls, socket.AF_INET, host, port)
 
 
-def ipv6addr(host, port):
+class ipv6addr:
     """The IPv6 address `host` (numeric, ``''`` for every interface) with `port`."""
-    return _numeric(socket.AF_INET6, host, port, "ipv6addr")
+    __slots__ = ()
+
+    def __new__(cls, host, port):
+        return _numeric(cls, socket.AF_INET6, host, port)
 
 
 def address_of(sockaddr):
@@ -133,7 +148,7 @@ class Listener:
         self._budget = BUDGET
         self._tcp = tcp
         self._address_of = address_of
-        self._unlink = unlink  # (path, (st_dev, st_ino)) of a Unix socket file we made
+        self._unlink = unlink  # (absolute path, (st_dev, st_ino), pid) of a Unix socket file we made
         self._tls = tls  # (context, handshake_timeout): streams handed out are TLS streams
 
     @property
@@ -212,7 +227,9 @@ class Listener:
                 kernel.notify_closing(sock.fileno(), lambda: exc)
             sock.close()
         if self._unlink is not None:
-            path, ident = self._unlink
+            path, ident, pid = self._unlink
+            if pid != os.getpid():
+                return  # a forked child's copy: the file belongs to the process that made it
             try:
                 st = os.stat(path)
                 if (st.st_dev, st.st_ino) == ident:
@@ -293,7 +310,11 @@ async def tcplisten(*addrs, backlog=socket.SOMAXCONN, reuse_port=None, tls=None,
 
 
 async def unixlisten(path, *, backlog=socket.SOMAXCONN):
-    """``unixlisten@(path)``: listen on a Unix-domain socket; the file is removed on close."""
+    """``unixlisten@(path)``: listen on a Unix-domain socket; the file is removed on close.
+
+    Only by the process that made it (a forked child that closes its copy, or exits, leaves
+    the parent's file alone), and the file it made even if the working directory changed.
+    """
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         try:
@@ -305,9 +326,10 @@ async def unixlisten(path, *, backlog=socket.SOMAXCONN):
         sock.setblocking(False)
         unlink = None
         if isinstance(path, (str, bytes, os.PathLike)) and not str(os.fsdecode(path)).startswith("\0"):
+            path = os.path.abspath(path)  # the same file after a chdir
             st = os.stat(path)
             if stat.S_ISSOCK(st.st_mode):
-                unlink = (path, (st.st_dev, st.st_ino))
+                unlink = (path, (st.st_dev, st.st_ino), os.getpid())
     except BaseException:
         sock.close()
         raise
@@ -336,11 +358,18 @@ def _discard(sock):
 
 
 async def _resolve(host, port):
-    """[(family, sockaddr)] for host and port; names are looked up in a worker OS thread."""
+    """[(family, sockaddr)] for host and port; names are looked up in a worker OS thread.
+
+    A name that cannot be resolved is a ``socket.gaierror`` that names it."""
     try:
         infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
     except socket.gaierror:
-        infos = await to_thread(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
+        infos = None  # (resolved below, outside this handler: no "during handling" chain)
+    if infos is None:
+        try:
+            infos = await to_thread(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise socket.gaierror(exc.errno, f"cannot resolve {host!r} (port {port}): {exc.strerror}") from None
     return [(family, sockaddr) for family, _, _, _, sockaddr in infos]
 
 

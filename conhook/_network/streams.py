@@ -98,6 +98,8 @@ class Stream(ByteStream):
             try:
                 data = self._io.recv(max_bytes)
                 break
+            except ValueError:  # a negative size
+                raise ValueError(f"read() needs max_bytes >= 1, not {max_bytes!r}") from None
             except BlockingIOError:
                 current_kernel()  # outside a scheduler, a wait is an error that says so
                 await self._rwait

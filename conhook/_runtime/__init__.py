@@ -17,5 +17,6 @@ Built on the core:
     cactus_stack    con.tree(): the program's threads drawn as a cactus stack
     diagnostics     the watchdog, the schedule seed, the Deadlock report
     never_run_warning  "never run" instead of "never awaited" for a forgotten @
+    slips           common mistakes said in conhook's words when their failure surfaces
     bootstrap       running a main function in a new kernel, Ctrl-C included
 """

@@ -22,11 +22,13 @@ import signal
 import sysconfig
 import threading
 from os import environ
+from types import CoroutineType
 
 from .._reserved_names import CO_COROUTINE
 from .cactus_stack import tree
 from .kernel import Kernel, refuse_nested_run, state, strip_internal_frames
 from .prejoin import _call, carry_over
+from .slips import explain
 
 # The variables that ask for diagnostics (the module ``diagnostics``, which is imported only
 # when one is set: it costs 6 ms).  A test keeps this in step with ``diagnostics.VARIABLES``.
@@ -42,8 +44,12 @@ next(_DEAD, None)
 next(_DEAD, None)
 
 
-def _raiser(cls, exc):
-    """An instance of a one-off subclass of `cls` whose ``__init__`` raises `exc` from C."""
+def raiser(cls, exc):
+    """An instance of a one-off subclass of `cls` whose ``__init__`` raises `exc` from C.
+
+    Returned by ``cls.__new__``, it makes ``cls(...)`` raise `exc` once every Python frame of
+    ours has returned (also used by ``ipv4addr``/``ipv6addr``).
+    """
     init = staticmethod(functools.partial(max, exc, exc, key=_DEAD.throw))
     sub = type(cls.__name__, (cls,), {"__init__": init, "__slots__": ()})
     return object.__new__(sub)
@@ -86,7 +92,12 @@ def _run(fn, args, backend=None):
     kernel = new_kernel(backend)
     code = getattr(fn, "__code__", None)
     try:
-        coro = fn(*args) if code is not None and code.co_flags & CO_COROUTINE else _call(fn, args, {})
+        if code is not None and code.co_flags & CO_COROUTINE:
+            coro = fn(*args)
+        else:  # an ordinary function: tree() and messages name it, not the wrapper
+            coro = _call(fn, args, {})
+            coro.__name__ = getattr(fn, "__name__", coro.__name__)
+            coro.__qualname__ = getattr(fn, "__qualname__", coro.__qualname__)
     except BaseException:
         kernel.close()
         raise
@@ -147,8 +158,18 @@ def _conclude(kernel, value, exc):
         return "raise", interrupt
     if exc is not None:
         strip_internal_frames(exc)
-        return "raise", exc
+        return "raise", explain(exc)
     return "value", value
+
+
+def _not_a_function(fn):
+    if type(fn) is CoroutineType:
+        name = fn.__qualname__
+        fn.close()  # it will never run: no "never awaited" warning on top of this error
+        return TypeError(f"con.bootstrap() takes the function to run, not a call object: write "
+                         f"con.bootstrap({name}) (or con.bootstrap({name}, arg, ...)), "
+                         f"not con.bootstrap({name}())")
+    return TypeError(f"con.bootstrap() takes the function to run (and its arguments), not {fn!r}")
 
 
 class bootstrap:
@@ -163,7 +184,9 @@ class bootstrap:
     __slots__ = ()
 
     def __new__(cls, fn, /, *args):
+        if not callable(fn):
+            return raiser(cls, _not_a_function(fn))
         kind, result = _run(fn, args)
         if kind == "raise":
-            return _raiser(cls, result)
+            return raiser(cls, result)
         return result

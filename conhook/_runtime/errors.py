@@ -1,4 +1,8 @@
-"""The exceptions that the runtime raises to user code."""
+"""The exceptions that the runtime raises to user code.
+
+Both are shown as the API names them (``con.Deadlock``, not this module's path): tracebacks
+print ``__module__``, and pickle finds them as ``con.Deadlock`` too.
+"""
 from __future__ import annotations
 
 
@@ -11,8 +15,10 @@ class Interrupted(BaseException):
     the scope that interrupted the thread.  It derives from ``BaseException`` so that
     ``except Exception`` does not swallow it.
     """
+    __module__ = "con"
 
 
 class Deadlock(RuntimeError):
     """No thread can ever make progress: nothing is ready, no I/O or timer is awaited and no
     worker thread is busy.  ``bootstrap`` raises it; the message holds the cactus stack."""
+    __module__ = "con"

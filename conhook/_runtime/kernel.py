@@ -27,6 +27,7 @@ import errno
 import heapq
 import threading
 from collections import deque
+from os import getpid
 from time import monotonic
 
 from .backends import READ, WRITE, backend_class
@@ -167,7 +168,7 @@ class Kernel:
     __slots__ = ("ready", "current", "backend", "_wakeup", "_wakeup_fd", "io",
                  "timers", "_timer_seq", "timers_cancelled", "posted", "workers_busy",
                  "root", "outcome", "done", "deadlock", "sigint", "aborting",
-                 "clock", "on_block", "on_turn", "describe_threads", "__weakref__")
+                 "clock", "on_block", "on_turn", "describe_threads", "pid", "__weakref__")
 
     def __init__(self, backend=None):
         self.ready = deque()
@@ -192,6 +193,7 @@ class Kernel:
         self.on_block = None  # () -> poll timeout or None (default), when nothing is ready
         self.on_turn = None  # (ready queue) -> None, at the start of each phase 3
         self.describe_threads = None  # (kernel) -> str, for the Deadlock message
+        self.pid = getpid()  # a forked child's copy of this kernel shares the parent's backend
 
     def close(self):
         self.backend.close()
@@ -364,7 +366,13 @@ class Kernel:
             rec.writer = None
 
     def notify_closing(self, fd, exc_factory=None):
-        """`fd` is about to be closed: stop watching it and wake its waiters with OSError(EBADF)."""
+        """`fd` is about to be closed: stop watching it and wake its waiters with OSError(EBADF).
+
+        In a forked child this kernel is the parent's (the backend's epoll or kqueue instance
+        too): the child closing its copy of an fd must not unregister the parent's.
+        """
+        if self.pid != getpid():
+            return
         rec = self.io.pop(fd, None)
         if rec is None:
             return

@@ -49,8 +49,10 @@ def _warn_unrun(coro):
         lines += traceback.format_list(list(extract()))
     else:
         lines.append("(Set CONHOOK_DEBUG=1 to see where it was created.)")
-    warnings.warn("".join(lines).rstrip("\n"), category=RuntimeWarning, stacklevel=2,
-                  source=coro)
+    # No source=coro (CPython's passes it): the warning would then end with tracemalloc's
+    # "Enable tracemalloc to get the object allocation traceback", when CONHOOK_DEBUG is the
+    # way to see where the call object was made.
+    warnings.warn("".join(lines).rstrip("\n"), category=RuntimeWarning, stacklevel=2)
 
 
 def install():

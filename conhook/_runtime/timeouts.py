@@ -34,10 +34,13 @@ def sleep(seconds):
     ``sleep@(0)`` is ``idle@()``.  Time is measured on the scheduler's clock: the monotonic
     clock, or a test's ``conhook.testing.VirtualClock``.
     """
-    if seconds > 0:
-        return _Sleep(seconds)
-    if math.isnan(seconds):
-        raise ValueError("sleep() needs a number of seconds, not NaN")
+    try:
+        if seconds > 0:
+            return _Sleep(seconds)
+        if math.isnan(seconds):
+            raise ValueError("sleep() needs a number of seconds, not NaN")
+    except TypeError:
+        raise TypeError(f"sleep() needs a number of seconds (an int or a float), not {seconds!r}") from None
     return IDLE
 
 
@@ -55,8 +58,11 @@ class timeout:
     __slots__ = ("seconds", "deadline", "_kernel", "_thread", "_entry", "fired")
 
     def __init__(self, seconds):
-        if math.isnan(seconds):
-            raise ValueError("timeout() needs a number of seconds, not NaN")
+        try:
+            if math.isnan(seconds):
+                raise ValueError("timeout() needs a number of seconds, not NaN")
+        except TypeError:
+            raise TypeError(f"timeout() needs a number of seconds (an int or a float), not {seconds!r}") from None
         self.seconds = seconds
         self.fired = False
         self._entry = None

@@ -44,6 +44,11 @@ class Trap:
     def __await__(self):
         return iter((self,))
 
+    def __repr__(self):
+        # What asyncio.run(f()) or trio.run(f) of a non-atomic f shows ("Task got bad yield: ...").
+        return (f"<conhook operation {self.label or type(self).__name__!r}: non-atomic code runs under "
+                f"con.bootstrap(f, *args), not under another framework's event loop>")
+
     def park(self, kernel, thread):
         if thread.interrupt is not None:
             return interrupted(thread)
@@ -83,6 +88,12 @@ class _IdleFunction:
 
     def __repr__(self):
         return "<con.idle>"
+
+    @property
+    def __signature__(self):
+        """``idle()``, for inspect.signature and help() (its ``__call__`` is a C method)."""
+        from inspect import Signature
+        return Signature()
 
 
 idle = _IdleFunction()

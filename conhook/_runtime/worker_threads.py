@@ -13,6 +13,7 @@ only waits for it is not declared deadlocked.
 from __future__ import annotations
 
 import threading
+from types import CoroutineType
 from queue import Empty, SimpleQueue
 
 from .kernel import strip_internal_frames
@@ -106,4 +107,11 @@ async def to_thread(fn, /, *args, **kwargs):
     """
     job = _Job(fn, args, kwargs)
     await job
-    return job.value
+    value = job.value
+    if type(value) is CoroutineType:  # fn is non-atomic: calling it only made a call object
+        value.close()
+        name = getattr(fn, "__qualname__", None) or repr(fn)
+        raise TypeError(f"to_thread@({name}): {name} is non-atomic, and to_thread runs an ordinary "
+                        f"(blocking) function in a worker OS thread; call it in this thread as "
+                        f"{name}@(...), or start a thread with `sibling {name}@(...)`")
+    return value

@@ -100,6 +100,7 @@ def test_nonatomic_calls_and_siblings_at_the_prompt(repl):
     assert repl.enter("double@(x)") == b"84\n"
     assert repl.enter("q = con.Queue(); sibling q.put@('from a sibling'); q.get@()") == b"'from a sibling'\n"
     assert repl.enter("con.idle@(); print(con.tree())") == b"bootstrap - <module>\n"
+    assert repl.enter("print(con.tree())") == b"bootstrap - <module>\n"  # an input without con syntax
     assert repl.close() == 0
 
 
@@ -108,6 +109,9 @@ def test_errors_are_reported_and_the_repl_goes_on(repl):
     assert b'File "<stdin>", line 2' in shown and b"generator" in shown
     shown = repl.enter("con.Event().wait@()")
     assert b"Deadlock" in shown and b"bootstrap - <module> - wait" in shown
+    # As python's REPL shows what an input raised: the header, the input's frame, the API's name.
+    assert shown.startswith(b'Traceback (most recent call last):\n  File "<stdin>", line 1, in <module>\n'
+                            b"con.Deadlock: deadlock: ")
     shown = repl.enter("1/0")
     assert shown.endswith(b"ZeroDivisionError: division by zero\n")
     assert b"conhook" not in shown  # no frame of conhook's

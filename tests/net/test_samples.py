@@ -96,6 +96,44 @@ def test_chat_broadcasts_to_the_others_only_and_drops_a_slow_client(samples):
     run(main)
 
 
+def test_chat_counts_a_clients_backlog_in_bytes(samples):
+    chat = samples["chat"]
+
+    class Stream:
+        closed = False
+
+        def close(self):
+            self.closed = True
+
+    sender, reader = chat.Client(Stream()), chat.Client(Stream())
+    clients = {sender, reader}
+    line = b"x" * 99 + b"\n"
+    for _ in range(chat.BACKLOG // len(line)):  # many batches, the bytes within the bound: kept
+        chat.broadcast(clients, sender, line)
+    assert reader.queued == chat.BACKLOG // len(line) * len(line) and not reader.stream.closed
+    chat.broadcast(clients, sender, line)  # past the bound in bytes: dropped
+    assert reader.stream.closed and not sender.stream.closed
+
+
+def test_chat_hangs_up_on_a_line_longer_than_its_bound(samples):
+    chat = samples["chat"]
+
+    async def main():
+        listener = await con.tcplisten(con.ipv4addr("127.0.0.1", 0))
+
+        async def clients():
+            with await con.tcpconnect(listener.addresses[0]) as talker:
+                with con.timeout(30):  # a guard: a server that buffers without bound never hangs up
+                    try:
+                        while True:
+                            await talker.write(b"x" * 65536)  # no newline, ever
+                    except OSError:
+                        pass  # the server closed the connection
+        await beside(lambda: chat.serve(listener), clients)
+        listener.close()
+    run(main)
+
+
 # -- proxy --------------------------------------------------------------------------------------
 
 def test_proxy_forwards_both_ways_and_closing_one_side_ends_both(samples):
@@ -169,6 +207,36 @@ def test_proxy_target_closing_ends_the_client_side(samples):
     run(main)
 
 
+@pytest.mark.parametrize("size", [100, 1 << 20], ids=["100B", "1MiB"])
+def test_proxy_passes_a_half_close_on_and_keeps_the_reply(samples, size):
+    # The client sends its request, shuts down its writing side, then reads the whole reply.
+    proxy = samples["proxy"]
+    payload = bytes(range(256)) * (size // 256) or b"x" * size
+
+    async def main():
+        target = await con.tcplisten(con.ipv4addr("127.0.0.1", 0))
+        front = await con.tcplisten(con.ipv4addr("127.0.0.1", 0))
+
+        async def echo_until_the_end():  # reads everything first, then answers and closes
+            with await target.accept() as s:
+                got = await read_to_end(s)
+                await s.write(got)
+
+        async def servers():
+            await together(echo_until_the_end, lambda: proxy.serve(front, "127.0.0.1", target.addresses[0].port))
+
+        async def client():
+            with await con.tcpconnect(front.addresses[0]) as c:
+                await c.write(payload)
+                c.shutdown_write()
+                return await read_to_end(c)
+        reply = await beside(servers, client)
+        target.close()
+        front.close()
+        return reply
+    assert run(main) == payload
+
+
 # -- check -------------------------------------------------------------------------------------
 
 def test_check_reports_each_endpoint_within_its_timeout(samples):
@@ -223,3 +291,17 @@ def test_check_from_the_command_line():
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert out.startswith("127.0.0.1:1  down: ") and "Connection refused" in out
+
+
+def test_check_takes_an_ipv6_endpoint_in_brackets():
+    proc = start_conhook(["samples/check.py", "--timeout", "0.5", "[::1]:1"])
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert out.startswith("[::1]:1  down: ") and "Connection refused" in out
+
+
+def test_check_without_endpoints_prints_its_usage_and_exits_2():
+    proc = start_conhook(["samples/check.py"])
+    out, _ = proc.communicate(timeout=60)  # (stderr goes to out)
+    assert proc.returncode == 2
+    assert out.startswith("usage: python -m conhook samples/check.py")

@@ -298,6 +298,58 @@ def test_unix_sockets(tmp_path):
     run(main)
 
 
+# (3.12+ warns of fork() in a process with threads, such as to_thread's workers: the child
+# here only closes a socket and _exits.)
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_leaves_the_parents_unix_listener_alone(tmp_path):
+    # The child closes its copy of the listener (as its __del__ does when it exits): the
+    # parent's socket file stays, and so does the parent's wait in accept (the backend's
+    # epoll instance is shared with the child).
+    path = str(tmp_path / "sock")
+
+    async def main():
+        listener = await con.unixlisten(path)
+
+        async def server():
+            with await listener.accept() as s:
+                await s.write(b"still here")
+
+        async def client():
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    listener.close()
+                finally:
+                    os._exit(0)
+            assert os.waitpid(pid, 0)[1] == 0
+            assert os.path.exists(path)
+            with await con.unixconnect(path) as c:
+                assert await c.read() == b"still here"
+        with con.timeout(10):  # a guard: a lost registration would hang here
+            await together(server, client)
+        listener.close()
+        assert not os.path.exists(path)
+    run(main)
+
+
+def test_a_unix_listener_made_by_a_relative_path_removes_its_file_after_chdir(tmp_path, monkeypatch):
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    other = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    other.bind(str(second / "sock"))  # a live socket file of the same name elsewhere
+
+    async def main():
+        monkeypatch.chdir(first)
+        listener = await con.unixlisten("sock")
+        monkeypatch.chdir(second)
+        listener.close()
+    run(main)
+    assert not (first / "sock").exists()
+    assert (second / "sock").exists()
+    other.close()
+
+
 def test_streams_need_a_scheduler():
     s, peer = _pair()
     coro = s.read()

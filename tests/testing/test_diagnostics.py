@@ -112,6 +112,7 @@ def test_a_dropped_call_object_is_reported_where_it_was_dropped(tmp_path):
     assert "coroutine 'step' was never awaited" in err  # CPython's words are kept for filters
     assert "write step@(...) to run it" in err and "sibling step@(...)" in err
     assert "Set CONHOOK_DEBUG=1" in err
+    assert "tracemalloc" not in err  # CPython's hint, which CONHOOK_DEBUG replaces
 
 
 def test_with_conhook_debug_it_names_where_the_call_object_was_made(tmp_path):
