@@ -11,6 +11,7 @@ from ._network.sockets import (Listener, ipv4addr, ipv6addr, tcpconnect, tcplist
                        unixlisten)
 from ._network.streams import Stream
 from ._runtime.primitives import Event, Lock, Queue, QueueClosed, QueueEmpty, QueueFull, Semaphore
+from ._runtime.results import as_completed, gather, race
 from ._runtime.timeouts import sleep, timeout
 from ._runtime.traps import idle
 from ._runtime.cactus_stack import tree as _tree
@@ -33,7 +34,7 @@ _install_unrun_warning()
 __all__ = [
     "bootstrap", "idle", "sleep", "timeout", "Interrupted", "Deadlock",
     "Event", "Lock", "Semaphore", "Queue", "QueueEmpty", "QueueFull", "QueueClosed",
-    "to_thread", "tree",
+    "gather", "race", "as_completed", "to_thread", "tree",
     "tcplisten", "tcpconnect", "unixlisten", "unixconnect", "ipv4addr", "ipv6addr",
     "Listener", "Stream",
 ]

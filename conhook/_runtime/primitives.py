@@ -181,7 +181,7 @@ class Queue:
     says no more items will come: ``get@()`` drains the rest, then raises ``QueueClosed``
     (or returns its `default`).
     """
-    __slots__ = ("maxsize", "_items", "_getters", "_putters", "_closed")
+    __slots__ = ("maxsize", "_items", "_getters", "_putters", "_closed", "_closing")
 
     def __init__(self, maxsize=0):
         if maxsize < 0:
@@ -191,6 +191,7 @@ class Queue:
         self._getters = WaitQueue("get")
         self._putters = WaitQueue("put")
         self._closed = False
+        self._closing = None  # the threads in wait_closed@(), once there is one
 
     def qsize(self):
         """The number of items in the queue."""
@@ -280,12 +281,26 @@ class Queue:
         if self._closed:
             return
         self._closed = True
-        if self._getters or self._putters:
+        if self._getters or self._putters or self._closing:
             kernel = current_kernel()
+            if self._closing:
+                self._closing.wake_all(kernel)
             while self._getters:
                 self._getters.wake_first(kernel, _CLOSED)
             while self._putters:
                 self._putters.wake_first(kernel, _CLOSED)
+
+    def wait_closed(self):
+        """``wait_closed@()``: return once ``close()`` has been called (at once if it has):
+        a producer learns that its consumer has had enough."""
+        thread = current_thread()
+        if thread.interrupt is not None:
+            return Throw(interrupted(thread))
+        if self._closed:
+            return DONE
+        if self._closing is None:
+            self._closing = WaitQueue("wait_closed")
+        return self._closing
 
     def _closed_error(self, what):
         return QueueClosed(f"{what} a closed Queue ({len(self._items)} items left): "

@@ -136,3 +136,24 @@ def test_close_outside_a_scheduler_with_no_waiters():
     queue.close()
     assert queue.get_nowait() == 1
     assert "closed" in repr(queue)
+
+
+def test_wait_closed_returns_once_the_queue_is_closed():
+    log = []
+    queue = con.Queue()
+
+    async def producer():
+        await queue.wait_closed()
+        log.append("producer saw close")
+
+    @prejoining
+    async def main(scope):
+        scope.start(producer)
+        await con.idle()
+        log.append("closing")
+        queue.close()
+        await queue.wait_closed()  # closed: at once
+        log.append("main")
+
+    run(main)
+    assert log == ["closing", "main", "producer saw close"]
