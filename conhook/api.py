@@ -17,6 +17,7 @@ from ._runtime.traps import idle
 from ._runtime.cactus_stack import tree as _tree
 from ._runtime.never_run_warning import install as _install_unrun_warning
 from ._runtime.worker_threads import to_thread
+from ._system.processes import Process, open_process, run_process
 
 
 def tree():
@@ -37,4 +38,5 @@ __all__ = [
     "gather", "race", "as_completed", "to_thread", "tree",
     "tcplisten", "tcpconnect", "unixlisten", "unixconnect", "ipv4addr", "ipv6addr",
     "Listener", "Stream",
+    "run_process", "open_process", "Process",
 ]
