@@ -18,6 +18,7 @@ from ._runtime.cactus_stack import tree as _tree
 from ._runtime.never_run_warning import install as _install_unrun_warning
 from ._runtime.worker_threads import to_thread
 from ._system.processes import Process, open_process, run_process
+from ._system.signals import signals
 
 
 def tree():
@@ -38,5 +39,5 @@ __all__ = [
     "gather", "race", "as_completed", "to_thread", "tree",
     "tcplisten", "tcpconnect", "unixlisten", "unixconnect", "ipv4addr", "ipv6addr",
     "Listener", "Stream",
-    "run_process", "open_process", "Process",
+    "run_process", "open_process", "Process", "signals",
 ]

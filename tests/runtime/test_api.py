@@ -8,7 +8,7 @@ import conhook.api as con
 EXPECTED = {"bootstrap", "idle", "sleep", "timeout", "Interrupted", "Deadlock", "Event", "Lock",
             "Semaphore", "Queue", "QueueEmpty", "QueueFull", "QueueClosed",
             "gather", "race", "as_completed", "to_thread", "tree", "run_process", "open_process",
-            "Process"}
+            "Process", "signals"}
 
 
 def test_every_name_is_exported_and_documented():
