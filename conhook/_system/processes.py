@@ -1,9 +1,12 @@
 """Child processes: ``run_process@`` and ``open_process@`` (docs/spec.md §3).
 
 Design rules:
-* The child is started by ``subprocess.Popen`` (fork/exec or posix_spawn: a short, blocking
-  system call, as in asyncio and trio), with every ``subprocess.PIPE`` replaced by a pipe of
-  our own whose parent end becomes a ``PipeStream``.
+* The child is started by ``subprocess.Popen`` with every ``subprocess.PIPE`` replaced by a
+  pipe of our own whose parent end becomes a ``PipeStream``.  Popen blocks until the child has
+  exec'd (about a millisecond), so it runs in one of ``SPAWNERS`` OS threads, as in trio: the
+  scheduler goes on meanwhile, and children start in parallel.  The caller waits for it without
+  being interruptible (a child must not be started behind an interrupted caller's back), then
+  stops the child at once if it was interrupted meanwhile.
 * Its exit is waited for without SIGCHLD, through an fd that becomes readable when it exits,
   waited on like any other fd: a pidfd on Linux 5.3+ (``os.pidfd_open``), else a pipe whose
   write end an OS thread closes once ``waitpid`` returns (the last resort: one OS thread per
@@ -26,6 +29,7 @@ import os
 import signal
 import subprocess
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from .._runtime.backends import READ
 from .._runtime.kernel import current_kernel, current_thread, strip_internal_frames
@@ -37,6 +41,7 @@ from .pipes import PipeStream
 __all__ = ["Process", "open_process", "run_process", "GRACE"]
 
 GRACE = 5.0  # seconds between SIGTERM and SIGKILL when a child is stopped (trio's default)
+SPAWNERS = 16  # OS threads that start children (each fork/exec waits for the child's exec)
 USE_PIDFD = hasattr(os, "pidfd_open")  # False: the waiting OS thread (tests force it)
 
 
@@ -268,6 +273,50 @@ def _spawn(argv, stdin, stdout, stderr, cwd, env, grace):
     return Process(popen, *streams, grace)
 
 
+_spawner = None
+
+
+async def _start(argv, stdin, stdout, stderr, cwd, env, grace):
+    """``_spawn`` in a spawner OS thread; the caller parks, not interruptibly, on a pipe that
+    the spawner closes when done.  An interrupted caller (an interruption point) starts
+    nothing; one interrupted meanwhile stops the new child and raises Interrupted."""
+    global _spawner
+    _interruption_point()
+    if _spawner is None:
+        _spawner = ThreadPoolExecutor(SPAWNERS, thread_name_prefix="conhook spawner")
+    reader, writer = os.pipe()
+    outcome = []
+
+    def spawn():
+        try:
+            outcome.append(_spawn(argv, stdin, stdout, stderr, cwd, env, grace))
+        except BaseException as exc:  # noqa: BLE001  (handed to the caller)
+            outcome.append(exc)
+        finally:
+            os.close(writer)
+
+    try:
+        _spawner.submit(spawn)
+    except BaseException:
+        os.close(writer)
+        os.close(reader)
+        raise
+    try:
+        await _ExitWait(reader, None, False)
+    finally:
+        current_kernel().notify_closing(reader)
+        os.close(reader)
+    [result] = outcome
+    if isinstance(result, BaseException):
+        raise result
+    thread = current_thread()
+    if thread.interrupt is not None:
+        result._close_pipes()
+        await result._stop()
+        raise interrupted(thread)
+    return result
+
+
 async def open_process(argv, *, stdin=None, stdout=None, stderr=None, cwd=None, env=None,
                        grace=GRACE):
     """``open_process@(argv, *, stdin=None, stdout=None, stderr=None, cwd=None, env=None,
@@ -277,8 +326,7 @@ async def open_process(argv, *, stdin=None, stdout=None, stderr=None, cwd=None, 
     ``subprocess.PIPE``, ``DEVNULL``, ``STDOUT`` for stderr, a file or an fd); a PIPE becomes a
     stream (``process.stdout.read@()``).  Use it in a ``with`` block: its end closes the pipes
     and stops a child still running (SIGTERM, SIGKILL after `grace` seconds, reaped)."""
-    _interruption_point()
-    return _spawn(argv, stdin, stdout, stderr, cwd, env, grace)
+    return await _start(argv, stdin, stdout, stderr, cwd, env, grace)
 
 
 def _interruption_point():
@@ -327,8 +375,7 @@ async def run_process(argv, *, input=None, capture_output=False, check=True, cwd
             if stdout is not None or stderr is not None:
                 raise ValueError("run_process@(): give capture_output or stdout/stderr, not both")
             stdout = stderr = subprocess.PIPE
-        _interruption_point()
-        process = _spawn(argv, stdin, stdout, stderr, cwd, env, grace)
+        process = await _start(argv, stdin, stdout, stderr, cwd, env, grace)
         try:
             calls = {"returncode": process.wait()}
             if process.stdin is not None:

@@ -285,3 +285,52 @@ def test_pipe_errors_say_which_pipe():
 
     code, message = run(main)
     assert code == errno.EBADF and "stdout of process" in message
+
+
+def test_a_caller_interrupted_while_its_child_starts_stops_it(monkeypatch, tmp_path):
+    spawn = processes._spawn
+    started = []
+
+    def slow_spawn(*args):
+        import time
+        time.sleep(0.1)  # in the spawner OS thread: the caller's timeout runs out meanwhile
+        process = spawn(*args)
+        started.append(process)
+        return process
+
+    monkeypatch.setattr(processes, "_spawn", slow_spawn)
+
+    async def main():
+        with con.timeout(0.01):
+            await con.open_process(["sleep", "10"])
+
+    with pytest.raises(TimeoutError):
+        run(main)
+    [process] = started
+    assert process.returncode == -signal.SIGTERM and gone(process.pid)
+
+
+def test_starting_children_does_not_hold_the_scheduler(monkeypatch):
+    spawn = processes._spawn
+    log = []
+
+    def slow_spawn(*args):
+        import time
+        time.sleep(0.05)
+        return spawn(*args)
+
+    monkeypatch.setattr(processes, "_spawn", slow_spawn)
+
+    async def ticker():
+        for _ in range(3):
+            log.append("tick")
+            await con.sleep(0.001)
+
+    @prejoining
+    async def main(scope):
+        scope.start(ticker)
+        await con.run_process(["true"])
+        log.append("ran")
+
+    run(main)
+    assert log == ["tick", "tick", "tick", "ran"]
