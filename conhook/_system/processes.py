@@ -29,6 +29,7 @@ import os
 import signal
 import subprocess
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 from .._runtime.backends import READ
@@ -139,6 +140,7 @@ class Process:
         self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
         self.grace = grace
         self._exit_pipes = None
+        self._stopping = False
 
     @property
     def returncode(self):
@@ -211,8 +213,9 @@ class Process:
         """Close the pipes; if the child still runs, stop it (see the class's docstring).
         It never blocks; closing again does nothing more."""
         self._close_pipes()
-        if self._popen.returncode is not None or self._popen.poll() is not None:
+        if self._stopping or self._popen.returncode is not None or self._popen.poll() is not None:
             return
+        self._stopping = True
         thread = current_thread()
         scope = next((s for s in reversed(thread.scopes or ()) if isinstance(s, Scope)),
                      thread.scope)
@@ -231,6 +234,16 @@ class Process:
 
     def __enter__(self):
         return self
+
+    def __del__(self):
+        popen = getattr(self, "_popen", None)
+        if popen is not None and not self._stopping and popen.returncode is None:
+            warnings.warn(f"{self!r} was never closed: use it in a with block; it is killed now",
+                          ResourceWarning, source=self, stacklevel=2)
+            try:
+                self.kill()  # (Popen reaps it later: subprocess's list of children left active)
+            except Exception:  # noqa: BLE001  (a finaliser must not raise)
+                pass
 
     def __exit__(self, *exc_info):
         self.close()

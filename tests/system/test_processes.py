@@ -334,3 +334,33 @@ def test_starting_children_does_not_hold_the_scheduler(monkeypatch):
 
     run(main)
     assert log == ["tick", "tick", "tick", "ran"]
+
+
+def test_closing_twice_stops_the_child_once():
+    @prejoining
+    async def main(scope):
+        proc = await con.open_process(["sleep", "10"])
+        proc.close()
+        proc.close()
+        return proc, len(scope.running())
+
+    proc, stoppers = run(main)
+    assert stoppers == 1 and proc.returncode == -signal.SIGTERM
+
+
+def test_a_process_never_closed_is_killed_with_a_warning():
+    import gc
+
+    async def main():
+        proc = await con.open_process(["sleep", "10"])
+        return proc.pid
+
+    with pytest.warns(ResourceWarning, match="never closed"):
+        pid = run(main)
+        gc.collect()
+    try:
+        _, status = os.waitpid(pid, 0)  # a zombie, signalled but not reaped: how did it end?
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    except ChildProcessError:
+        pass  # Popen's finaliser reaped it: it had died already, which only the kill explains
+    assert gone(pid)
