@@ -8,8 +8,8 @@ workers, each ``python -m conhook ...`` with the same arguments, and sets in the
 * ``CONHOOK_WORKER``: the worker's number, 0 to N-1, for programs that want to know.
 
 Each worker runs in a process group of its own, so that a Ctrl-C at the terminal reaches it
-once, through the supervisor: SIGINT and SIGTERM sent to the supervisor are forwarded to every
-live worker.  The supervisor exits when all workers have exited.  If one fails (a non-zero
+once, through the supervisor: SIGINT, SIGTERM and SIGHUP sent to the supervisor are forwarded
+to every live worker.  The supervisor exits when all workers have exited.  If one fails (a non-zero
 status) while others still run, the others get SIGTERM, so that a half-started service does
 not linger.  The supervisor's status is 0 when every worker exited with 0, else that of the
 first worker that did not: its exit code, or 128 + the signal that ended it.  On Linux a worker
@@ -24,7 +24,7 @@ import subprocess
 import sys
 
 WORKER_ENV = "CONHOOK_WORKER"
-_FORWARDED = (signal.SIGINT, signal.SIGTERM)
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # SIGHUP: reload (con.signals)
 
 
 def _status(returncode):

@@ -10,12 +10,15 @@ from ._network.sockets import (Listener, ipv4addr, ipv6addr, tcpconnect, tcplist
                        unixlisten)
 from ._network.streams import Stream
 from ._network.tls import BrokenStreamError, TLSStream, tls_wrap
-from ._runtime.primitives import Event, Lock, Queue, QueueEmpty, QueueFull, Semaphore
+from ._runtime.primitives import Event, Lock, Queue, QueueClosed, QueueEmpty, QueueFull, Semaphore
+from ._runtime.results import as_completed, gather, race
 from ._runtime.timeouts import sleep, timeout
 from ._runtime.traps import idle
 from ._runtime.cactus_stack import tree as _tree
 from ._runtime.never_run_warning import install as _install_unrun_warning
 from ._runtime.worker_threads import to_thread
+from ._system.processes import Process, open_process, run_process
+from ._system.signals import signals
 
 
 def tree():
@@ -32,8 +35,9 @@ _install_unrun_warning()
 
 __all__ = [
     "bootstrap", "idle", "sleep", "timeout", "Interrupted", "Deadlock",
-    "Event", "Lock", "Semaphore", "Queue", "QueueEmpty", "QueueFull",
-    "to_thread", "tree",
+    "Event", "Lock", "Semaphore", "Queue", "QueueEmpty", "QueueFull", "QueueClosed",
+    "gather", "race", "as_completed", "to_thread", "tree",
     "tcplisten", "tcpconnect", "unixlisten", "unixconnect", "ipv4addr", "ipv6addr",
     "Listener", "Stream", "tls_wrap", "TLSStream", "BrokenStreamError",
+    "run_process", "open_process", "Process", "signals",
 ]

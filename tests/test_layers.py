@@ -6,6 +6,7 @@ than its layer needs.
     conhook._runtime                            the floor; its core (kernel, traps, threads,
                                                 backends, wakeup, errors) nothing above it
     conhook._network                            the runtime
+    conhook._system                             the runtime and the network
     conhook (front ends and public modules)     anything
 """
 from __future__ import annotations
@@ -57,7 +58,7 @@ def _layer(module):
     parts = module.split(".")
     if module in ("conhook._reserved_names", "conhook._version"):
         return "floor"
-    if len(parts) > 1 and parts[1] in ("_compiler", "_runtime", "_network"):
+    if len(parts) > 1 and parts[1] in ("_compiler", "_runtime", "_network", "_system"):
         if parts[1] == "_runtime" and len(parts) > 2 and parts[2] in CORE:
             return "core"
         return parts[1][1:]
@@ -71,7 +72,8 @@ ALLOWED = {
     "core": {"floor"},
     "runtime": {"floor", "core"},
     "network": {"floor", "core", "runtime"},
-    "front": {"floor", "core", "runtime", "network", "compiler"},
+    "system": {"floor", "core", "runtime", "network"},
+    "front": {"floor", "core", "runtime", "network", "system", "compiler"},
 }
 
 
@@ -80,7 +82,8 @@ def test_imports_run_one_way(module):
     layer = _layer(module)
     wrong = sorted(target for target in GRAPH[module]
                    if _layer(target) != layer and _layer(target) not in ALLOWED[layer]
-                   and target not in ("conhook._compiler", "conhook._runtime", "conhook._network"))
+                   and target not in ("conhook._compiler", "conhook._runtime", "conhook._network",
+                                      "conhook._system"))
     assert not wrong, f"{module} ({layer}) imports {wrong}"
 
 

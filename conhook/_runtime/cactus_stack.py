@@ -22,8 +22,9 @@ import types
 from .._reserved_names import CO_COROUTINE, CO_ITERABLE_COROUTINE, SCOPE_NAME
 from .kernel import current_kernel, state
 from .prejoin import Scope
+from .results import THREAD_WRAPPERS
 
-_HIDDEN = {Scope.failed.__code__}
+_HIDDEN = {Scope.failed.__code__, *THREAD_WRAPPERS}
 
 
 def _chain(thread, running):
@@ -46,7 +47,8 @@ def _chain(thread, running):
                 break
             frame = frame.f_back
         items.reverse()
-        if top is not None and top.f_globals.get("__name__", "").startswith("conhook."):
+        if top is not None and top.f_code not in _HIDDEN and \
+                top.f_globals.get("__name__", "").startswith("conhook."):
             items.insert(0, (obj.__name__, top))  # a thread running an ordinary function
         return items
     while obj is not None:

@@ -167,7 +167,7 @@ class _Program:
 class Kernel:
     __slots__ = ("ready", "current", "backend", "_wakeup", "_wakeup_fd", "io",
                  "timers", "_timer_seq", "timers_cancelled", "posted", "workers_busy",
-                 "root", "outcome", "done", "deadlock", "sigint", "aborting",
+                 "outside_waits", "root", "outcome", "done", "deadlock", "sigint", "aborting",
                  "clock", "on_block", "on_turn", "describe_threads", "pid", "__weakref__")
 
     def __init__(self, backend=None):
@@ -183,6 +183,7 @@ class Kernel:
         self.timers_cancelled = 0
         self.posted = deque()  # callables posted from signal handlers and other OS threads
         self.workers_busy = 0
+        self.outside_waits = 0  # threads parked until a signal handler posts (con.signals)
         self.root = None
         self.outcome = (None, None)  # (value, exception) of the root thread
         self.done = False
@@ -314,8 +315,8 @@ class Kernel:
 
     def awaits_wakeup(self):
         """Whether anything but a timer can still wake this kernel: I/O that a thread waits
-        for, a worker thread's result, or a call posted from a signal handler or OS thread."""
-        return bool(self.workers_busy or self.posted or self.awaits_io())
+        for, a worker thread's result, or a call posted (or awaited) from a signal handler or OS thread."""
+        return bool(self.workers_busy or self.outside_waits or self.posted or self.awaits_io())
 
     def awaits_io(self):
         """Whether any thread waits for an fd.

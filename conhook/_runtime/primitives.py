@@ -5,7 +5,15 @@ unit goes to the first waiter, an item put into a Queue goes to the first waitin
 a thread that comes later cannot barge in.  Every blocking call is an interruption point, even
 when it could complete at once: while the calling thread is interrupted it raises
 ``Interrupted`` and changes nothing (an item stays in its queue).  Non-blocking calls
-(``set``, ``release``, ``put_nowait``, ``get_nowait``) never raise ``Interrupted``.
+(``set``, ``release``, ``put_nowait``, ``get_nowait``, ``close``) never raise ``Interrupted``.
+
+A Queue can be closed, as ``asyncio.Queue.shutdown()`` (3.13) and trio's channels are: after
+``close()`` no item goes in (``put@`` raises ``QueueClosed``, and so do the putters waiting
+on a full queue, whose items are dropped), and ``get@()`` drains what is left, then raises
+``QueueClosed``, or returns its `default` when one is given, the loop form of a consumer::
+
+    while (item := queue.get@(default=None)) is not None:
+        ...
 """
 from __future__ import annotations
 
@@ -16,7 +24,15 @@ from queue import Full as QueueFull
 from .kernel import current_kernel, current_thread
 from .traps import DONE, Throw, WaitQueue, interrupted
 
-__all__ = ["Event", "Lock", "Semaphore", "Queue", "QueueEmpty", "QueueFull"]
+__all__ = ["Event", "Lock", "Semaphore", "Queue", "QueueEmpty", "QueueFull", "QueueClosed"]
+
+_NO_DEFAULT = object()  # get@() without a default
+_CLOSED = object()  # what close() hands the waiting getters and putters
+
+
+class QueueClosed(Exception):
+    """The queue was closed: raised by ``put@`` after ``close()``, and by ``get@()`` (without a
+    default) once a closed queue is empty.  As asyncio's ``QueueShutDown``."""
 
 
 class Event:
@@ -161,9 +177,11 @@ class Semaphore:
 class Queue:
     """A FIFO queue of at most `maxsize` items (0: unbounded) between threads.
 
-    ``put@(item)`` waits while the queue is full, ``get@()`` while it is empty.
+    ``put@(item)`` waits while the queue is full, ``get@()`` while it is empty.  ``close()``
+    says no more items will come: ``get@()`` drains the rest, then raises ``QueueClosed``
+    (or returns its `default`).
     """
-    __slots__ = ("maxsize", "_items", "_getters", "_putters")
+    __slots__ = ("maxsize", "_items", "_getters", "_putters", "_closed", "_closing")
 
     def __init__(self, maxsize=0):
         if maxsize < 0:
@@ -172,19 +190,31 @@ class Queue:
         self._items = deque()
         self._getters = WaitQueue("get")
         self._putters = WaitQueue("put")
+        self._closed = False
+        self._closing = None  # the threads in wait_closed@(), once there is one
 
     def qsize(self):
         """The number of items in the queue."""
         return len(self._items)
 
+    @property
+    def closed(self):
+        """Whether ``close()`` was called (items may still be left to get)."""
+        return self._closed
+
     def _full(self):
         return self.maxsize and len(self._items) >= self.maxsize
 
     async def put(self, item):
-        """``put@(item)``: add `item` at the back, waiting while the queue is full."""
+        """``put@(item)``: add `item` at the back, waiting while the queue is full.
+
+        ``QueueClosed`` if the queue is closed, or is closed while this waits (the item is
+        then not added)."""
         thread = current_thread()
         if thread.interrupt is not None:
             raise interrupted(thread)
+        if self._closed:
+            raise self._closed_error("put@() on")
         if self._getters:
             self._getters.wake_first(current_kernel(), item)
         elif not self._full():
@@ -192,10 +222,17 @@ class Queue:
         else:
             thread.value = item
             await self._putters  # a getter moves our item into the queue before waking us
+            if thread.value is _CLOSED:
+                thread.value = None
+                raise QueueClosed("the Queue was closed while put@() waited for room: the item "
+                                  "was not added")
             thread.value = None
 
     def put_nowait(self, item):
-        """Add `item` at once; raise ``QueueFull`` if the queue is full."""
+        """Add `item` at once; raise ``QueueFull`` if the queue is full, ``QueueClosed`` if it
+        is closed."""
+        if self._closed:
+            raise self._closed_error("put_nowait() on")
         if self._getters:
             self._getters.wake_first(current_kernel(), item)
         elif not self._full():
@@ -203,8 +240,12 @@ class Queue:
         else:
             raise QueueFull(f"the queue is full ({self.maxsize} items)")
 
-    async def get(self):
-        """``get@()``: remove and return the front item, waiting while the queue is empty."""
+    async def get(self, *, default=_NO_DEFAULT):
+        """``get@()``: remove and return the front item, waiting while the queue is empty.
+
+        Once the queue is closed and empty: return `default` if given, else raise
+        ``QueueClosed``.  So ``while (item := queue.get@(default=None)) is not None:`` takes
+        every item until the producer closes the queue."""
         thread = current_thread()
         if thread.interrupt is not None:
             raise interrupted(thread)
@@ -212,18 +253,58 @@ class Queue:
             item = self._items.popleft()
             self._refill()
             return item
-        await self._getters  # a putter hands us its item in thread.value
-        item = thread.value
-        thread.value = None
-        return item
+        if not self._closed:
+            await self._getters  # a putter (or close) hands us its item in thread.value
+            item = thread.value
+            thread.value = None
+            if item is not _CLOSED:
+                return item
+        if default is _NO_DEFAULT:
+            raise self._closed_error("get@() on")
+        return default
 
     def get_nowait(self):
-        """Remove and return the front item at once; raise ``QueueEmpty`` if there is none."""
+        """Remove and return the front item at once; raise ``QueueEmpty`` if there is none,
+        ``QueueClosed`` if there is none and the queue is closed."""
         if not self._items:
+            if self._closed:
+                raise self._closed_error("get_nowait() on")
             raise QueueEmpty("the queue is empty")
         item = self._items.popleft()
         self._refill()
         return item
+
+    def close(self):
+        """No more items: later puts raise ``QueueClosed``; getters take what is left, then
+        get ``QueueClosed`` (or their default).  Waiting getters and putters are woken at once
+        (the putters' items are dropped).  It never blocks; closing again does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._getters or self._putters or self._closing:
+            kernel = current_kernel()
+            if self._closing:
+                self._closing.wake_all(kernel)
+            while self._getters:
+                self._getters.wake_first(kernel, _CLOSED)
+            while self._putters:
+                self._putters.wake_first(kernel, _CLOSED)
+
+    def wait_closed(self):
+        """``wait_closed@()``: return once ``close()`` has been called (at once if it has):
+        a producer learns that its consumer has had enough."""
+        thread = current_thread()
+        if thread.interrupt is not None:
+            return Throw(interrupted(thread))
+        if self._closed:
+            return DONE
+        if self._closing is None:
+            self._closing = WaitQueue("wait_closed")
+        return self._closing
+
+    def _closed_error(self, what):
+        return QueueClosed(f"{what} a closed Queue ({len(self._items)} items left): "
+                           f"close() said no more items would come")
 
     def _refill(self):
         putters = self._putters
@@ -232,5 +313,6 @@ class Queue:
             putters.wake_first(current_kernel())
 
     def __repr__(self):
-        return (f"<con.Queue {len(self._items)}/{self.maxsize or 'unbounded'} items, "
+        state = "closed, " if self._closed else ""
+        return (f"<con.Queue {state}{len(self._items)}/{self.maxsize or 'unbounded'} items, "
                 f"{len(self._getters)} getting, {len(self._putters)} putting>")

@@ -182,6 +182,32 @@ def test_workers_do_not_outlive_a_killed_supervisor(tmp_path):
         assert not any(_alive(pid) for pid in workers)
 
 
+def test_sighup_reaches_every_worker(tmp_path):
+    script = tmp_path / "reload.py"
+    script.write_text(textwrap.dedent("""
+        import con, os, signal
+
+        def main():
+            with con.signals(signal.SIGHUP) as received:
+                os.write(1, b'ready\\n')
+                received.get@()
+                os.write(1, b'worker %s got SIGHUP\\n' % os.environ['CONHOOK_WORKER'].encode())
+
+        con.bootstrap(main)
+    """))
+    proc = start_conhook(["--workers", "2", str(script)])
+    try:
+        assert [proc.stdout.readline(), proc.stdout.readline()] == ["ready\n"] * 2
+        proc.send_signal(signal.SIGHUP)
+        assert proc.wait(30) == 0
+        assert sorted(proc.stdout.read().splitlines()) == ["worker 0 got SIGHUP", "worker 1 got SIGHUP"]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
 def test_a_failing_worker_stops_the_others(tmp_path):
     script = tmp_path / "fail.py"
     script.write_text(textwrap.dedent("""

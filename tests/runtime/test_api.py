@@ -11,7 +11,9 @@ import conhook.api as con
 ROOT = Path(__file__).resolve().parents[2]
 
 EXPECTED = {"bootstrap", "idle", "sleep", "timeout", "Interrupted", "Deadlock", "Event", "Lock",
-            "Semaphore", "Queue", "QueueEmpty", "QueueFull", "to_thread", "tree"}
+            "Semaphore", "Queue", "QueueEmpty", "QueueFull", "QueueClosed",
+            "gather", "race", "as_completed", "to_thread", "tree", "run_process", "open_process",
+            "Process", "signals"}
 
 
 def test_every_name_is_exported_and_documented():
@@ -29,7 +31,7 @@ def test_blocking_methods_are_documented():
     for cls, names in ((con.Event, ["set", "is_set", "wait"]),
                        (con.Lock, ["acquire", "release", "hold", "locked"]),
                        (con.Semaphore, ["acquire", "release", "hold"]),
-                       (con.Queue, ["put", "get", "put_nowait", "get_nowait", "qsize"])):
+                       (con.Queue, ["put", "get", "put_nowait", "get_nowait", "qsize", "close", "wait_closed"])):
         for name in names:
             assert inspect.getdoc(getattr(cls, name)), f"{cls.__name__}.{name}"
 
