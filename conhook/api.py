@@ -9,7 +9,6 @@ from ._runtime.errors import Deadlock, Interrupted
 from ._network.sockets import (Listener, ipv4addr, ipv6addr, tcpconnect, tcplisten, unixconnect,
                        unixlisten)
 from ._network.streams import Stream
-from ._network.tls import BrokenStreamError, TLSStream, tls_wrap
 from ._runtime.primitives import Event, Lock, Queue, QueueClosed, QueueEmpty, QueueFull, Semaphore
 from ._runtime.results import as_completed, gather, race
 from ._runtime.timeouts import sleep, timeout
@@ -17,8 +16,6 @@ from ._runtime.traps import idle
 from ._runtime.cactus_stack import tree as _tree
 from ._runtime.never_run_warning import install as _install_unrun_warning
 from ._runtime.worker_threads import to_thread
-from ._system.processes import Process, open_process, run_process
-from ._system.signals import signals
 
 
 def tree():
@@ -29,6 +26,35 @@ def tree():
     it (``| echo - read``).
     """
     return _tree()
+
+
+# Imported when first used: ssl and subprocess cost a program that does not use them 20 ms.
+# (Named here for readers and type checkers, which take TYPE_CHECKING as true.)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._network.tls import BrokenStreamError, TLSStream, tls_wrap
+    from ._system.processes import Process, open_process, run_process
+    from ._system.signals import signals
+
+_ON_FIRST_USE = {
+    "tls_wrap": "conhook._network.tls", "TLSStream": "conhook._network.tls",
+    "BrokenStreamError": "conhook._network.tls",
+    "run_process": "conhook._system.processes", "open_process": "conhook._system.processes",
+    "Process": "conhook._system.processes", "signals": "conhook._system.signals",
+}
+
+
+def __getattr__(name):
+    module = _ON_FIRST_USE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'con' has no attribute {name!r}")
+    import importlib
+    value = globals()[name] = getattr(importlib.import_module(module), name)
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) - {"__getattr__", "__dir__", "TYPE_CHECKING"} | set(__all__))
 
 
 _install_unrun_warning()

@@ -138,3 +138,15 @@ def test_the_plain_python_files_pass_the_linter():
                             "conhook", "tests", "tools"],
                            capture_output=True, text=True, cwd=PACKAGE.parent)
     assert found.returncode == 0, found.stdout + found.stderr
+
+
+def test_import_con_leaves_tls_and_processes_until_first_use():
+    out = subprocess.run(
+        [sys.executable, "-c",
+         "import sys, conhook, con\n"
+         "print(sorted({'ssl', 'subprocess', 'conhook._network.tls', 'conhook._system.processes'} & set(sys.modules)))\n"
+         "from con import tls_wrap, run_process\n"
+         "import conhook._network.tls as tls, conhook._system.processes as processes\n"
+         "print(tls_wrap is tls.tls_wrap, run_process is processes.run_process, con.signals.__module__)\n"],
+        capture_output=True, text=True, cwd=PACKAGE.parent, check=True).stdout
+    assert out == "[]\nTrue True conhook._system.signals\n"

@@ -37,7 +37,6 @@ from .._runtime.traps import IDLE, interrupted
 from .._runtime.worker_threads import to_thread
 from .stream_contract import BUDGET
 from .streams import Stream
-from .tls import TLSStream, client_context, server_context
 
 REUSEPORT_ENV = "CONHOOK_REUSEPORT"
 
@@ -210,6 +209,7 @@ class Listener:
             return stream
         # The handshake runs later, in the thread that uses the stream, never in the acceptor.
         context, handshake_timeout = self._tls
+        from .tls import TLSStream  # (ssl costs 10 ms to import: only a TLS program pays it)
         return TLSStream(stream, context, server_side=True, handshake_timeout=handshake_timeout)
 
     def close(self):
@@ -283,7 +283,9 @@ async def tcplisten(*addrs, backlog=socket.SOMAXCONN, reuse_port=None, tls=None,
         raise TypeError("tcplisten() needs at least one address (ipv4addr(...) or ipv6addr(...))")
     for addr in addrs:
         _check_address(addr, "tcplisten()")
-    tls = None if tls is None else (server_context(tls), handshake_timeout)
+    if tls is not None:
+        from .tls import server_context
+        tls = (server_context(tls), handshake_timeout)
     reuse_port = _reuse_port(reuse_port)
     socks = []
     try:
@@ -382,6 +384,7 @@ async def tcpconnect(host, port=None, *, tls=None, server_hostname=None, https_c
     verification raises the ssl module's own ``ssl.SSLCertVerificationError``.
     """
     if tls is not None and tls is not False:
+        from .tls import TLSStream, client_context
         context = client_context(tls)
         if server_hostname is None:
             server_hostname = host.host if port is None and type(host) is Address else host
