@@ -144,7 +144,8 @@ def test_import_con_leaves_tls_and_processes_until_first_use():
     out = subprocess.run(
         [sys.executable, "-c",
          "import sys, conhook, con\n"
-         "print(sorted({'ssl', 'subprocess', 'conhook._network.tls', 'conhook._system.processes'} & set(sys.modules)))\n"
+         "heavy = {'ssl', 'subprocess', 'conhook._network.tls', 'conhook._system.processes'}\n"
+         "print(sorted(heavy & set(sys.modules)))\n"
          "from con import tls_wrap, run_process\n"
          "import conhook._network.tls as tls, conhook._system.processes as processes\n"
          "print(tls_wrap is tls.tls_wrap, run_process is processes.run_process, con.signals.__module__)\n"],
