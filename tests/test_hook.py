@@ -182,6 +182,8 @@ OPT_IN_LINES = {
     "import-as": "import conhook as ch",
     "from-conhook": "from conhook import install",
     "import-trailing-comment": "import conhook  # opt in",
+    "after-a-docstring-that-reads-so": '"""Usage:\nimport con\n"""\nimport conhook',
+    "after-an-indented-block": "if True:\n    pass\nimport conhook",
 }
 
 
@@ -247,6 +249,11 @@ NOT_OPT_IN = {
     "relative-import": "from . import con",
     "comment": "# import con",
     "string": "x = 'import con'",
+    # Lines of a string, read as text, start with an import: the tokens tell them apart.
+    "docstring": '"""Usage:\n\nimport con\nfrom con import bootstrap\n"""',
+    "string-literal": "HELP = '''\nimport os, conhook\n'''",
+    "f-string": 'HELP = f"""{len("x")}\nimport con\n"""',
+    "continued-line": "x = 1 + \\\nimport con",
     "indented": "def f():\n    import conhook",
     "guarded": "if False:\n    import conhook",
 }
