@@ -353,21 +353,36 @@ def _unmarshal(data: memoryview, path: str) -> types.CodeType | None:
 
 
 def write_cache(path: str, code: types.CodeType, stat: os.stat_result, self_opted_in: bool = False) -> None:
-    """Write atomically (temporary file, then rename); failure only skips caching."""
+    """Write atomically (a temporary file of our own, then rename); failure only skips caching.
+
+    As CPython's ``_write_atomic`` for a ``.pyc``: the entry gets the source's permission bits
+    (plus the owner's write bit; the umask applies), so a cache never shows more than its
+    source does; the temporary file is created with ``O_CREAT | O_EXCL`` (mode ``"x"``), so a
+    file or symlink already at its name is never written through.  Its name is random: no one
+    can plant anything there ahead, and a temporary file left by a crash never collides with
+    a later run's.
+    """
     data = (_HEADER.pack(importlib.util.MAGIC_NUMBER, stat.st_mtime_ns, stat.st_size, self_opted_in)
             + _cache_key() + marshal.dumps(code))
-    temporary = f"{path}.{os.getpid()}.tmp"
+    mode = (stat.st_mode | 0o200) & 0o666
+    temporary = _temporary_name(path)
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(temporary, "wb") as file:
+        with open(temporary, "xb", opener=lambda name, flags: os.open(name, flags, mode)) as file:
             file.write(data)
         os.replace(temporary, path)
     except OSError as error:
         _trace(f"not caching {path}: {error}")
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
+        if not isinstance(error, FileExistsError):  # (then the file is not ours to remove)
+            try:
+                os.unlink(temporary)
+            except OSError:
+                pass
+
+
+def _temporary_name(path: str) -> str:
+    """Beside ``path`` (the same file system, for the rename), under a name no one can guess."""
+    return f"{path}.{os.urandom(8).hex()}.tmp"
 
 
 # -- installation -----------------------------------------------------------------------
