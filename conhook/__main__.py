@@ -219,13 +219,18 @@ def _stop_on_sigterm_as_on_ctrl_c():
     if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         return  # ignored where we were started (nohup and the like): keep it so
 
-    def on_sigterm(signum, frame):
-        global _terminated
-        from conhook._runtime import bootstrap, kernel
-        if kernel.state.kernel is None:  # no scheduler runs here: end at once, as before
-            _die_of(signal.SIGTERM)
-        _terminated = True
-        bootstrap._on_sigint(signum, frame)
+    from conhook._runtime.bootstrap import on_interrupt_signal
+
+    class on_sigterm(on_interrupt_signal):  # (a class: it leaves no frame in a traceback)
+        __slots__ = ()
+
+        def __new__(cls, signum, frame):
+            global _terminated
+            from conhook._runtime import kernel
+            if kernel.state.kernel is None:  # no scheduler runs here: end at once, as before
+                _die_of(signal.SIGTERM)
+            _terminated = True
+            return super().__new__(cls, signum, frame)
 
     signal.signal(signal.SIGTERM, on_sigterm)
 
