@@ -32,8 +32,9 @@ import sys
 import types
 
 import conhook
-from conhook._compiler import pipeline
-from conhook._runtime.prejoin import prepare_namespace
+
+# The compiler and the runtime are imported where they are used: ``--workers`` needs neither,
+# and its supervisor takes SIGTERM over the sooner for it (``_supervisor``).
 
 USAGE = """\
 usage: python -m conhook [--show FILE | --dis FILE] (script.py | -m module | -c code) [args...]
@@ -93,6 +94,7 @@ def workers(option: str, rest: list[str]) -> int:
 
 
 def show(filename: str, disassemble: bool) -> int:
+    from conhook._compiler import pipeline
     try:
         with open(filename, "rb") as file:
             source = pipeline.decode_source(file.read())
@@ -193,6 +195,8 @@ def run_code(source, filename, argv, *, path0, file=None, loader=None, spec=None
         if spec is not None:
             namespace["__package__"] = spec.parent
     sys.modules["__main__"] = main_module
+    from conhook._compiler import pipeline
+    from conhook._runtime.prejoin import prepare_namespace
     try:
         code = pipeline.compile_con(source, filename)
     except SyntaxError as error:

@@ -4,9 +4,9 @@ A module is rewritten when it opts in (docs/spec.md §2.1): it has an import sta
 column 0 naming ``con`` or ``conhook`` (``import``/``from``; a line of a docstring or other
 string that reads so does not count: the tokens decide, not the text), or it lies under a
 path or package given to ``conhook.install()``.  Every other module is handed back exactly
-as the path finder found it; the standard library and site-packages are declined before
-their files are even opened, and any other module without an opt-in line is declined on a
-scan of its text, never tokenized.
+as the path finder found it.  conhook's own modules, the standard library and site-packages
+are declined before their files are even opened; any other module without an opt-in line is
+declined on a scan of its text, never tokenized.
 
 The finder sits just before ``PathFinder`` on ``sys.meta_path`` so that finders placed
 in front of the path finder keep their precedence.
@@ -34,6 +34,7 @@ import types
 from collections.abc import Callable, Iterator
 
 API_MODULE = "con"
+_OWN_PACKAGE = __name__.partition(".")[0]
 # The candidates: ``from con[.x] import ...``, or ``import`` with ``con``/``conhook`` as one of
 # the dotted names it lists (not as an alias: ``import numpy as con`` does not opt in), at the
 # start of a line (after the UTF-8 BOM on the first).  Text only: the tokens then tell whether
@@ -161,6 +162,8 @@ class ConFinder:
     def decide(self, fullname: str, origin: str) -> tuple[bool, tuple[str, memoryview] | None]:
         """Whether the module opts in, and its cache entry (path, marshalled code) if that
         was read to find out."""
+        if fullname.partition(".")[0] == _OWN_PACKAGE:
+            return False, None  # conhook itself uses no con syntax (and its runner must start fast)
         if any(fullname == p or fullname.startswith(p + ".") for p in self.packages):
             return True, None
         if self.paths and origin.startswith(self.paths):

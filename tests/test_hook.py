@@ -266,6 +266,17 @@ def test_module_without_opt_in_keeps_the_plain_loader(tmp_path, line):
     assert type(spec.loader) is importlib.machinery.SourceFileLoader
 
 
+def test_conhooks_own_modules_are_never_rewritten(monkeypatch):
+    # conhook/__main__.py has `import conhook` in column 0; from a clone (not site-packages)
+    # it was compiled by the pipeline at every `python -m conhook`, before anything else ran.
+    spy = _SpyOpen()
+    monkeypatch.setattr(_import_hook, "open", spy, raising=False)
+    for name in ("conhook.__main__", "conhook._supervisor"):
+        spec = _import_hook.install().find_spec(name, conhook.__path__)
+        assert type(spec.loader) is importlib.machinery.SourceFileLoader
+    assert spy.calls == []
+
+
 def test_module_without_opt_in_is_never_tokenized(tmp_path, no_tokenizing):
     write(tmp_path, {"plain.py": PLAIN_MODULE})
     _import_hook.install()
