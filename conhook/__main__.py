@@ -32,10 +32,10 @@ import sys
 import types
 
 import conhook
-from conhook._compiler import pipeline
-from conhook._compiler.versions import MODULES_HAVE_CACHED
-from conhook._runtime.prejoin import prepare_namespace
-from conhook._runtime.slips import explain
+from conhook._compiler.versions import MODULES_HAVE_CACHED  # (as cheap as sys)
+
+# The compiler and the runtime are imported where they are used: ``--workers`` needs neither,
+# and its supervisor takes SIGTERM over the sooner for it (``_supervisor``).
 
 USAGE = """\
 usage: python -m conhook (script.py | -m module | -c code) [args...]
@@ -96,6 +96,7 @@ def workers(option: str, rest: list[str]) -> int:
 
 
 def show(filename: str, disassemble: bool) -> int:
+    from conhook._compiler import pipeline
     try:
         with open(filename, "rb") as file:
             source = pipeline.decode_source(file.read())
@@ -203,6 +204,8 @@ def run_code(source, filename, argv, *, path0, file=None, loader=None, spec=None
         if spec is not None:
             namespace["__package__"] = spec.parent
     sys.modules["__main__"] = main_module
+    from conhook._compiler import pipeline
+    from conhook._runtime.prejoin import prepare_namespace
     try:
         code = pipeline.compile_con(source, filename)
     except SyntaxError as error:
@@ -229,13 +232,18 @@ def _stop_on_sigterm_as_on_ctrl_c():
     if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         return  # ignored where we were started (nohup and the like): keep it so
 
-    def on_sigterm(signum, frame):
-        global _terminated
-        from conhook._runtime import bootstrap, kernel
-        if kernel.state.kernel is None:  # no scheduler runs here: end at once, as before
-            _die_of(signal.SIGTERM)
-        _terminated = True
-        bootstrap._on_sigint(signum, frame)
+    from conhook._runtime.bootstrap import on_interrupt_signal
+
+    class on_sigterm(on_interrupt_signal):  # (a class: it leaves no frame in a traceback)
+        __slots__ = ()
+
+        def __new__(cls, signum, frame):
+            global _terminated
+            from conhook._runtime import kernel
+            if kernel.state.kernel is None:  # no scheduler runs here: end at once, as before
+                _die_of(signal.SIGTERM)
+            _terminated = True
+            return super().__new__(cls, signum, frame)
 
     signal.signal(signal.SIGTERM, on_sigterm)
 
@@ -250,22 +258,19 @@ _PACKAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(conhook.__file__)), 
 _IMPORTLIB = ("<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>")
 
 
-def _without_machinery(tb, signalled=False):
+def _without_machinery(tb):
     """``tb`` without the runner's frames and without the import hook's frames.
 
     The runner's frames lead the traceback.  The hook's frames (a ``SyntaxError`` from
     the pipeline while a module is imported) sit in a run of importlib frames that
-    CPython would have removed but for them: such a run goes as a whole.  A
-    ``KeyboardInterrupt`` (``signalled``) that conhook's SIGINT or SIGTERM handler raised
-    where user code ran ends in the handler's frames, where CPython's own handler shows
-    none: they go too.
+    CPython would have removed but for them: such a run goes as a whole.  (A
+    ``KeyboardInterrupt`` that conhook's SIGINT or SIGTERM handler raised has no frame of the
+    handler: ``bootstrap.on_interrupt_signal`` raises it after its frames have returned.)
     """
     entries = []
     while tb is not None:
         entries.append(tb)
         tb = tb.tb_next
-    while signalled and entries and _frame_kind(entries[-1]) == "conhook":
-        entries.pop()
     kept = []
     runs = itertools.groupby(entries, key=lambda entry: _frame_kind(entry) is not None)
     for index, (machinery, run) in enumerate(runs):
@@ -289,8 +294,9 @@ def _frame_kind(entry) -> str | None:
 def report(error: BaseException) -> int:
     """Print ``error`` as ``python`` would, without the runner's own frames (and a slip said
     in conhook's words: ``slips``)."""
+    from conhook._runtime.slips import explain
     error = explain(error)
-    tb = _without_machinery(error.__traceback__, signalled=isinstance(error, KeyboardInterrupt))
+    tb = _without_machinery(error.__traceback__)
     error.__traceback__ = tb
     sys.excepthook(type(error), error, tb)
     if isinstance(error, KeyboardInterrupt):

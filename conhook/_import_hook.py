@@ -1,10 +1,12 @@
 """The import hook: which modules are rewritten, how they are loaded, how they are cached.
 
-A module is rewritten when it opts in (docs/spec.md §2.1): it imports ``con`` or ``conhook``
-at top level (a line that starts with ``import``/``from`` naming one of them), or it
-lies under a path or package given to ``conhook.install()``.  Every other module is
-handed back exactly as the path finder found it; the standard library and
-site-packages are declined before their files are even opened.
+A module is rewritten when it opts in (docs/spec.md §2.1): it has an import statement in
+column 0 naming ``con`` or ``conhook`` (``import``/``from``; a line of a docstring or other
+string that reads so does not count: the tokens decide, not the text), or it lies under a
+path or package given to ``conhook.install()``.  Every other module is handed back exactly
+as the path finder found it.  conhook's own modules, the standard library and site-packages
+are declined before their files are even opened; any other module without an opt-in line is
+declined on a scan of its text, never tokenized.
 
 The finder sits just before ``PathFinder`` on ``sys.meta_path`` so that finders placed
 in front of the path finder keep their precedence.
@@ -19,19 +21,24 @@ from __future__ import annotations
 import importlib
 import importlib.machinery
 import importlib.util
+import io
+import itertools
 import marshal
 import os
 import re
 import struct
 import sys
 import sysconfig
+import token
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 API_MODULE = "con"
-# ``from con[.x] import ...``, or ``import`` with ``con``/``conhook`` as one of the
-# dotted names it lists (not as an alias: ``import numpy as con`` does not opt in),
-# at the start of a line (after the UTF-8 BOM on the first); ``lazy`` ones (3.15+) too.
+_OWN_PACKAGE = __name__.partition(".")[0]
+# The candidates: ``from con[.x] import ...``, or ``import`` with ``con``/``conhook`` as one of
+# the dotted names it lists (not as an alias: ``import numpy as con`` does not opt in), at the
+# start of a line (after the UTF-8 BOM on the first); ``lazy`` ones (3.15+) too.  Text only: the
+# tokens then tell whether the line is a statement or lies inside a string (``_statement_lines``).
 _OPT_IN = re.compile(
     rb"^(?:\xef\xbb\xbf)?(?:lazy[ \t]+)?(?:from[ \t]+(?:con|conhook)(?:\.\w+)*[ \t]+import\b"
     rb"|import[ \t]+(?:[\w.]+(?:[ \t]+as[ \t]+\w+)?[ \t]*,[ \t]*)*(?:con|conhook)\b)",
@@ -39,20 +46,64 @@ _OPT_IN = re.compile(
 
 
 def imports_con(data: bytes) -> bool:
-    """Whether source ``data`` has a line that imports con or conhook (``_OPT_IN``).
+    """Whether source ``data`` has a top-level import statement naming con or conhook.
 
-    Only lines holding ``import`` are tried: ``_OPT_IN.search`` alone would try the
-    pattern at every byte of every module that the hook declines.
+    Text first, tokens second.  A module the hook declines is scanned as text only, and
+    only at its lines holding ``import`` (``_OPT_IN.search`` alone would try the pattern at
+    every byte): most have no candidate line at all.  A candidate is then confirmed by the
+    tokenizer, which tells an import statement from a line of a docstring or of any other
+    string that happens to read ``import con``.
     """
-    start = 0
+    candidates = _candidate_lines(data)
+    first = next(candidates, None)
+    return first is not None and _statement_lines(data, itertools.chain((first,), candidates))
+
+
+def _candidate_lines(data: bytes) -> Iterator[int]:
+    """The numbers (from 1) of the lines that ``_OPT_IN`` matches, in order."""
+    start = line_start = 0
+    number = 1
     while (found := data.find(b"import", start)) >= 0:
         line = data.rfind(b"\n", 0, found) + 1
         if _OPT_IN.match(data, line):
-            return True
+            number += data.count(b"\n", line_start, line)
+            line_start = line
+            yield number
         start = data.find(b"\n", found) + 1
         if not start:
-            return False
+            return
+
+
+def _statement_lines(data: bytes, candidates: Iterator[int]) -> bool:
+    """Whether one of the ``candidates`` (line numbers, ascending) starts a statement: its
+    first token is the ``import`` or ``from`` keyword in column 0, after the end of a line.
+
+    Source the tokenizer cannot read up to a candidate is left to the compiler, which
+    reports the error: the candidate counts (as the text rule counted it).
+    """
+    import tokenize  # here: most processes never need it
+    tokens = tokenize.tokenize(io.BytesIO(data).readline)
+    previous, pending = token.NEWLINE, None  # the last code token before the pending one
+    try:
+        for line in candidates:
+            # Up to the line's first token; DEDENTs (placed at its start) are passed too.
+            while pending is None or pending.start[0] < line or pending.type == token.DEDENT:
+                if pending is not None and pending.type not in _NOT_CODE:
+                    previous = pending.type
+                pending = next(tokens, None)
+                if pending is None:
+                    return False
+            if (pending.start == (line, 0) and pending.type == token.NAME
+                    and pending.string in ("import", "from") and previous in _ENDS_A_LINE):
+                return True
+    except (tokenize.TokenError, SyntaxError):
+        return True
     return False
+
+
+# Tokens that are not code, and the code tokens after which a new statement may begin.
+_NOT_CODE = frozenset({token.NL, token.COMMENT, token.ENCODING})
+_ENDS_A_LINE = frozenset({token.NEWLINE, token.INDENT, token.DEDENT})
 
 
 _TRACING = bool(os.environ.get("CONHOOK_TRACE"))  # read once, when conhook is imported
@@ -111,6 +162,8 @@ class ConFinder:
     def decide(self, fullname: str, origin: str) -> tuple[bool, tuple[str, memoryview] | None]:
         """Whether the module opts in, and its cache entry (path, marshalled code) if that
         was read to find out."""
+        if fullname.partition(".")[0] == _OWN_PACKAGE:
+            return False, None  # conhook itself uses no con syntax (and its runner must start fast)
         if any(fullname == p or fullname.startswith(p + ".") for p in self.packages):
             return True, None
         if self.paths and origin.startswith(self.paths):
@@ -327,21 +380,36 @@ def _unmarshal(data: memoryview, path: str) -> types.CodeType | None:
 
 
 def write_cache(path: str, code: types.CodeType, stat: os.stat_result, self_opted_in: bool = False) -> None:
-    """Write atomically (temporary file, then rename); failure only skips caching."""
+    """Write atomically (a temporary file of our own, then rename); failure only skips caching.
+
+    As CPython's ``_write_atomic`` for a ``.pyc``: the entry gets the source's permission bits
+    (plus the owner's write bit; the umask applies), so a cache never shows more than its
+    source does; the temporary file is created with ``O_CREAT | O_EXCL`` (mode ``"x"``), so a
+    file or symlink already at its name is never written through.  Its name is random: no one
+    can plant anything there ahead, and a temporary file left by a crash never collides with
+    a later run's.
+    """
     data = (_HEADER.pack(importlib.util.MAGIC_NUMBER, stat.st_mtime_ns, stat.st_size, self_opted_in)
             + _cache_key() + marshal.dumps(code))
-    temporary = f"{path}.{os.getpid()}.tmp"
+    mode = (stat.st_mode | 0o200) & 0o666
+    temporary = _temporary_name(path)
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(temporary, "wb") as file:
+        with open(temporary, "xb", opener=lambda name, flags: os.open(name, flags, mode)) as file:
             file.write(data)
         os.replace(temporary, path)
     except OSError as error:
         _trace(f"not caching {path}: {error}")
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
+        if not isinstance(error, FileExistsError):  # (then the file is not ours to remove)
+            try:
+                os.unlink(temporary)
+            except OSError:
+                pass
+
+
+def _temporary_name(path: str) -> str:
+    """Beside ``path`` (the same file system, for the rename), under a name no one can guess."""
+    return f"{path}.{os.urandom(8).hex()}.tmp"
 
 
 # -- installation -----------------------------------------------------------------------

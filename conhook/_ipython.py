@@ -39,7 +39,7 @@ class ConMagics(Magics):
             raise UsageError(f"%%con takes no arguments, got {line.strip()!r}")
         shell = self.shell
         # Line 1 of what we compile is blank where the cell has its %%con line.
-        filename = shell.compile.cache(f"%%con\n{cell}", shell.execution_count)
+        filename = shell.compile.cache(f"%%con\n{cell}", _cell_number(shell))
         try:
             code = _toplevel.compile_input("\n" + cell, filename, keep_result=True)
         except SyntaxError as error:
@@ -49,6 +49,15 @@ class ConMagics(Magics):
             prepare_namespace(namespace)
             shell.user_ns_hidden[RUNTIME_NAME] = namespace[RUNTIME_NAME]  # not listed by %who
         return _toplevel.run_input(code, namespace)
+
+
+def _cell_number(shell) -> int:
+    """The number of the cell running (``In[n]``).  IPython 8.x and later count the next cell
+    before running this one, so ``execution_count`` is one ahead; the running cell's own
+    number is in its result, which the display hook holds while it runs."""
+    running = getattr(shell.displayhook, "exec_result", None)
+    number = getattr(running, "execution_count", None)
+    return shell.execution_count if number is None else number
 
 
 def load_ipython_extension(ipython) -> None:

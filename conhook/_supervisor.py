@@ -9,22 +9,33 @@ workers, each ``python -m conhook ...`` with the same arguments, and sets in the
 
 Each worker runs in a process group of its own, so that a Ctrl-C at the terminal reaches it
 once, through the supervisor: SIGINT, SIGTERM and SIGHUP sent to the supervisor are forwarded
-to every live worker.  The supervisor exits when all workers have exited.  If one fails (a non-zero
-status) while others still run, the others get SIGTERM, so that a half-started service does
-not linger.  The supervisor's status is 0 when every worker exited with 0, else that of the
-first worker that did not: its exit code, or 128 + the signal that ended it.  On Linux a worker
-also gets SIGTERM when the supervisor dies without forwarding anything (SIGKILL, a crash):
-workers never outlive it, holding its addresses.
+to every live worker, once per signal received.  The supervisor exits when all workers have
+exited.  If one fails (a non-zero status) while others still run, the others get SIGTERM, so
+that a half-started service does not linger.  The supervisor's status is 0 when every worker
+exited with 0 or stopped as asked (below), else that of the first worker that did not: its exit
+code, or 128 + the signal that ended it.  On Linux a worker also gets SIGTERM when the
+supervisor dies without forwarding anything (SIGKILL, a crash): workers never outlive it,
+holding its addresses.
+
+Stopping is clean at any moment, start-up included.  The supervisor takes SIGINT and SIGTERM
+over before it imports anything it does not need for that (only the interpreter's own start-up
+comes before); told to stop, it starts no more workers and stops those it has started.  A
+worker ended by a signal the supervisor forwarded because it was told to stop has stopped as
+asked, not failed, whether it was still starting (the signal's default action ended it before
+its runner took SIGTERM over) or runs a program that does not handle SIGTERM.  Each worker is
+started with the two signals blocked in the supervisor, and entered in the list of workers
+before they are unblocked, so that no stop falls between a worker's start and the
+supervisor's knowing of it (the child unblocks them before it runs anything).
 """
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 
 WORKER_ENV = "CONHOOK_WORKER"
-_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # SIGHUP: reload (con.signals)
+_STOPS = (signal.SIGINT, signal.SIGTERM)
+_FORWARDED = (*_STOPS, signal.SIGHUP)  # SIGHUP is passed on (a reload: con.signals), not a stop
 
 
 def _status(returncode):
@@ -52,24 +63,38 @@ def _die_with(parent_pid):
 
 def supervise(count: int, argv: list[str]) -> int:
     """Run `count` workers ``python -m conhook ARGV``; return the supervisor's exit status."""
-    command = [sys.executable, *subprocess._args_from_interpreter_flags(), "-m", "conhook", *argv]
     workers = []
+    told_to_stop = []  # the signals the supervisor received, in order
+    forwarded = {}  # worker -> the signals it was sent
 
-    def forward(signum, frame):
+    def forward(signum):
         for proc in workers:
             if proc.returncode is None:  # not reaped yet (os.kill: Popen.send_signal would reap)
                 try:
                     os.kill(proc.pid, signum)
                 except ProcessLookupError:
-                    pass
+                    continue
+                forwarded.setdefault(proc, set()).add(signum)
 
-    from ._network.sockets import REUSEPORT_ENV  # (here: the parent needs no runtime otherwise)
-    previous = {sig: signal.signal(sig, forward) for sig in _FORWARDED}
+    def on_signal(signum, frame):
+        if signum in _STOPS:
+            told_to_stop.append(signum)
+        forward(signum)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in _FORWARDED}
     try:
+        import subprocess
+
+        from ._network.sockets import REUSEPORT_ENV  # (here: the parent needs no runtime otherwise)
+        command = [sys.executable, *subprocess._args_from_interpreter_flags(), "-m", "conhook", *argv]
         die_with_us = _die_with(os.getpid())
         for number in range(count):
             env = dict(os.environ, **{REUSEPORT_ENV: "1", WORKER_ENV: str(number)})
-            workers.append(subprocess.Popen(command, env=env, process_group=0, preexec_fn=die_with_us))
+            with _blocked(_FORWARDED) as unblock:
+                if told_to_stop:
+                    break
+                workers.append(subprocess.Popen(command, env=env, process_group=0,
+                                                preexec_fn=_in_child(unblock, die_with_us)))
         status = 0
         live = list(workers)
         while live:
@@ -79,15 +104,45 @@ def supervise(count: int, argv: list[str]) -> int:
                 continue
             live.remove(proc)
             proc.returncode = os.waitstatus_to_exitcode(wait_status)
-            if proc.returncode and not status:
+            stopped_as_asked = told_to_stop and -proc.returncode in forwarded.get(proc, ())
+            if proc.returncode and not stopped_as_asked and not status:
                 status = _status(proc.returncode)
-                forward(signal.SIGTERM, None)  # one failed: stop the others
+                forward(signal.SIGTERM)  # one failed: stop the others
         return status
     except BaseException:
-        forward(signal.SIGTERM, None)
+        forward(signal.SIGTERM)
         for proc in workers:
             proc.wait()
         raise
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+class _blocked:
+    """``with _blocked(signals) as unblock:`` the signals wait (they are not lost) until the
+    block ends; ``unblock()`` restores the mask (a child started inside calls it)."""
+
+    def __init__(self, signals):
+        self.signals = signals
+
+    def __enter__(self):
+        self.mask = signal.pthread_sigmask(signal.SIG_BLOCK, self.signals)
+        return self.unblock
+
+    def unblock(self):
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.mask)
+
+    def __exit__(self, *exc):
+        self.unblock()
+
+
+def _in_child(*steps):
+    """One ``preexec_fn`` that runs the `steps` that are not None, in order."""
+    steps = [step for step in steps if step is not None]
+
+    def run():
+        for step in steps:
+            step()
+
+    return run

@@ -182,6 +182,8 @@ OPT_IN_LINES = {
     "import-as": "import conhook as ch",
     "from-conhook": "from conhook import install",
     "import-trailing-comment": "import conhook  # opt in",
+    "after-a-docstring-that-reads-so": '"""Usage:\nimport con\n"""\nimport conhook',
+    "after-an-indented-block": "if True:\n    pass\nimport conhook",
 }
 if sys.version_info >= (3, 15):
     OPT_IN_LINES["lazy-import"] = "lazy import conhook"
@@ -250,6 +252,11 @@ NOT_OPT_IN = {
     "relative-import": "from . import con",
     "comment": "# import con",
     "string": "x = 'import con'",
+    # Lines of a string, read as text, start with an import: the tokens tell them apart.
+    "docstring": '"""Usage:\n\nimport con\nfrom con import bootstrap\n"""',
+    "string-literal": "HELP = '''\nimport os, conhook\n'''",
+    "f-string": 'HELP = f"""{len("x")}\nimport con\n"""',
+    "continued-line": "x = 1 + \\\nimport con",
     "indented": "def f():\n    import conhook",
     "guarded": "if False:\n    import conhook",
 }
@@ -260,6 +267,17 @@ def test_module_without_opt_in_keeps_the_plain_loader(tmp_path, line):
     write(tmp_path, {"plain.py": line + "\n" + PLAIN_MODULE})
     spec = _import_hook.install().find_spec("plain")
     assert type(spec.loader) is importlib.machinery.SourceFileLoader
+
+
+def test_conhooks_own_modules_are_never_rewritten(monkeypatch):
+    # conhook/__main__.py has `import conhook` in column 0; from a clone (not site-packages)
+    # it was compiled by the pipeline at every `python -m conhook`, before anything else ran.
+    spy = _SpyOpen()
+    monkeypatch.setattr(_import_hook, "open", spy, raising=False)
+    for name in ("conhook.__main__", "conhook._supervisor"):
+        spec = _import_hook.install().find_spec(name, conhook.__path__)
+        assert type(spec.loader) is importlib.machinery.SourceFileLoader
+    assert spy.calls == []
 
 
 def test_module_without_opt_in_is_never_tokenized(tmp_path, no_tokenizing):
@@ -340,6 +358,10 @@ def test_uninstall_removes_the_finder(tmp_path):
     conhook.uninstall()  # idempotent
 
 
+def writes(mode: str) -> bool:
+    return "w" in mode or "x" in mode
+
+
 class _SpyOpen:
     """Stands in for ``open`` inside ``conhook._import_hook``; records (path, mode)."""
 
@@ -349,7 +371,7 @@ class _SpyOpen:
 
     def __call__(self, file, mode="r", *args, **kwargs):
         self.calls.append((os.fspath(file), mode))
-        if self.fail_writes and "w" in mode:
+        if self.fail_writes and writes(mode):
             raise PermissionError(13, "Permission denied", os.fspath(file))
         return builtins.open(file, mode, *args, **kwargs)
 
@@ -640,7 +662,7 @@ def test_permission_denied_on_the_cache_is_not_an_error(tmp_path, monkeypatch, p
     monkeypatch.setattr(_import_hook, "open", spy, raising=False)
     _import_hook.install()
     assert run(fresh_import("ro").twice(3)) == 6
-    assert any("w" in mode for _, mode in spy.calls)  # it tried, and gave up quietly
+    assert any(writes(mode) for _, mode in spy.calls)  # it tried, and gave up quietly
     assert cache_files(tmp_path) == []
     assert run(fresh_import("ro").twice(1)) == 2
     assert len(pipeline_calls) == 2
@@ -709,7 +731,7 @@ def test_cache_writes_are_atomic(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", lambda a, b: (replaced.append((a, b)), real_replace(a, b)))
     _import_hook.install()
     fresh_import("atomic")
-    written = [path for path, mode in spy.calls if "w" in mode]
+    written = [path for path, mode in spy.calls if writes(mode)]
     assert len(written) == 1 and written[0] != cache  # the cache itself is never opened for writing
     assert os.path.dirname(written[0]) == os.path.dirname(cache)  # same file system
     assert replaced == [(written[0], cache)]
@@ -726,6 +748,77 @@ def test_failed_cache_write_leaves_no_temporary_file(tmp_path, monkeypatch):
     _import_hook.install()
     assert run(fresh_import("atomic").twice(2)) == 4
     assert cache_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o444, 0o755])
+def test_cache_gets_the_source_mode_as_cpythons_pyc_does(tmp_path, mode):
+    # A 0600 source holding a secret must not get a world-readable cache.
+    write(tmp_path, {"secret.py": CON_MODULE, "plain.py": PLAIN_MODULE})
+    for name in ("secret.py", "plain.py"):
+        (tmp_path / name).chmod(mode)
+    _import_hook.install()
+    fresh_import("secret")
+    fresh_import("plain")  # declined: CPython writes its own .pyc
+    ours = os.stat(_import_hook.cache_path_for(str(tmp_path / "secret.py"))).st_mode
+    cpythons = os.stat(importlib.util.cache_from_source(str(tmp_path / "plain.py"))).st_mode
+    assert oct(ours & 0o7777) == oct(cpythons & 0o7777)
+    assert ours & 0o077 & ~mode == 0  # never more open than the source
+
+
+def _plant_symlink(at: str, victim: Path) -> None:
+    os.makedirs(os.path.dirname(at), exist_ok=True)
+    os.symlink(victim, at)
+
+
+def test_a_symlink_planted_at_the_old_temporary_name_is_not_followed(tmp_path):
+    source = write(tmp_path, {"shared.py": CON_MODULE}) / "shared.py"
+    cache = _import_hook.cache_path_for(str(source))
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    _plant_symlink(f"{cache}.{os.getpid()}.tmp", victim)  # the name used to be predictable
+    _import_hook.install()
+    assert run(fresh_import("shared").twice(2)) == 4
+    assert victim.read_text() == "precious"
+    assert not os.path.islink(cache) and _import_hook.read_cache(cache, source.stat()) is not None
+
+
+def test_the_temporary_file_is_created_exclusively(tmp_path, monkeypatch, pipeline_calls):
+    # Whatever stands at the temporary name (here a symlink, at a name made guessable), the
+    # write is refused rather than done through it, and it is left alone.
+    source = write(tmp_path, {"shared.py": CON_MODULE}) / "shared.py"
+    cache = _import_hook.cache_path_for(str(source))
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    planted = f"{cache}.planted.tmp"
+    _plant_symlink(planted, victim)
+    monkeypatch.setattr(_import_hook, "_temporary_name", lambda path: planted)
+    _import_hook.install()
+    assert run(fresh_import("shared").twice(2)) == 4
+    assert victim.read_text() == "precious"
+    assert os.path.islink(planted) and not os.path.lexists(cache)
+
+
+def test_a_temporary_file_left_by_a_crash_does_not_trip_a_later_write(tmp_path, monkeypatch, pipeline_calls):
+    source = write(tmp_path, {"crashy.py": CON_MODULE}) / "crashy.py"
+    cache = _import_hook.cache_path_for(str(source))
+
+    class Crash(BaseException):
+        """The process dying between the write and the rename."""
+
+    def crash(src, dst):
+        raise Crash
+
+    _import_hook.install()
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "replace", crash)
+        with pytest.raises(Crash):
+            fresh_import("crashy")
+    leftovers = [name for name in cache_files(tmp_path) if name.endswith(".tmp")]
+    assert len(leftovers) == 1
+    # A later run, in a process with the same pid (this one), writes and then uses its entry.
+    fresh_import("crashy")
+    assert run(fresh_import("crashy").twice(2)) == 4
+    assert os.path.isfile(cache) and len(pipeline_calls) == 2
 
 
 def test_reload_uses_the_cache_and_sees_changes(tmp_path, pipeline_calls):

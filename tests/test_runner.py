@@ -526,6 +526,37 @@ def test_sigterm_in_running_user_code_is_reported_without_the_handlers_frames(tm
     assert status == -signal.SIGTERM
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_landing_in_user_code_shows_no_conhook_frame(tmp_path, signum):
+    # The signal arrives while the program runs its own code (here: at once, as SIGTERM right
+    # after a print may): KeyboardInterrupt is raised there, with no frame of a handler.
+    script = tmp_path / "prog.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, traceback
+        from con import bootstrap
+
+        def busy():
+            try:
+                os.kill(os.getpid(), {int(signum)})
+                while True:
+                    pass
+            except KeyboardInterrupt:
+                traceback.print_exc()  # as the program sees it
+                raise
+
+        def main():
+            sibling busy@()
+
+        bootstrap(main)
+    """))
+    result = con(str(script), cwd=tmp_path)
+    assert result.returncode == -signum
+    seen, escaped = result.stderr.split("KeyboardInterrupt\n")[:2]
+    for traceback in (seen, escaped):
+        assert "os.kill(os.getpid()" in traceback or "while True" in traceback, result.stderr
+        assert str(ROOT / "conhook") not in traceback and "on_sigterm" not in traceback, result.stderr
+
+
 def test_sigterm_caught_as_keyboard_interrupt_exits_0(tmp_path):
     status, out = _run_until_ready_then([signal.SIGTERM], """
         from con import bootstrap, sleep

@@ -13,6 +13,8 @@
    fresh subprocesses that have the runtime imported already (its one-time cost is a
    line of its own; see ``bench_warm``), medians; for reference also the ``async def``
    twin, imported ordinarily and with the hook installed (which declines it).
+3. Decline: the finder's verdict on an ordinary module (the largest standard library file,
+   copied where the hook does not skip it unread), against reading the file alone.
 
 Goals (issue 2): cold rewrite at most 5x plain compile; warm import within 10%.
 """
@@ -282,6 +284,29 @@ def bench_warm(source: str, twin: str, repeat: int) -> float:
     return ratio
 
 
+def bench_decline(path: str, repeat: int) -> None:
+    """The finder's ``decide`` on a copy of ``path`` (it has no opt-in line), best of ``repeat``."""
+    import shutil
+    import timeit
+
+    from conhook._import_hook import ConFinder
+    with tempfile.TemporaryDirectory() as directory:
+        copy = shutil.copy(path, directory)
+        finder = ConFinder()
+        assert finder.decide("copy", copy) == (False, None), "the benchmark's module must not opt in"
+
+        def read():
+            with open(copy, "rb") as file:
+                file.read()
+
+        times = {label: min(timeit.repeat(function, number=20, repeat=repeat)) / 20
+                 for label, function in (("decline", lambda: finder.decide("copy", copy)), ("read", read))}
+    size = os.path.getsize(path)
+    print(f"\nfinder's decline of {os.path.basename(path)} ({size:,} bytes, best of {repeat}):")
+    print(f"  decide (stat, cache look-up, read, opt-in scan) {times['decline'] * 1e6:8.1f} us")
+    print(f"  reading the file alone                          {times['read'] * 1e6:8.1f} us")
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="python tools/bench_compile.py",
@@ -304,6 +329,7 @@ def main(argv: list[str]) -> int:
     bench_cold(f"{os.path.basename(path)} with a non-atomic function appended", text + probe,
                text + probe.replace("def", "async def").replace("idle@()", "await idle()"), repeat)
     bench_warm(source, twin, 10 if quick else 41)
+    bench_decline(path, repeat)
     return 0
 
 

@@ -69,17 +69,32 @@ def _in_conhook(frame):
     return True
 
 
-def _on_sigint(signum, frame):
+def _interrupt_on_signal(frame) -> bool:
+    """Interrupt the program for a signal that landed in ``frame``; whether the handler must
+    also raise KeyboardInterrupt there."""
     kernel = state.kernel
     if kernel is None:
-        raise KeyboardInterrupt
+        return True
     if kernel.sigint:
         kernel.aborting = True  # a second Ctrl-C: stop at once, wherever the program is
-        raise KeyboardInterrupt
+        return True
     kernel.sigint = True
     kernel.post(_interrupt_program)
-    if not _in_conhook(frame):
-        raise KeyboardInterrupt  # a thread is running user code: stop it where it is
+    return not _in_conhook(frame)  # a thread is running user code: stop it where it is
+
+
+class on_interrupt_signal:
+    """The handler of a signal that interrupts the program as Ctrl-C does (SIGINT here; the
+    runner's SIGTERM handler is a subclass).
+
+    A class, as ``bootstrap`` is: the KeyboardInterrupt it raises where the signal landed is
+    raised from C once its frame has returned, so that the traceback of the interrupted code,
+    printed by the program itself or by ``bootstrap``, holds no frame of conhook.
+    """
+    __slots__ = ()
+
+    def __new__(cls, signum, frame):
+        return raiser(cls, KeyboardInterrupt()) if _interrupt_on_signal(frame) else None
 
 
 def _interrupt_program():
@@ -104,7 +119,7 @@ def _run(fn, args, backend=None):
     previous = previous_wakeup_fd = None
     if (threading.current_thread() is threading.main_thread()
             and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-        previous = signal.signal(signal.SIGINT, _on_sigint)
+        previous = signal.signal(signal.SIGINT, on_interrupt_signal)
         # Without this, a Ctrl-C that lands after the last check for signals and before the
         # poll blocks would wait for the poll to return (the next timer, or never).
         previous_wakeup_fd = signal.set_wakeup_fd(kernel.signal_wakeup_fd(), warn_on_full_buffer=False)

@@ -93,6 +93,22 @@ def test_exception_in_cell_propagates_with_the_cells_lines(shell, ns):
     assert frames[-2:] == [("<module>", 6), ("fail", 5)]  # line 1 is the %%con line
 
 
+def test_tracebacks_name_the_cell_that_ran(shell, ns):
+    # Every frame of the cell's code is labelled with the cell's own number (In[n]), as the
+    # line that runs the magic is.
+    cell = "def fail():\n    raise ValueError('boom')\nfail@()\n"
+    for _ in range(2):
+        result = shell.run_cell("%%con\n" + cell, store_history=True)
+        assert isinstance(result.error_in_exec, ValueError)
+        labels = []
+        tb = result.error_in_exec.__traceback__
+        while tb is not None:
+            labels.append(shell.compile.format_code_name(tb.tb_frame.f_code.co_filename))
+            tb = tb.tb_next
+        cells = [label for label in labels if label is not None]
+        assert len(cells) >= 3 and set(cells) == {("Cell", f"In[{result.execution_count}]")}, labels
+
+
 def test_syntax_error_points_at_the_cells_line_and_column(shell, ns):
     with pytest.raises(SyntaxError) as info:
         shell.run_cell_magic("con", "", "x = 1\ny = double@(x\nz = 2\n")

@@ -164,10 +164,64 @@ def two_waiting_workers(tmp_path):
 
 def test_sigterm_is_forwarded(tmp_path):
     with two_waiting_workers(tmp_path) as (proc, workers):
-        proc.send_signal(signal.SIGTERM)  # both workers are past their start-up: it ends them
-        assert proc.wait(30) == 128 + signal.SIGTERM
+        proc.send_signal(signal.SIGTERM)  # it ends both (they do not handle it): stopped as asked
+        assert proc.wait(30) == 0
         if workers is not None:
             assert len(workers) == 2 and not any(_alive(pid) for pid in workers)
+
+
+def _catches_sigterm(pid):
+    """Whether process `pid` has a handler for SIGTERM (Linux: SigCgt in /proc/PID/status)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            caught = next(int(line.split()[1], 16) for line in f if line.startswith("SigCgt:"))
+    except (OSError, StopIteration):
+        return False
+    return bool(caught >> (signal.SIGTERM - 1) & 1)
+
+
+def _in_session(sid):
+    """The pids of the live processes in session `sid` (Linux)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:  # not a process, or gone
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            pids.append(int(entry))
+    return pids
+
+
+# After the supervisor takes SIGTERM over: while it starts its workers, while they start
+# (before their runner handles SIGTERM, and before their scheduler runs), and once they serve.
+STOP_DELAYS_MS = [0, 1, 2, 3, 5, 7, 10, 14, 20, 28, 40, 56, 80, 110, 160, 220, 300, 400]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_sigterm_at_any_moment_of_start_up_stops_the_whole_tree_with_status_0(tmp_path):
+    script = tmp_path / "who.py"
+    script.write_text(WHO)
+    outcomes = []
+    for delay in STOP_DELAYS_MS:
+        proc = start_conhook(["--workers", "2", str(script), str(free_port())], start_new_session=True)
+        try:
+            deadline = time.monotonic() + 30
+            while not _catches_sigterm(proc.pid):  # (before this, SIGTERM ends any Python program)
+                assert proc.poll() is None and time.monotonic() < deadline, "the supervisor never took SIGTERM over"
+                time.sleep(0.0005)
+            time.sleep(delay / 1000)
+            proc.send_signal(signal.SIGTERM)
+            outcomes.append((delay, proc.wait(30), proc.stdout.read(), _in_session(proc.pid)))
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            for pid in _in_session(proc.pid):
+                os.kill(pid, signal.SIGKILL)
+            proc.stdout.close()
+    assert [outcome for outcome in outcomes if outcome[1:] != (0, "", [])] == []
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal: Linux only")

@@ -1,0 +1,85 @@
+"""``.ci/run``: each Python gets a fresh clone named ``conhook`` and runs the README's test line there.
+
+The interpreters are stand-ins (a script per version on ``PATH``, whose ``-m venv`` makes an
+environment of stand-ins that record where ``pip`` and ``python -m pytest`` ran), so that the
+test checks what the script does in seconds, without installing anything.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+FAKE_PYTHON = """#!/usr/bin/env bash
+# A stand-in interpreter: it passes the version check and makes environments of stand-ins.
+if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then
+    mkdir -p "$3/bin"
+    echo "export PATH='$3/bin':\\"\\$PATH\\"" > "$3/bin/activate"
+    for tool in pip python; do
+        printf '#!/usr/bin/env bash\\necho "%s $PWD $(git rev-parse HEAD) $*" >> "$CI_LOG"\\n' \\
+            "$tool" > "$3/bin/$tool"
+        chmod +x "$3/bin/$tool"
+    done
+fi
+"""
+
+FAKE_NEWER_PYTHONS = """#!/usr/bin/env bash
+# A stand-in for the newer-pythons tool: it records where it was asked to run what, in which root.
+echo "newer-pythons $1 $PWD $(git rev-parse HEAD) ${*:2}" | tr -s ' \\n' ' ' >> "$CI_LOG"
+echo >> "$CI_LOG"
+"""
+
+
+@pytest.fixture
+def ci_run(tmp_path):
+    """Run .ci/run with stand-in Pythons; return (its result, the lines the stand-ins logged)."""
+    if subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True).returncode:
+        pytest.skip("not a git checkout")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for version in ("3.11", "3.12", "3.13", "3.14", "3.15"):
+        fake = bin_dir / f"python{version}"
+        fake.write_text(FAKE_PYTHON)
+        fake.chmod(0o755)
+    newer = bin_dir / "newer-pythons"
+    newer.write_text(FAKE_NEWER_PYTHONS)
+    newer.chmod(0o755)
+    log = tmp_path / "ci.log"
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", CI_LOG=str(log),
+               HOME=str(tmp_path), NEWER_PYTHONS=str(newer), NEWER_PYTHONS_ROOT=str(tmp_path / "root"))
+    result = subprocess.run(["bash", str(ROOT / ".ci" / "run")], env=env, capture_output=True,
+                            text=True, timeout=120)
+    return result, log.read_text().splitlines() if log.exists() else []
+
+
+def test_each_python_runs_the_readme_test_line_in_a_fresh_clone_named_conhook(ci_run):
+    result, lines = ci_run
+    assert result.returncode == 0, result.stderr
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
+    pytest_runs = [line.split() for line in lines if line.startswith("python ")]
+    assert [words[2:] for words in pytest_runs] == [[head, "-m", "pytest"]] * 3  # 3.11, 3.12, 3.13
+    folders = [Path(words[1]) for words in pytest_runs]
+    assert len(set(folders)) == 3  # a fresh clone each
+    for folder in folders:
+        assert folder.name == "conhook" and folder != ROOT and ROOT not in folder.parents
+        assert f"pip {folder} {head} install -e .[test]" in lines  # the README line, there
+    assert not any(folder.exists() for folder in folders)  # removed at the end
+
+
+def test_python_3_14_and_3_15_run_the_readme_test_line_in_the_newer_pythons_root(ci_run, tmp_path):
+    result, lines = ci_run
+    assert result.returncode == 0, result.stderr
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
+    runs = [line.split(" ", 4) for line in lines if line.startswith("newer-pythons ")]
+    assert [(root, commit) for _, root, _, commit, _ in runs] == [(str(tmp_path / "root"), head)] * 2
+    for (*_, folder, _, command), version in zip(runs, ("3.14", "3.15")):
+        assert Path(folder).name == "conhook" and Path(folder) != ROOT
+        assert f"python{version} -m venv /ci-venv-{version}" in command
+        assert f"libpython{version}-testsuite" in command
+        assert command.rstrip().endswith("pip install -e '.[test]' && python -m pytest")
