@@ -262,6 +262,23 @@ def test_sighup_reaches_every_worker(tmp_path):
         proc.stdout.close()
 
 
+def test_sighup_is_passed_on_but_is_no_stop(tmp_path):
+    # A worker that does not handle SIGHUP dies of it, and that is a failure (status 128 + 1),
+    # not a stop the supervisor asked for (SIGINT and SIGTERM are those).
+    script = tmp_path / "plain.py"
+    script.write_text("import os, time\nos.write(1, b'ready\\n')\ntime.sleep(60)\n")
+    proc = start_conhook(["--workers", "2", str(script)])
+    try:
+        assert [proc.stdout.readline(), proc.stdout.readline()] == ["ready\n"] * 2
+        proc.send_signal(signal.SIGHUP)
+        assert proc.wait(30) == 128 + signal.SIGHUP
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
 def test_a_failing_worker_stops_the_others(tmp_path):
     script = tmp_path / "fail.py"
     script.write_text(textwrap.dedent("""
