@@ -1,4 +1,5 @@
 """The AST step: rejected places, and the prejoin scope around functions that start threads."""
+import inspect
 import sys
 import textwrap
 
@@ -29,6 +30,18 @@ REJECTED = {
     "sibling-in-lambda": ("def g():\n    return lambda: sibling f@(1)\n", 2, 20, "statement"),
     "sibling-in-call": ("def g():\n    h(\n    sibling f@(1))\n", 3, 5, "statement"),
 }
+if sys.version_info >= (3, 12):  # type parameter scopes, where CPython allows no 'await'
+    REJECTED.update({
+        "type-param-bound": ("def g():\n    def h[T: f@(1)](): pass\n", 2, 15, "type parameter's bound"),
+        "type-param-bound-module": ("def h[T: f@(1)](): pass\n", 1, 11, "type parameter's bound"),
+        "type-alias": ("def g():\n    type T = f@(1)\n", 2, 15, "type alias"),
+        "type-alias-module": ("type T = f@(1)\n", 1, 11, "type alias"),
+        "generic-class-base": ("def g():\n    class K[T](f@(1)): pass\n", 2, 17, "generic class"),
+        "generic-class-metaclass": ("def g():\n    class K[T](metaclass=f@(1)): pass\n", 2, 27,
+                                    "generic class"),
+    })
+if sys.version_info >= (3, 13):
+    REJECTED["type-param-default"] = ("def g():\n    def h[T = f@(1)](): pass\n", 2, 16, "type parameter's default")
 
 
 @pytest.mark.parametrize("source,line,col,words", REJECTED.values(), ids=REJECTED.keys())
@@ -40,6 +53,14 @@ def test_rejected_places_name_file_line_column(source, line, col, words):
     assert (error.filename, error.lineno, error.offset) == ("mod.py", line, col), error
     assert error.text.rstrip("\n") == source.splitlines()[line - 1]
     assert words in error.msg
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="type parameters are new in 3.12")
+def test_a_plain_class_base_and_a_generic_functions_defaults_may_make_non_atomic_calls():
+    # As CPython allows 'await' there: evaluated in the enclosing function, not the type scope.
+    namespace = {}
+    exec(compile_con("def g():\n    class K(f@(1)): pass\n    def h[T](x=f@(2)): pass\n", "mod.py"), namespace)
+    assert inspect.iscoroutinefunction(namespace["g"])
 
 
 def test_syntax_error_of_plain_python_points_at_original_columns():

@@ -115,7 +115,7 @@ class _Checker:
         self.generator = [False]
         self.starts_threads = [False]
         self.markers = [0]
-        self.in_annotation = False
+        self.forbidden_place = None  # where no non-atomic call may stand (an annotation, ...)
         self.module_starts_threads = False
         self.handlers = {}
 
@@ -245,8 +245,12 @@ class _Checker:
     def visit_ClassDef(self, node):
         self.restore_type_params(node)
         self.visit_outside(node.decorator_list)
-        self.visit_outside(node.bases)
-        self.visit_outside(node.keywords)
+        if getattr(node, "type_params", None):  # 3.12+: evaluated in the type parameters' scope
+            self.visit_forbidden(node.bases, "the bases of a generic class")
+            self.visit_forbidden(node.keywords, "the bases of a generic class")
+        else:
+            self.visit_outside(node.bases)
+            self.visit_outside(node.keywords)
         self.enter(_CLASS, False)
         node.body = self.visit_body(node.body)
         self.leave()
@@ -300,14 +304,30 @@ class _Checker:
                     self.visit_annotation(arg.annotation)
 
     def restore_type_params(self, node):
-        """Type parameters (3.12+) are not visited: only their columns are restored."""
+        """Type parameters (3.12+) are evaluated in a scope of their own, where CPython allows
+        no ``await``: their bounds and defaults are visited to reject a non-atomic call there."""
         for param in getattr(node, "type_params", None) or ():
-            self.columns.restore_subtree(param)
+            self.columns.restore_node(param)
+            for part, place in (("bound", "a type parameter's bound"),
+                                ("default_value", "a type parameter's default")):
+                value = getattr(param, part, None)
+                if value is not None:
+                    self.visit_forbidden([value], place)
+
+    def visit_TypeAlias(self, node):  # 3.12+: the value is evaluated lazily, in its own scope
+        self.restore_type_params(node)
+        self.columns.restore_subtree(node.name)
+        self.visit_forbidden([node.value], "a type alias")
+        return node
 
     def visit_annotation(self, node):
-        saved, self.in_annotation = self.in_annotation, True
-        self.visit(node)
-        self.in_annotation = saved
+        self.visit_forbidden([node], "an annotation")
+
+    def visit_forbidden(self, nodes, place):
+        """Visit `nodes`, where a non-atomic call may not stand (`place` says what they are)."""
+        saved, self.forbidden_place = self.forbidden_place, place
+        self.visit_outside(nodes)
+        self.forbidden_place = saved
 
     def visit_AnnAssign(self, node):
         self.visit_annotation(node.annotation)
@@ -339,8 +359,8 @@ class _Checker:
         return node
 
     def check_place(self, node, what: str) -> None:
-        if self.in_annotation:
-            raise self.error(f"{what} cannot stand in an annotation", node)
+        if self.forbidden_place is not None:
+            raise self.error(f"{what} cannot stand in {self.forbidden_place}", node)
         scope = self.scopes[-1]
         if scope in _WHERE_REMEDY:
             raise self.error(f"{what} is not allowed {_WHERE_REMEDY[scope]}", node)
