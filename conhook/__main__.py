@@ -99,7 +99,7 @@ def show(filename: str, disassemble: bool) -> int:
     from conhook._compiler import pipeline
     try:
         with open(filename, "rb") as file:
-            source = pipeline.decode_source(file.read())
+            source = pipeline.decode_source(file.read(), filename)
     except OSError as error:
         sys.stderr.write(f"python -m conhook: can't open file {filename!r}: "
                          f"[Errno {error.errno}] {error.strerror}\n")

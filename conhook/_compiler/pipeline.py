@@ -35,7 +35,7 @@ def compile_con(source: str | bytes, filename: str = "<con>", mode: str = "exec"
     expression statement through ``sys.displayhook``.
     """
     if isinstance(source, bytes):
-        source = decode_source(source)
+        source = decode_source(source, filename)
     try:
         rewrite = rewrite_tokens(source, filename)
         if not rewrite.changed:
@@ -58,7 +58,7 @@ def parse_con(source: str | bytes, filename: str = "<con>",
     assertion rewriting, the ``%%con`` cell's trailing expression) call the two halves.
     """
     if isinstance(source, bytes):
-        source = decode_source(source)
+        source = decode_source(source, filename)
     try:
         rewrite = rewrite_tokens(source, filename)
     except SyntaxError as error:
@@ -89,7 +89,60 @@ def compile_tree(tree: ast.AST, rewrite: tokens.TokenRewrite, filename: str = "<
     return bytecode_layer.make_nonatomic(code)
 
 
-def decode_source(data: bytes) -> str:
-    """Bytes of a source file to text, honouring the coding cookie and BOM (PEP 263)."""
+def decode_source(data: bytes, filename: str = "<con>") -> str:
+    """Bytes of a source file to text, honouring the coding cookie and BOM (PEP 263).
+
+    Bytes that cannot be decoded are a ``SyntaxError`` in CPython's own words, with the file
+    and line CPython names (``importlib.util.decode_source`` gives neither, and words of its own).
+    """
     import importlib.util
-    return importlib.util.decode_source(data)
+    try:
+        return importlib.util.decode_source(data)
+    except (SyntaxError, UnicodeDecodeError) as error:
+        _raise_cpythons_decoding_error(data, filename)
+        # CPython would have read it (an undecodable byte in a comment): say where it stands.
+        start = getattr(error, "start", 0)
+        lineno = data.count(b"\n", 0, start) + 1
+        line = data.splitlines()[lineno - 1].decode("utf-8", "replace") if data else ""
+        raise SyntaxError(f"conhook cannot read this file: {error}",
+                          (filename, lineno, None, line)).with_traceback(None) from None
+
+
+def _raise_cpythons_decoding_error(data: bytes, filename: str) -> None:
+    """Let CPython's compiler meet what decoding `data` met, and raise what it raises.
+
+    The encoding declaration and the BOM stand in the first two lines, which are comments when
+    they hold one: compiling those alone raises CPython's error about them.  Otherwise some
+    byte does not decode: the text is decoded keeping such bytes (``surrogateescape``), its
+    con syntax rewritten into plain Python on the same lines, and it is encoded back and
+    compiled, so that CPython stops at the first byte that does not decode, as it would have.
+    """
+    import io
+    import tokenize
+    lines = data.splitlines(keepends=True)[:2]
+    head = [line if line.lstrip(b"\xef\xbb\xbf \t\f").startswith((b"#", b"\n", b"\r")) else b"\n"
+            for line in lines]
+    try:
+        compile(b"".join(head), filename, "exec", dont_inherit=True)
+    except SyntaxError as error:
+        raise error.with_traceback(None) from None
+    try:  # (CPython found no fault with the declaration: it is there, or the default)
+        encoding = tokenize.detect_encoding(io.BytesIO(b"".join(head)).readline)[0]
+        text = data.decode(encoding, errors="surrogateescape")
+    except (SyntaxError, LookupError, UnicodeDecodeError):
+        return
+    # The token layer reads the text with a '?' for each byte that did not decode (its
+    # tokenizer refuses what stands for them); its edits go into the text that keeps them.
+    import re
+
+    from .positions import apply_edits
+    try:
+        columns = rewrite_tokens(re.sub("[\udc80-\udcff]", "?", text), filename).columns
+    except SyntaxError:
+        return
+    lines = apply_edits(text.splitlines(keepends=True), columns.edits)
+    plain = "".join(lines).encode(encoding, errors="surrogateescape")
+    try:
+        compile(plain, filename, "exec", dont_inherit=True)
+    except SyntaxError as error:
+        raise columns.restore_syntax_error(error).with_traceback(None) from None

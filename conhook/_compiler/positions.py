@@ -24,6 +24,17 @@ class Edit:
     text: str       # replacement
 
 
+def apply_edits(lines: list[str], edits: dict[int, list[Edit]]) -> list[str]:
+    """`lines` with `edits` (line number -> edits sorted by column) made."""
+    rewritten = list(lines)
+    for row, row_edits in edits.items():
+        line = rewritten[row - 1]
+        for edit in reversed(row_edits):
+            line = line[:edit.col] + edit.text + line[edit.col + edit.length:]
+        rewritten[row - 1] = line
+    return rewritten
+
+
 def char_col(line: str, byte_col: int | None) -> int:
     """The character column of UTF-8 byte column ``byte_col`` of ``line`` (None: 0)."""
     if byte_col is None:

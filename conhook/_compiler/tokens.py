@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from tokenize import NAME, NEWLINE, NL, NUMBER, OP, STRING, COMMENT, INDENT, DEDENT, ENDMARKER
 
 from .._reserved_names import AWAIT_MARKER, RESERVED_PREFIX, SIBLING_MARKER
-from .positions import ColumnMap, Edit, advance
+from .positions import ColumnMap, Edit, advance, apply_edits
 from .versions import TEMPLATE_STRINGS, TOKENIZED_FSTRINGS
 
 if not TOKENIZED_FSTRINGS:
@@ -281,14 +281,10 @@ class _Rewriter:
     # -- output ----------------------------------------------------------------------
 
     def apply(self) -> TokenRewrite:
-        original = list(self.lines)
-        rewritten = list(self.lines)
-        for row, edits in self.edits.items():
+        for edits in self.edits.values():
             edits.sort(key=lambda e: e.col)
-            line = rewritten[row - 1]
-            for edit in reversed(edits):
-                line = line[:edit.col] + edit.text + line[edit.col + edit.length:]
-            rewritten[row - 1] = line
+        original = list(self.lines)
+        rewritten = apply_edits(original, self.edits)
         columns = ColumnMap(self.edits, original, rewritten)
         return TokenRewrite("".join(rewritten), columns, frozenset(self.sibling_lines))
 
