@@ -264,7 +264,8 @@ def _rewrite(code: types.CodeType, consts: tuple) -> types.CodeType:
         stacksize = max(stacksize, depth + TEMPLATE.stacksize)
         after = versions.after_method_marker(ins.location) if kind == "method" else []
         (inline, inline_regions), (outline, outline_regions) = TEMPLATE.copy_for_site(
-            ins.location, handler, depth, after[0] if after else instrs[done], const_index, jumps)
+            _awaited_location(instrs, opnames, site), handler, depth, after[0] if after else instrs[done],
+            const_index, jumps)
         moved[id(ins)] = inline[0]
         out += inline + after
         out_regions += inline_regions + [handler] * len(after)
@@ -294,6 +295,26 @@ def _rewrite(code: types.CodeType, consts: tuple) -> types.CodeType:
     # Every depth is known (the original regions', and the template's moved to each
     # site), so the library's own computation over the control-flow graph is skipped.
     return concrete.to_code(stacksize=stacksize, compute_exception_stack_depths=False)
+
+
+def _awaited_location(instrs, opnames, site):
+    """Where the await sequence of the marker at ``site`` stands: the span of what it awaits
+    (``f(a)`` of ``f@(a)``, first line to last), as CPython gives its own ``await`` the span of
+    the whole expression.  The marker's load alone has its last line only (CPython puts an
+    attribute's load on the line of the attribute), so a call over several lines would report
+    its last line, without columns.  The instruction before the marker made the awaited value;
+    its span is taken where it ends on the marker's line, where the marker (if its columns are
+    known) ends too."""
+    marker = instrs[site].location
+    i = site - 1
+    while i >= 0 and opnames[i] == "CACHE":
+        i -= 1
+    made = instrs[i].location if i >= 0 else None
+    if (made is not None and marker is not None and made.lineno is not None
+            and made.end_lineno == marker.end_lineno
+            and marker.end_col_offset in (None, made.end_col_offset)):
+        return made
+    return marker
 
 
 def _drop_marker_name(names: list[str], marker: int, sites: int, instrs, opnames, args) -> None:
