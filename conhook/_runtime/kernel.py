@@ -159,9 +159,6 @@ class _Program:
     def __init__(self, reason):
         self.reason = reason
 
-    def interrupt_children(self, kernel, source):
-        pass
-
 
 class Kernel:
     __slots__ = ("ready", "current", "backend", "_wakeup", "_wakeup_fd", "io",

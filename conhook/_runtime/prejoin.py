@@ -34,8 +34,8 @@ from collections.abc import Awaitable
 from .._reserved_names import CO_COROUTINE, CO_ITERABLE_COROUTINE, RUNTIME_NAME
 from .errors import Interrupted
 from .kernel import current_kernel, state
-from .threads import (Thread, clear_interrupt, interrupt, interrupted_threads, set_interrupt,
-                       thread_name)
+from .threads import (Thread, clear_interrupt, interrupt, interrupt_threads, interrupted_threads,
+                       set_interrupt, thread_name)
 from .traps import DONE, Throw, Trap
 
 _OPEN, _FAILED_WAIT, _JOIN_WAIT, _CLOSED = range(4)
@@ -229,9 +229,7 @@ class Scope(Trap):
         return [t for t in self.children if t.coro is not None]
 
     def interrupt_children(self, kernel, source):
-        for thread in tuple(self.children):
-            if thread.coro is not None:
-                interrupt(kernel, thread, source, 0)
+        interrupt_threads(kernel, self.children, source)
 
     def _covered_by(self, source):
         """Whether an interruption of the owner by `source` reaches the threads of this scope."""
