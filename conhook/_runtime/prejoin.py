@@ -33,7 +33,7 @@ from collections.abc import Awaitable
 
 from .._reserved_names import CO_COROUTINE, CO_ITERABLE_COROUTINE, RUNTIME_NAME
 from .errors import Interrupted
-from .kernel import current_kernel, state
+from .kernel import current_kernel, state, strip_internal_frames
 from .threads import (Thread, clear_interrupt, interrupt, interrupt_threads, interrupted_threads,
                        set_interrupt, thread_name)
 from .traps import DONE, Throw, Trap
@@ -191,6 +191,7 @@ class Scope(Trap):
                 # Not a failure: the interruption it was given.  What failed while it unwound
                 # is, and is carried over.
                 for later, note in attached(exc):
+                    strip_internal_frames(later)  # (failures the kernel throws are stripped)
                     self._child_failed(kernel, later, note)
             else:
                 self._child_failed(kernel, exc, note_for(exc, f"thread {thread_name(thread)}"))

@@ -18,6 +18,7 @@ import time
 import pytest
 
 import conhook
+from conhook._runtime import kernel as kernel_module
 from conhook._runtime.prejoin import prepare_namespace
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -44,6 +45,18 @@ def program(source=CHAIN, **names):
     exec(conhook.compile_con(textwrap.dedent(source), "chain.py"), namespace)
     namespace.update(names)
     return namespace
+
+
+def test_a_failure_at_the_end_travels_up_the_whole_chain():
+    async def fail():
+        raise KeyError("the end")
+
+    ns = program()
+    with pytest.raises(KeyError, match="the end") as caught:
+        ns["con"].bootstrap(ns["link"], DEPTH, fail)
+    assert sorted(ns["finally_ran"]) == list(range(DEPTH + 1))
+    frames = [entry.name for entry in caught.traceback]
+    assert frames.count("link") == DEPTH + 1 and frames[-1] == "fail"
 
 
 def test_a_failure_at_the_top_interrupts_the_whole_chain():
@@ -113,6 +126,22 @@ def test_tree_draws_a_deep_chain_of_unlike_lines_in_linear_space():
     assert max(map(len, lines)) < 120
     margin = [line for line in lines if line.startswith("[")]
     assert margin and all(line.startswith("[the threads below hang off the line") for line in margin)
+
+
+def test_failure_propagation_walks_each_traceback_entry_a_bounded_number_of_times(monkeypatch):
+    # Linear, not quadratic: stripping conhook's frames as the failure leaves each thread
+    # looks only at what that thread added (counted, not timed).
+    looked_at = []
+    internal = kernel_module._internal
+    monkeypatch.setattr(kernel_module, "_internal", lambda tb: looked_at.append(tb) or internal(tb))
+
+    async def fail():
+        raise KeyError("the end")
+
+    ns = program()
+    with pytest.raises(KeyError):
+        ns["con"].bootstrap(ns["link"], 3000, fail)
+    assert len(looked_at) < 10 * 3000
 
 
 def test_ctrl_c_unwinds_a_deep_chain_and_runs_every_finally(tmp_path):
