@@ -11,7 +11,9 @@ the column just after that frame's name::
 
 A scope is matched to its frame through the frame's ``__con_scope__`` local (the name the
 compiler gives it); a scope no frame claims is drawn under the innermost frame.  A parked
-thread ends with what it waits for (``sleep``, ``wait``, ``get``, ...).
+thread ends with what it waits for (``sleep``, ``wait``, ``get``, ...), drawn once: the label
+of the trap it parked on, unless conhook's own call of that name (``Queue.get``, ``to_thread``)
+is its innermost frame already.
 
 A chain of threads, each started by the one above (a crawler, a pipeline), may be thousands
 deep: the drawing is made without recursion, a run of identical lines shows its first three
@@ -46,13 +48,13 @@ def _chain(thread, running):
         frame = running
         while frame is not None:
             if frame.f_code.co_flags & CO_COROUTINE and frame.f_code not in _HIDDEN and \
-                    not frame.f_globals.get("__name__", "").startswith("conhook."):
+                    not _internal(frame):
                 items.append((frame.f_code.co_name, frame))
             if frame is top:
                 break
             frame = frame.f_back
         items.reverse()
-        if top is not None and top.f_globals.get("__name__", "").startswith("conhook."):
+        if _internal(top):
             items.insert(0, (obj.__name__, top))  # a thread running an ordinary function
         return items
     while obj is not None:
@@ -67,9 +69,13 @@ def _chain(thread, running):
         else:
             break
     label = None if running else getattr(thread.parked_on, "label", None)
-    if label:
-        items.append((label, None))
+    if label and not (items and items[-1][0] == label and _internal(items[-1][1])):
+        items.append((label, None))  # (a wait of conhook's that is a coroutine names it already)
     return items
+
+
+def _internal(frame):
+    return frame is not None and frame.f_globals.get("__name__", "").startswith("conhook.")
 
 
 def _scope_frames(thread, chain):
