@@ -571,10 +571,12 @@ class Kernel:
                 trap = thread.coro.throw(exc)
             except BaseException as failure:  # noqa: BLE001  (a thread's failure is its outcome)
                 self._finish(thread, failure, stripped if failure is exc else None)
+                exc = stripped = None  # no cycle through this frame: see the end of _loop
                 return
             if isinstance(trap, Trap):
                 exc = trap.park(self, thread)
                 if exc is None:
+                    stripped = None
                     return
             else:
                 exc = foreign_trap(thread, trap)
