@@ -23,7 +23,11 @@ The prejoin scope of a function that starts threads::
         if await __con_scope__.failed(__con_exc__):
             raise
     finally:
-        await __con_scope__.join()
+        try:
+            await __con_scope__.join()
+        except BaseException as __con_exc__:
+            __con_scope__.rethrown(__con_exc__)
+            raise
 
 (``await`` written as the marker, which the bytecode layer turns into the real thing.)
 """
@@ -459,31 +463,47 @@ def _lazy_import(body: list[ast.AST]) -> ast.stmt | None:
 def _prejoin_scope(body: list[ast.stmt], where: ast.AST) -> list[ast.stmt]:
     """Wrap ``body`` in the prejoin scope described in the module docstring.
 
-    The generated nodes carry the location of ``where`` (the ``def``), which is what a
-    traceback shows for the creator's frame when a thread's failure leaves it.
+    The generated nodes have lines but no columns (a traceback shows the line, no carets):
+    ``where``'s line (the ``def``), except the wait for the threads at the function's end,
+    which stands at the first line of the body's last statement.  That statement, not one
+    nested in it, so that the line shown was run whenever the body ran to its end (an
+    ``if``'s header, not a branch that may have been skipped).  A failure that a thread
+    passes to the creator is raised at that wait, unless the creator was interrupted in a
+    non-atomic call: then ``Scope.failed`` recorded where, and ``Scope.rethrown`` makes the
+    traceback say so (see ``conhook._runtime.prejoin``).
     """
     docstring = []
     if (body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
             and isinstance(body[0].value.value, str)):
         docstring, body = body[:1], body[1:]
+    end = body[-1].lineno if body else where.lineno  # the first line of the last statement
 
-    def at(node):
-        node.lineno, node.end_lineno = where.lineno, where.lineno
-        node.col_offset, node.end_col_offset = where.col_offset, where.col_offset
+    def at(node, line=where.lineno):
+        """Give `node` and everything in it (all made here) `line`, and no columns."""
+        for each in ast.walk(node):
+            if "lineno" in each._attributes:
+                each.lineno = each.end_lineno = line
+                each.col_offset = each.end_col_offset = -1
         return node
 
     def name(id_, ctx=ast.Load):
-        return at(ast.Name(id_, ctx()))
+        return ast.Name(id_, ctx())
 
     def method(obj, attr, *args):
-        return at(ast.Call(at(ast.Attribute(name(obj), attr, ast.Load())), list(args), []))
+        return ast.Call(ast.Attribute(name(obj), attr, ast.Load()), list(args), [])
 
     def awaited(expr):
-        return at(ast.Attribute(expr, AWAIT_MARKER, ast.Load()))
+        return ast.Attribute(expr, AWAIT_MARKER, ast.Load())
 
     setup = at(ast.Assign([name(SCOPE_NAME, ast.Store)], method(RUNTIME_NAME, "prejoin")))
-    reraise = at(ast.If(awaited(method(SCOPE_NAME, "failed", name(EXC_NAME))), [at(ast.Raise())], []))
+    reraise = ast.If(awaited(method(SCOPE_NAME, "failed", name(EXC_NAME))), [ast.Raise()], [])
     handler = at(ast.ExceptHandler(type=name("BaseException"), name=EXC_NAME, body=[reraise]))
-    join = at(ast.Expr(awaited(method(SCOPE_NAME, "join"))))
-    wrapped = at(ast.Try(body=body or [at(ast.Pass())], handlers=[handler], orelse=[], finalbody=[join]))
+    rethrown = ast.ExceptHandler(type=name("BaseException"), name=EXC_NAME, body=[
+        ast.Expr(method(SCOPE_NAME, "rethrown", name(EXC_NAME))), ast.Raise()])
+    join = at(ast.Try(body=[ast.Expr(awaited(method(SCOPE_NAME, "join")))], handlers=[rethrown],
+                      orelse=[], finalbody=[]), end)
+    wrapped = ast.Try(body=body or [at(ast.Pass())], handlers=[handler], orelse=[], finalbody=[join])
+    wrapped.lineno = wrapped.end_lineno = where.lineno  # (its own location only: the body keeps its own)
+    wrapped.col_offset = wrapped.end_col_offset = -1
     return docstring + [setup, wrapped]
+

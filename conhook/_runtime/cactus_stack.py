@@ -11,7 +11,15 @@ the column just after that frame's name::
 
 A scope is matched to its frame through the frame's ``__con_scope__`` local (the name the
 compiler gives it); a scope no frame claims is drawn under the innermost frame.  A parked
-thread ends with what it waits for (``sleep``, ``wait``, ``get``, ...).
+thread ends with what it waits for (``sleep``, ``wait``, ``get``, ...), drawn once: the label
+of the trap it parked on, unless conhook's own call of that name (``Queue.get``, ``to_thread``)
+is its innermost frame already.
+
+A chain of threads, each started by the one above (a crawler, a pipeline), may be thousands
+deep: the drawing is made without recursion, a run of identical lines shows its first three
+and then how many more there are (as CPython's tracebacks do for a deep recursion), and a line
+that would start past column 100 starts at the left margin again, after a line naming the
+line it hangs off.  So the drawing's size grows with the number of threads, not its square.
 """
 from __future__ import annotations
 
@@ -41,14 +49,13 @@ def _chain(thread, running):
         frame = running
         while frame is not None:
             if frame.f_code.co_flags & CO_COROUTINE and frame.f_code not in _HIDDEN and \
-                    not frame.f_globals.get("__name__", "").startswith("conhook."):
+                    not _internal(frame):
                 items.append((frame.f_code.co_name, frame))
             if frame is top:
                 break
             frame = frame.f_back
         items.reverse()
-        if top is not None and top.f_code not in _HIDDEN and \
-                top.f_globals.get("__name__", "").startswith("conhook."):
+        if _internal(top) and top.f_code not in _HIDDEN:
             items.insert(0, (obj.__name__, top))  # a thread running an ordinary function
         return items
     while obj is not None:
@@ -63,9 +70,13 @@ def _chain(thread, running):
         else:
             break
     label = None if running else getattr(thread.parked_on, "label", None)
-    if label:
-        items.append((label, None))
+    if label and not (items and items[-1][0] == label and _internal(items[-1][1])):
+        items.append((label, None))  # (a wait of conhook's that is a coroutine names it already)
     return items
+
+
+def _internal(frame):
+    return frame is not None and frame.f_globals.get("__name__", "").startswith("conhook.")
 
 
 def _scope_frames(thread, chain):
@@ -87,24 +98,77 @@ def _scope_frames(thread, chain):
     return placed
 
 
-def _draw(kernel, thread, column, names_before, lines, frame):
-    chain = _chain(thread, thread is kernel.current and frame)
-    names = names_before + [name for name, _ in chain]
-    offset = len(names_before)
-    lines.append(" " * column + " - ".join(names) if names else " " * column + "?")
-    starts = []
-    col = column
-    for name in names:
-        starts.append(col)
-        col += len(name) + 3
-    for index, scopes in sorted(_scope_frames(thread, chain).items()):
-        i = index + offset
-        bar = starts[i] + len(names[i]) + 1 if names else column
-        for scope in scopes:
-            for child in scope.running():
-                start = len(lines)
-                _draw(kernel, child, bar + 2, [], lines, frame)
-                lines[start] = " " * bar + "| " + lines[start][bar + 2:]
+# A run of identical lines, each thread started by the one above (a chain of threads, each
+# starting the next), shows its first few lines and then says how many more there are, as
+# CPython's tracebacks do for a deep recursion.  A thread whose line would start further right
+# than _MAX_COLUMN is drawn from the left margin again, after a line saying so: a chain
+# thousands of threads deep draws in space proportional to its depth, not to its square.
+_REPEATS_SHOWN = 3
+_MAX_COLUMN = 100
+
+
+class _Line:
+    """One thread's line: its names, where each starts, and its scopes' running threads."""
+    __slots__ = ("names", "children")
+
+    def __init__(self, kernel, thread, names_before, frame):
+        chain = _chain(thread, thread is kernel.current and frame)
+        self.names = names_before + [name for name, _ in chain]
+        offset = len(names_before)
+        starts = []
+        col = 0
+        for name in self.names:
+            starts.append(col)
+            col += len(name) + 3
+        # [(bar, child)], the bar's column relative to the line's start.
+        self.children = children = []
+        for index, scopes in sorted(_scope_frames(thread, chain).items()):
+            i = index + offset
+            bar = starts[i] + len(self.names[i]) + 1 if self.names else 0
+            for scope in scopes:
+                children.extend((bar, child) for child in scope.running())
+
+    @property
+    def text(self):
+        return " - ".join(self.names) if self.names else "?"
+
+
+def _draw(kernel, root, frame):
+    """The lines of the cactus stack under `root`, drawn with a stack of our own (no recursion)."""
+    lines = []
+    stack = [(root, 0, ["bootstrap"], None)]  # (thread, column of its "| ", names before, parent)
+    while stack:
+        thread, column, names_before, parent = stack.pop()
+        line = _Line(kernel, thread, names_before, frame)
+        if parent is None:
+            lines.append(line.text)
+        else:
+            if column > _MAX_COLUMN:
+                lines.append(f"[the threads below hang off the line '{parent}' above; drawn from "
+                             f"the left margin]")
+                column = 0
+            lines.append(" " * column + "| " + line.text)
+            column += 2
+        # A run of identical lines, each thread started by the one above.
+        shown, repeated = 1, 0
+        while len(line.children) == 1 and parent is not None:
+            bar, child = line.children[0]
+            below = _Line(kernel, child, [], frame)
+            if below.text != line.text:
+                break
+            if shown < _REPEATS_SHOWN:
+                column += bar + 2
+                lines.append(" " * (column - 2) + "| " + below.text)
+                shown += 1
+            else:
+                repeated += 1
+            line = below
+        if repeated:
+            lines.append(" " * (column - 2) + f"[previous line repeated {repeated:,} more times, "
+                         f"each started by the one above]")
+        for bar, child in reversed(line.children):
+            stack.append((child, column + bar, [], line.text))
+    return lines
 
 
 def tree(kernel=None, frame=None):
@@ -122,9 +186,7 @@ def tree(kernel=None, frame=None):
     root = kernel.root
     if root is None or root.coro is None:
         return "bootstrap"
-    lines = []
-    _draw(kernel, root, 0, ["bootstrap"], lines, frame)
-    return "\n".join(line.rstrip() for line in lines)
+    return "\n".join(line.rstrip() for line in _draw(kernel, root, frame))
 
 
 def _dump(signum, frame):

@@ -160,9 +160,6 @@ class _Program:
     def __init__(self, reason):
         self.reason = reason
 
-    def interrupt_children(self, kernel, source):
-        pass
-
 
 class Kernel:
     __slots__ = ("ready", "current", "backend", "_wakeup", "_wakeup_fd", "io",
@@ -536,13 +533,13 @@ class Kernel:
             append = spare.append
             for thread in ready:
                 self.current = thread
+                exc = thread.pending
+                if exc is not None:
+                    thread.pending = None
+                    self._throw(thread, exc)
+                    continue
                 try:
-                    exc = thread.pending
-                    if exc is None:
-                        trap = thread.coro.send(None)
-                    else:
-                        thread.pending = None
-                        trap = thread.coro.throw(exc)
+                    trap = thread.coro.send(None)
                 except StopIteration as stop:
                     scope = thread.scope
                     if scope is None:
@@ -576,26 +573,31 @@ class Kernel:
         """Raise `exc` in the thread at once, without a switch; then park it on what it
         awaits next (or throw again, when that refuses to park it)."""
         while True:
+            # What the kernel throws is new, or a failure that left another thread (stripped
+            # then): if it comes out of this one, only what came before that is to be stripped.
+            stripped = exc.__traceback__
             try:
                 trap = thread.coro.throw(exc)
-            except BaseException as exc:  # noqa: BLE001  (a thread's failure is its outcome)
-                self._finish(thread, exc)
+            except BaseException as failure:  # noqa: BLE001  (a thread's failure is its outcome)
+                self._finish(thread, failure, stripped if failure is exc else None)
+                exc = stripped = None  # no cycle through this frame: see the end of _loop
                 return
             if isinstance(trap, Trap):
                 exc = trap.park(self, thread)
                 if exc is None:
+                    stripped = None
                     return
             else:
                 exc = foreign_trap(thread, trap)
 
-    def _finish(self, thread, exc):
+    def _finish(self, thread, exc, stripped=None):
         if self.aborting:
             raise exc
         if type(exc) is StopIteration:
             value, exc = exc.value, None
         else:
             value = None
-            strip_internal_frames(exc)
+            strip_internal_frames(exc, stripped)
         scope = thread.scope
         if scope is not None:
             scope.child_finished(self, thread, exc)  # (which may interrupt this thread too)
@@ -646,20 +648,25 @@ def _internal(tb):
     return tb.tb_frame.f_globals.get("__name__", "").startswith("conhook.")
 
 
-def strip_internal_frames(exc):
+def strip_internal_frames(exc, stripped=None):
     """Drop conhook's own frames (run loop, thread wrappers, signal handler) from a traceback.
 
     A failure that leaves a thread is re-raised elsewhere (by ``join``, by ``bootstrap``); what
-    the user sees is their own frames only (docs/spec.md §1.6).
+    the user sees is their own frames only (docs/spec.md §1.6).  `stripped` is an entry of the
+    traceback from which on it was stripped already: a failure travelling up a chain of
+    threads is stripped as it leaves each one, and each time only its new entries are walked,
+    so that the whole journey costs time linear in the depth.  (A ``tb_next`` is assigned only
+    where a frame is dropped: the assignment walks the rest of the chain, to refuse a loop.)
     """
     tb = exc.__traceback__
-    while tb is not None and _internal(tb):
+    while tb is not None and tb is not stripped and _internal(tb):
         tb = tb.tb_next
     head = tb
-    while tb is not None:
+    while tb is not None and tb is not stripped:
         nxt = tb.tb_next
-        while nxt is not None and _internal(nxt):
-            nxt = nxt.tb_next
-        tb.tb_next = nxt
+        if nxt is not None and nxt is not stripped and _internal(nxt):
+            while nxt is not None and nxt is not stripped and _internal(nxt):
+                nxt = nxt.tb_next
+            tb.tb_next = nxt
         tb = nxt
     exc.__traceback__ = head

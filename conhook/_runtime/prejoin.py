@@ -9,7 +9,11 @@ The compile pipeline injects this module as ``__con__`` and emits, for such a fu
         if await __con_scope__.failed(__con_exc__):
             raise
     finally:
-        await __con_scope__.join()
+        try:
+            await __con_scope__.join()
+        except BaseException as __con_exc__:
+            __con_scope__.rethrown(__con_exc__)
+            raise
 
 The rule: the invocation cannot return, with a value or an exception, until every thread it
 started has finished.  The first failure (of the body or of a child; not the ``Interrupted``
@@ -20,10 +24,21 @@ list.  Waiting for the children is not an interruption point.
 
 Discussion: a child's failure is raised by ``join`` into the awaiting frame through the
 kernel (a ``Throw`` trap, or ``thread.pending`` when the owner was waiting), never by a
-``raise`` here, so its traceback reads: the owner's ``join`` line, then the child's own
-frames.  ``failed`` returns False when the body's exception is not the first failure; then
-the compiled code leaves its ``except`` block and ``join`` raises the first failure outside
-it, so the body's exception does not become its ``__context__``.
+``raise`` here, so its traceback reads: the owner's frame, then the child's own frames.
+``failed`` returns False when the body's exception is not the first failure; then the
+compiled code leaves its ``except`` block and ``join`` raises the first failure outside it,
+so the body's exception does not become its ``__context__``.
+
+Where the owner's frame points: where the owner was when the scope caught the failure.  If
+it had finished its body, that is the wait at its end, which the compiler places on the
+body's last statement.  If the failure interrupted it in a non-atomic call, the
+``Interrupted`` that came back to ``failed`` holds the frame's entry at that call (the
+``sibling`` statement's, if the start failed there); ``_close`` puts a copy of that entry
+(``types.TracebackType``: same frame, same instruction, so the same line and carets) in
+front of the failure's traceback.  Raising it at the wait adds the wait's entry in front of
+that one again; ``rethrown`` drops it, and the bare ``raise`` after it adds none.  (asyncio's
+TaskGroup shows its ``async with`` line instead: a prejoin scope has no statement of its
+own, and the line the owner was at says more.  docs/spec.md §1.3.)
 """
 from __future__ import annotations
 
@@ -33,9 +48,9 @@ from collections.abc import Awaitable
 
 from .._reserved_names import CO_COROUTINE, CO_ITERABLE_COROUTINE, RUNTIME_NAME
 from .errors import Interrupted
-from .kernel import current_kernel, state
-from .threads import (Thread, clear_interrupt, interrupt, interrupted_threads, set_interrupt,
-                       thread_name)
+from .kernel import current_kernel, state, strip_internal_frames
+from .threads import (Thread, clear_interrupt, interrupt, interrupt_threads, interrupted_threads,
+                       set_interrupt, thread_name)
 from .traps import DONE, Throw, Trap
 
 _OPEN, _FAILED_WAIT, _JOIN_WAIT, _CLOSED = range(4)
@@ -79,7 +94,7 @@ async def _call(fn, args, kwargs):
 
 class Scope(Trap):
     __slots__ = ("kernel", "owner", "children", "live", "first", "first_in_body", "state",
-                 "closing")
+                 "closing", "caught_at")
     interruptible = False  # waiting for the children is not an interruption point
     label = None
 
@@ -91,7 +106,7 @@ class Scope(Trap):
         # more than half of it, so memory stays proportional to the live threads.
         self.children = []
         self.live = 0
-        self.first = None
+        self.first = self.caught_at = None
         self.first_in_body = self.closing = False
         self.state = _OPEN
 
@@ -115,6 +130,9 @@ class Scope(Trap):
         if code is not None and code.co_flags & CO_COROUTINE:
             coro = fn(*args, **kwargs)
         else:
+            if not callable(fn):
+                raise TypeError(f"sibling cannot start a thread running {fn!r}: it is not callable "
+                                f"(a thread runs a function: sibling f@(args))")
             coro = _call(fn, args, kwargs)
             name = getattr(fn, "__qualname__", None)
             if type(name) is str:
@@ -140,8 +158,14 @@ class Scope(Trap):
             if owner.interrupt is self:
                 clear_interrupt(owner)
             carry_over(exc, self.first)  # failures met while unwinding are not lost
+            tb = exc.__traceback__  # the owner's frame, at the call it was interrupted in
+            if tb is not None:
+                self.caught_at = (tb.tb_frame, tb.tb_lasti, tb.tb_lineno)
             first = False
         elif self.first is None:
+            tb = exc.__traceback__
+            if tb is not None and tb.tb_next is not None and tb.tb_next.tb_frame.f_code is _START:
+                tb.tb_next = None  # a thread that could not start: the sibling statement's line is the end
             self.first = exc
             self.first_in_body = True
             first = True
@@ -191,6 +215,7 @@ class Scope(Trap):
                 # Not a failure: the interruption it was given.  What failed while it unwound
                 # is, and is carried over.
                 for later, note in attached(exc):
+                    strip_internal_frames(later)  # (failures the kernel throws are stripped)
                     self._child_failed(kernel, later, note)
             else:
                 self._child_failed(kernel, exc, note_for(exc, f"thread {thread_name(thread)}"))
@@ -229,9 +254,7 @@ class Scope(Trap):
         return [t for t in self.children if t.coro is not None]
 
     def interrupt_children(self, kernel, source):
-        for thread in tuple(self.children):
-            if thread.coro is not None:
-                interrupt(kernel, thread, source, 0)
+        interrupt_threads(kernel, self.children, source)
 
     def _covered_by(self, source):
         """Whether an interruption of the owner by `source` reaches the threads of this scope."""
@@ -259,9 +282,23 @@ class Scope(Trap):
         # failure's traceback holds that frame, a cycle that would keep the frame's locals
         # (sockets, listeners) open until the next garbage collection.
         first, self.first = self.first, None
+        caught_at, self.caught_at = self.caught_at, None
         if first is not None and not self.first_in_body and not self.closing:
+            if caught_at is not None:  # where the owner was, in front (module docstring)
+                first.__traceback__ = types.TracebackType(first.__traceback__, *caught_at)
             return first
         return None
+
+    @staticmethod
+    def rethrown(exc):
+        """``join`` raised `exc` in the owner's frame: if the traceback says where the owner
+        was (an entry of the same frame, next), drop the entry of the wait in front of it."""
+        tb = exc.__traceback__
+        if tb is not None and tb.tb_next is not None and tb.tb_next.tb_frame is tb.tb_frame:
+            exc.__traceback__ = tb.tb_next
+
+
+_START = Scope.start.__code__
 
 
 def note_for(exc, who):

@@ -11,7 +11,8 @@ source is one of the thread's own scopes (``thread.scopes``, a stack of the prej
 and timeout blocks it has open) or lies outside the thread.  Outer sources win: a thread
 interrupted by its own timeout and then by its parent's scope stays interrupted after the
 timeout block has been left.  Interrupting a thread interrupts every thread started by the
-scopes it has open above the source, recursively.
+scopes it has open above the source, and theirs, down the whole subtree, however deep (without
+recursion: see ``_interrupt_subtrees``).
 """
 from __future__ import annotations
 
@@ -73,19 +74,42 @@ def interrupt(kernel, thread, source, above=0):
     `above` is 0 when `source` lies outside the thread, else the index just above `source` in
     ``thread.scopes``.  A parked thread whose wait is interruptible is woken with Interrupted.
     """
-    current = thread.interrupt
-    if current is not None and (current is source or _rank(thread, current) <= above - 1):
-        return  # already interrupted by this source or by one further out
-    set_interrupt(thread, source)
-    trap = thread.parked_on
-    if trap is not None and trap.interruptible:
-        trap.abort(kernel, thread)
-        thread.pending = interrupted(thread)
-        if trap is IDLE:
-            thread.parked_on = None  # it waits its turn in the ready queue already
-        else:
-            kernel.wake(thread)
-    scopes = thread.scopes
-    if scopes:
-        for scope in scopes[above:]:
-            scope.interrupt_children(kernel, source)
+    _interrupt_subtrees(kernel, [(thread, above)], source)
+
+
+def interrupt_threads(kernel, threads, source):
+    """Interrupt each of `threads` (the threads of one scope) from outside, and their subtrees."""
+    _interrupt_subtrees(kernel, [(thread, 0) for thread in reversed(threads)], source)
+
+
+def _interrupt_subtrees(kernel, stack, source):
+    """Interrupt the (thread, above) pairs of `stack`, last first, and the threads below them.
+
+    Depth first, each scope's threads in the order they were started (the order a recursion
+    would take, which keeps runs deterministic), but with a stack of its own: a chain of
+    threads, each started by the one before, may be as deep as memory allows.  Finished threads
+    (no coroutine) are passed over; interrupting wakes threads but runs none, so no scope
+    changes while this walks.
+    """
+    while stack:
+        thread, above = stack.pop()
+        if thread.coro is None:
+            continue
+        current = thread.interrupt
+        if current is not None and (current is source or _rank(thread, current) <= above - 1):
+            continue  # already interrupted by this source or by one further out
+        set_interrupt(thread, source)
+        trap = thread.parked_on
+        if trap is not None and trap.interruptible:
+            trap.abort(kernel, thread)
+            thread.pending = interrupted(thread)
+            if trap is IDLE:
+                thread.parked_on = None  # it waits its turn in the ready queue already
+            else:
+                kernel.wake(thread)
+        scopes = thread.scopes
+        if scopes:
+            for scope in reversed(scopes[above:]):
+                children = scope.children  # () for a timeout block: it starts no threads
+                if children:
+                    stack.extend((child, 0) for child in reversed(children))

@@ -56,6 +56,7 @@ class timeout:
     Timeouts nest; an outer one that runs out first wins.
     """
     __slots__ = ("seconds", "deadline", "_kernel", "_thread", "_entry", "fired")
+    children = ()  # a timeout block starts no threads of its own (see threads.interrupt)
 
     def __init__(self, seconds):
         try:
@@ -88,9 +89,6 @@ class timeout:
         if scopes and self in scopes and thread.coro is not None:
             self.fired = True
             interrupt(self._kernel, thread, self, scopes.index(self) + 1)
-
-    def interrupt_children(self, kernel, source):
-        pass  # a timeout block starts no threads of its own
 
     def __exit__(self, exc_type, exc, tb):
         thread = self._thread

@@ -32,7 +32,11 @@ def prejoining(body):
             if await __con_scope__.failed(__con_exc__):
                 raise
         finally:
-            await __con_scope__.join()
+            try:
+                await __con_scope__.join()
+            except BaseException as __con_exc__:
+                __con_scope__.rethrown(__con_exc__)
+                raise
     return function
 
 

@@ -1,11 +1,13 @@
 """The cactus stack (docs/spec.md §1.7): tree() and the SIGUSR1 dump."""
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
@@ -140,3 +142,80 @@ def test_sigusr1_prints_the_cactus_stack(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "conhook: cactus stack" in proc.stderr
     assert "bootstrap - napping" in proc.stderr
+
+
+WAITS = textwrap.dedent("""
+    import threading
+    import con
+
+    def getter(queue):
+        queue.get@()
+
+    def putter(queue):
+        queue.put@("one too many")
+
+    def waiter(event):
+        event.wait@()
+
+    def locker(lock):
+        lock.acquire@()
+
+    def sleeper():
+        con.sleep@(3600)
+
+    def worker(release):
+        con.to_thread@(release.wait)
+
+    def start_every_wait(drawn, release):
+        full = con.Queue(1)
+        full.put_nowait("item")
+        lock = con.Lock()
+        lock.acquire@()
+        sibling getter@(con.Queue())
+        sibling putter@(full)
+        sibling waiter@(con.Event())
+        sibling locker@(lock)
+        sibling sleeper@()
+        sibling worker@(release)
+        con.sleep@(0.1)
+        drawn.append(con.tree())
+        release.set()
+        raise KeyError("done")
+
+    def stuck():
+        full = con.Queue(1)
+        full.put_nowait("item")
+        sibling getter@(con.Queue())
+        sibling putter@(full)
+    """)
+
+
+def con_program(source):
+    namespace = __con__.prepare_namespace({"__name__": "waits"})
+    exec(importlib.import_module("conhook").compile_con(source, "waits.py"), namespace)
+    return namespace
+
+
+def test_every_wait_is_drawn_once():
+    ns = con_program(WAITS)
+    drawn = []
+    with pytest.raises(KeyError):
+        con.bootstrap(ns["start_every_wait"], drawn, threading.Event())
+    assert drawn[0] == textwrap.dedent("""\
+        bootstrap - start_every_wait
+                                     | getter - get
+                                     | putter - put
+                                     | waiter - wait
+                                     | locker - acquire
+                                     | sleeper - sleep
+                                     | worker - to_thread""")
+
+
+def test_a_deadlock_message_draws_every_wait_once():
+    ns = con_program(WAITS)
+    with pytest.raises(con.Deadlock) as caught:
+        con.bootstrap(ns["stuck"])
+    assert str(caught.value).endswith(textwrap.dedent("""
+        bootstrap - stuck
+                          | getter - get
+                          | putter - put"""))
