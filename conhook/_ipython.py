@@ -39,16 +39,21 @@ class ConMagics(Magics):
             raise UsageError(f"%%con takes no arguments, got {line.strip()!r}")
         shell = self.shell
         # Line 1 of what we compile is blank where the cell has its %%con line.
-        filename = shell.compile.cache(f"%%con\n{cell}", _cell_number(shell))
-        try:
-            code = _toplevel.compile_input("\n" + cell, filename, keep_result=True)
-        except SyntaxError as error:
-            raise error.with_traceback(None) from None  # without the pipeline's frames
+        code = _checked.pop(cell, None)  # compiled by _check_con_cells, before the cell ran
+        if code is None:
+            filename = shell.compile.cache(f"%%con\n{cell}", _cell_number(shell))
+            try:
+                code = _toplevel.compile_input("\n" + cell, filename, keep_result=True)
+            except SyntaxError as error:
+                raise error.with_traceback(None) from None  # without the pipeline's frames
         namespace = shell.user_ns
         if RUNTIME_NAME not in namespace:
             prepare_namespace(namespace)
             shell.user_ns_hidden[RUNTIME_NAME] = namespace[RUNTIME_NAME]  # not listed by %who
         return _toplevel.run_input(code, namespace)
+
+
+_checked: dict = {}  # the cell last compiled by _check_con_cells -> its code
 
 
 def _cell_number(shell) -> int:
@@ -60,6 +65,28 @@ def _cell_number(shell) -> int:
     return shell.execution_count if number is None else number
 
 
+def _check_con_cells(shell):
+    """An input transformer: a ``%%con`` cell with a syntax error fails before it runs, as a
+    plain cell does, so that IPython shows the error alone (``Cell In[n], line L``, the line,
+    the caret), not the magic's frames and IPython's above it."""
+
+    def check(lines):
+        if lines and lines[0].split() == ["%%con"]:
+            cell = "".join(lines[1:])
+            # (execution_count is the number of the cell about to run: counted when it runs)
+            filename = shell.compile.cache(f"%%con\n{cell}", shell.execution_count)
+            try:
+                code = _toplevel.compile_input("\n" + cell, filename, keep_result=True)
+            except SyntaxError as error:
+                raise error.with_traceback(None) from None
+            _checked.clear()
+            _checked[cell] = code  # for the magic, which runs it
+        return lines
+
+    return check
+
+
 def load_ipython_extension(ipython) -> None:
     """Register ``%%con`` with ``ipython`` (called by ``%load_ext conhook``)."""
     ipython.register_magics(ConMagics)
+    ipython.input_transformers_cleanup.append(_check_con_cells(ipython))

@@ -1,6 +1,8 @@
 """``%%con`` through IPython's ``InteractiveShell.run_cell_magic`` and ``run_cell``."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 pytest.importorskip("IPython", reason="IPython is not installed (pip install -e '.[test]')")
@@ -119,6 +121,27 @@ def test_syntax_error_points_at_the_cells_line_and_column(shell, ns):
         shell.run_cell_magic("con", "", "def gen():\n    yield double@(1)\n")
     assert (info.value.lineno, info.value.offset) == (3, 17)  # the call's '@'
     assert "generator" in info.value.msg
+
+
+def test_a_cells_syntax_error_is_shown_as_a_plain_cells_is(shell, ns, capsys):
+    # It fails before the cell runs (IPython's error_before_exec), and IPython shows it alone:
+    # the cell, the line and the caret, with no frame of IPython's or the magic's.
+    capsys.readouterr()
+    result = shell.run_cell("%%con\nx = 1\ny = double@(x\n", store_history=True)
+    assert isinstance(result.error_before_exec, SyntaxError) and result.error_in_exec is None
+    shown = _without_colours(capsys.readouterr().out)
+    plain = shell.run_cell("x = 1\ny = double(x\n", store_history=True)
+    assert isinstance(plain.error_before_exec, SyntaxError)
+    plain_shown = _without_colours(capsys.readouterr().out)
+    assert "Traceback" not in shown and "run_cell_magic" not in shown and "_ipython" not in shown
+    assert shown.splitlines()[:4] == [f"  Cell In[{result.execution_count}], line 3",
+                                      "    y = double@(x", "               ^",
+                                      "SyntaxError: '(' was never closed"], shown
+    assert shown.count("\n") == plain_shown.count("\n")  # as many lines as a plain cell's error
+
+
+def _without_colours(text):
+    return re.sub("\x1b\\[[0-9;]*m", "", text)
 
 
 @pytest.fixture
