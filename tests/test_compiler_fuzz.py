@@ -973,12 +973,12 @@ class Runtime:
         return Scope()
 
 def call(fn, mode):
-    args, kwargs = [], {}
-    for p in inspect.signature(fn).parameters.values():
-        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
-            args.append(U)
-        elif p.default is p.empty and p.kind == p.KEYWORD_ONLY:
-            kwargs[p.name] = U
+    # The required parameters, read from the code object: inspect.signature would evaluate
+    # the annotations, which 3.14 defers, and a generated one may fail when asked for.
+    code = fn.__code__
+    args = [U] * (code.co_argcount - len(fn.__defaults__ or ()))
+    kwonly = code.co_varnames[code.co_argcount:code.co_argcount + code.co_kwonlyargcount]
+    kwargs = {name: U for name in kwonly if name not in (fn.__kwdefaults__ or {})}
     try:
         drive(fn(*args, **kwargs), mode)
     except Exception as exc:

@@ -27,8 +27,11 @@ from __future__ import annotations
 
 import linecache
 import opcode
+import re
 
 from .._reserved_names import CO_COROUTINE, RUNTIME_NAME
+
+_AWAITED_TYPE = re.compile(r"^object (\S+) can't be used in 'await'|^'([^']+)' object can't be awaited")
 
 _GET_AWAITABLE = opcode.opmap["GET_AWAITABLE"]
 _BINARY_OP = opcode.opmap["BINARY_OP"]
@@ -65,9 +68,10 @@ def _explained_in_place(exc, last):
         callee = _callee(code, lasti)
         if callee is None:
             return None
-        what = str(exc).partition("object ")[2].partition(" can't")[0] or "a value"
-        if what.startswith("'"):  # 3.13: "'NoneType' object can't be awaited"
-            what = str(exc).partition("'")[2].partition("'")[0]
+        # "object NoneType can't be used in 'await' expression" (3.11-3.13),
+        # "'NoneType' object can't be awaited" (3.14+)
+        named = _AWAITED_TYPE.search(str(exc))
+        what = (named.group(1) or named.group(2)) if named else "a value"
         exc.args = (f"{callee}@(...): {callee} is not a non-atomic function (it returned {_a(what)}, "
                     f"which @() cannot run): call it without @, as {callee}(...)",)
         return exc

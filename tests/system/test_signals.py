@@ -37,7 +37,8 @@ def test_a_waiting_thread_is_woken_by_a_signal_from_another_process():
     async def main(scope):
         with con.signals(signal.SIGUSR2) as received:
             async def sender():
-                await con.run_process(["kill", "-USR2", str(os.getpid())])
+                sender_code = f"import os, signal; os.kill({os.getpid()}, signal.SIGUSR2)"
+                await con.run_process([sys.executable, "-c", sender_code])
             scope.start(sender)
             return await received.get()
 
