@@ -76,7 +76,8 @@ def _candidate_lines(data: bytes) -> Iterator[int]:
 
 def _statement_lines(data: bytes, candidates: Iterator[int]) -> bool:
     """Whether one of the ``candidates`` (line numbers, ascending) starts a statement: its
-    first token is the ``import`` or ``from`` keyword in column 0, after the end of a line.
+    first token is the ``import`` or ``from`` keyword (or 3.15's soft keyword ``lazy`` before
+    one) in column 0, after the end of a line.
 
     Source the tokenizer cannot read up to a candidate is left to the compiler, which
     reports the error: the candidate counts (as the text rule counted it).
@@ -94,7 +95,7 @@ def _statement_lines(data: bytes, candidates: Iterator[int]) -> bool:
                 if pending is None:
                     return False
             if (pending.start == (line, 0) and pending.type == token.NAME
-                    and pending.string in ("import", "from") and previous in _ENDS_A_LINE):
+                    and pending.string in ("import", "from", "lazy") and previous in _ENDS_A_LINE):
                 return True
     except (tokenize.TokenError, SyntaxError):
         return True
@@ -246,10 +247,15 @@ def _raising_as_importlib(error):
     that raises the ``SyntaxError`` from a frame that looks like that last importlib one: the
     user sees what CPython shows for a syntax error in an imported module.
     """
-    return _FRAMES_REMOVED.replace(co_consts=(error.with_traceback(None),))
+    consts = list(_FRAMES_REMOVED.co_consts)
+    consts[consts.index(_PLACEHOLDER)] = error.with_traceback(None)
+    return _FRAMES_REMOVED.replace(co_consts=tuple(consts))
 
 
-_FRAMES_REMOVED = compile("raise None", "<frozen importlib._bootstrap_external>", "exec").replace(
+# (A string stands for the error: every version loads it from co_consts, where 3.15 loads
+# None by an instruction of its own.)
+_PLACEHOLDER = "conhook: the syntax error"
+_FRAMES_REMOVED = compile(f"raise {_PLACEHOLDER!r}", "<frozen importlib._bootstrap_external>", "exec").replace(
     co_name="_call_with_frames_removed", co_qualname="_call_with_frames_removed")
 
 
