@@ -4,7 +4,8 @@ from __future__ import annotations
 import time
 
 # What /proc/PID/wchan says while a thread is blocked in a readiness backend's wait.
-_POLL_WAITS = {"do_epoll_wait", "ep_poll", "do_sys_poll", "do_select", "core_sys_select"}
+# (poll and select sleep in poll_schedule_timeout, which a kernel may show with a suffix: .constprop.0)
+_POLL_WAITS = {"do_epoll_wait", "ep_poll", "do_sys_poll", "do_select", "core_sys_select", "poll_schedule_timeout"}
 
 
 def wait_until_blocked_in_poll(pid: int, limit: float = 30.0) -> None:
@@ -21,7 +22,7 @@ def wait_until_blocked_in_poll(pid: int, limit: float = 30.0) -> None:
     while time.monotonic() < deadline:
         try:
             with open(path) as file:
-                if file.read().strip() in _POLL_WAITS:
+                if file.read().strip().split(".")[0] in _POLL_WAITS:
                     return
         except OSError:
             return  # no /proc here

@@ -1,8 +1,15 @@
-"""``python -m conhook`` with no arguments: the REPL, driven through a pseudo-terminal."""
+"""``python -m conhook`` with no arguments: the REPL, driven through a pseudo-terminal.
+
+Each behaviour is checked in both REPLs (``conhook/_repl.py``): the basic one (on a TERM=dumb
+terminal, where the new one cannot run) and, on 3.13+, the new one (``_pyrepl``, on TERM=xterm).
+The new REPL redraws the line it edits; what an input printed is what the terminal shows between
+the REPL giving the terminal back (bracketed paste off) and taking it again (bracketed paste on).
+"""
 from __future__ import annotations
 
 import os
 import pathlib
+import re
 import select
 import signal
 import subprocess
@@ -15,26 +22,33 @@ from interactive_helpers import wait_until_blocked_in_poll
 pty = pytest.importorskip("pty", reason="the REPL tests need a pseudo-terminal (POSIX)")
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-PROMPT = b"\n>>> "  # a primary prompt at the start of a line (readline redraws lines after '\r')
+HAS_NEW_REPL = sys.version_info >= (3, 13)
+KINDS = ["basic", pytest.param("new", marks=pytest.mark.skipif(not HAS_NEW_REPL, reason="the new REPL is 3.13+'s"))]
+PROMPT = b"\n>>> "  # the basic REPL's primary prompt at the start of a line (readline redraws after '\r')
+GIVEN_BACK = b"\x1b[?2004l"  # the new REPL ends reading an input: it runs
+TAKEN = b"\x1b[?2004h"  # the new REPL reads the next input
+ESCAPES = re.compile(rb"\x1b(?:\[[0-?]*[ -/]*[@-~]|[=>])")  # colours, cursor moves, keypad modes
 LIMIT = 30.0  # seconds before a read gives up: a safety net against a hung child, not a measure
 
 
 class Repl:
-    """``python -m conhook`` on a pseudo-terminal: the child's controlling terminal."""
+    """``python -m conhook`` (or another module's REPL) on a pseudo-terminal: its controlling terminal."""
 
     # The child opens the terminal (becoming its controlling terminal: it leads a new session),
-    # then execs `python -m conhook`.  (subprocess, not pty.fork: no Python runs between fork
+    # then execs `python ARGS`.  (subprocess, not pty.fork: no Python runs between fork
     # and exec in a process that may have threads.)
     START = ("import os, sys; os.close(os.open(os.ttyname(0), os.O_RDWR)); "
-             "os.execv(sys.executable, [sys.executable, '-m', 'conhook'])")
+             "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])")
 
-    def __init__(self, home: pathlib.Path):
+    def __init__(self, home: pathlib.Path, kind: str = "basic", *, args=("-m", "conhook"), **environment):
         env = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
-        env.update(PYTHONPATH=str(ROOT), HOME=str(home), TERM="dumb", PYTHON_HISTORY=str(home / "history"),
-                   PYTHONSAFEPATH="1")
+        env.update(PYTHONPATH=str(ROOT), HOME=str(home), TERM="dumb" if kind == "basic" else "xterm",
+                   PYTHON_HISTORY=str(home / "history"), PYTHONSAFEPATH="1")
+        env.update(environment)
+        self.new = kind == "new"
         self.fd, terminal = pty.openpty()
         try:
-            self.process = subprocess.Popen([sys.executable, "-c", self.START], stdin=terminal,
+            self.process = subprocess.Popen([sys.executable, "-c", self.START, *args], stdin=terminal,
                                             stdout=terminal, stderr=terminal, cwd=home, env=env,
                                             start_new_session=True)
         finally:
@@ -42,59 +56,150 @@ class Repl:
         self.pid = self.process.pid
         self.seen = b""
 
-    def read_until(self, marker: bytes) -> bytes:
-        """Everything the terminal shows up to and including ``marker``."""
+    def read_until(self, *markers: bytes) -> bytes:
+        """Everything the terminal shows up to and including the first of ``markers``."""
         deadline = time.monotonic() + LIMIT
-        while marker not in self.seen:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
-                raise AssertionError(f"the REPL did not show {marker!r}; it showed:\n"
-                                     f"{self.seen.decode(errors='replace')}")
-            try:
-                chunk = os.read(self.fd, 4096)
-            except OSError:  # EIO: the child has gone
-                chunk = b""
-            if not chunk:
-                raise AssertionError(f"the REPL ended before {marker!r}:\n{self.seen.decode(errors='replace')}")
-            self.seen += chunk
-        shown, _, self.seen = self.seen.partition(marker)
-        return (shown + marker).replace(b"\r\n", b"\n")
+        while not any(marker in self.seen for marker in markers):
+            self._read_more(deadline, markers)
+        end = min(self.seen.index(marker) + len(marker) for marker in markers if marker in self.seen)
+        shown, self.seen = self.seen[:end], self.seen[end:]
+        return shown.replace(b"\r\n", b"\n")
+
+    def read_until_shown(self, text: bytes) -> None:
+        """Read until the terminal has shown ``text``, escape sequences aside (the new REPL of
+        3.14+ colours the code as it is typed)."""
+        deadline = time.monotonic() + LIMIT
+        while (end := _end_of_shown(self.seen, text)) is None:
+            self._read_more(deadline, text)
+        self.seen = self.seen[end:]
+
+    def _read_more(self, deadline: float, awaited) -> None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([self.fd], [], [], remaining)[0]:
+            raise AssertionError(f"the REPL did not show {awaited!r}; it showed:\n"
+                                 f"{self.seen.decode(errors='replace')}")
+        try:
+            chunk = os.read(self.fd, 4096)
+        except OSError:  # EIO: the child has gone
+            chunk = b""
+        if not chunk:
+            raise AssertionError(f"the REPL ended before {awaited!r}:\n{self.seen.decode(errors='replace')}")
+        self.seen += chunk
+
+    def type(self, keys: str) -> None:
+        os.write(self.fd, keys.encode())
+
+    def output(self) -> bytes:
+        """What the terminal shows until the REPL is ready for the next input (without escapes)."""
+        if self.new:
+            return ESCAPES.sub(b"", self.read_until(TAKEN)[: -len(TAKEN)])
+        return self.read_until(PROMPT)[: -len(b">>> ")]
 
     def enter(self, line: str) -> bytes:
         """Type ``line`` and Enter; what it printed before the next primary prompt."""
-        os.write(self.fd, line.encode() + b"\r")
-        shown = self.read_until(PROMPT)
-        echoed, _, output = shown.partition(b"\n")
-        return output[: -len(b">>> ")]
+        self.type(line + "\r")
+        if self.new:
+            self.read_until(GIVEN_BACK)
+            return self.output()
+        echoed, _, output = self.output().partition(b"\n")
+        return output
+
+    def enter_block(self, block: str) -> bytes:
+        """Enter lines as written: typed into the basic REPL, pasted into the new one (which indents
+        typed lines by itself); what the input printed."""
+        if self.new:
+            self.type("\x1b[200~" + block + "\n\x1b[201~")  # a bracketed paste
+            # Enter only once the paste is shown: keys that arrive with it become part of it.
+            self.read_until_shown(block.splitlines()[-1].lstrip().encode())
+            return self.enter("")
+        for line in block.splitlines():
+            self.type(line + "\r")
+            self.read_until(b"\n... ")
+        return self.enter("")
 
     def close(self) -> int:
-        os.write(self.fd, b"\x04")  # Ctrl-D: end of input
+        self.type("\x04")  # Ctrl-D: end of input
         self.read_until(b"exiting conhook REPL...")
         return self.process.wait()
 
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        os.close(self.fd)
 
-@pytest.fixture
-def repl(tmp_path):
-    repl = Repl(tmp_path)
+
+def _end_of_shown(raw: bytes, text: bytes) -> int | None:
+    """Where in ``raw`` the first showing of ``text`` ends, escape sequences aside, or None."""
+    shown, ends = bytearray(), []  # ends[i]: the offset in raw just after shown[i]
+    position = 0
+    for escape in [*ESCAPES.finditer(raw), None]:
+        stop = escape.start() if escape else len(raw)
+        shown += raw[position:stop]
+        ends += range(position + 1, stop + 1)
+        position = escape.end() if escape else stop
+    found = shown.find(text)
+    return None if found < 0 else ends[found + len(text) - 1]
+
+
+@pytest.fixture(params=KINDS)
+def repl(tmp_path, request):
+    repl = Repl(tmp_path, request.param)
     try:
-        banner = repl.read_until(PROMPT)
+        banner = repl.output()
         assert b"conhook" in banner and b"REPL" in banner
         yield repl
     finally:
-        if repl.process.poll() is None:
-            repl.process.kill()
-        repl.process.wait()
-        os.close(repl.fd)
+        repl.kill()
+
+
+def which_repl(home: pathlib.Path, module: str, flags: tuple, environment: dict) -> str:
+    """Which REPL ``python FLAGS -m MODULE`` starts: an input typed with no indentation under
+    ``if True:`` runs only in the new REPL, which indents it by itself."""
+    repl = Repl(home, args=(*flags, "-m", module), **environment)
+    try:
+        repl.read_until(b"for more information.")
+        if module == "asyncio":
+            repl.read_until_shown(b"import asyncio")
+        repl.read_until(b">>> ")
+        repl.type("if True:\r'new' + 'repl'\r\r")
+        shown = repl.read_until(b"'newrepl'", b"IndentationError")  # (output is not coloured)
+        return "new" if shown.endswith(b"'newrepl'") else "basic"
+    finally:
+        repl.kill()
+
+
+@pytest.mark.parametrize(("flags", "environment"), [
+    ((), {"TERM": "xterm"}),
+    ((), {"TERM": "xterm", "PYTHON_BASIC_REPL": "1"}),
+    (("-E",), {"TERM": "xterm", "PYTHON_BASIC_REPL": "1"}),  # which ignores PYTHON_BASIC_REPL
+    ((), {"TERM": "dumb"}),  # a terminal the new REPL cannot drive
+], ids=["xterm", "PYTHON_BASIC_REPL", "-E", "dumb"])
+def test_the_new_repl_where_asyncios_repl_is_the_new_one(tmp_path, flags, environment):
+    chosen = which_repl(tmp_path, "conhook", flags, environment)
+    if not (flags and sys.version_info < (3, 14)):  # 3.13.0's asyncio reads PYTHON_BASIC_REPL under -E
+        assert chosen == which_repl(tmp_path, "asyncio", flags, environment)
+    basic_asked = "PYTHON_BASIC_REPL" in environment and not flags
+    new = HAS_NEW_REPL and environment["TERM"] == "xterm" and not basic_asked
+    assert chosen == ("new" if new else "basic")  # (the probe tells the two apart)
+
+
+def test_a_function_typed_line_by_line_and_called(repl):
+    # The new REPL indents the lines of a block by itself; in the basic one they are typed.
+    indent = "" if repl.new else "    "
+    repl.type("def double(x):\r")
+    repl.read_until(b"... ")  # continuation lines get the secondary prompt
+    repl.type(indent + "con.idle@()\r")
+    repl.read_until(b"... ")
+    repl.type(indent + "return 2 * x\r")
+    repl.read_until(b"... ")
+    assert repl.enter("") == b""
+    assert repl.enter("double@(21)") == b"42\n"
+    assert repl.close() == 0
 
 
 def test_nonatomic_calls_and_siblings_at_the_prompt(repl):
-    os.write(repl.fd, b"def double(x):\r")
-    repl.read_until(b"\n... ")  # continuation lines get the secondary prompt
-    os.write(repl.fd, b"    con.idle@()\r")
-    repl.read_until(b"\n... ")
-    os.write(repl.fd, b"    return 2 * x\r")
-    repl.read_until(b"\n... ")
-    assert repl.enter("") == b""
+    assert repl.enter_block("def double(x):\n    con.idle@()\n    return 2 * x") == b""
     assert repl.enter("x = double@(21)") == b""
     assert repl.enter("x") == b"42\n"
     assert repl.enter("double@(x)") == b"84\n"
@@ -104,39 +209,64 @@ def test_nonatomic_calls_and_siblings_at_the_prompt(repl):
     assert repl.close() == 0
 
 
+@pytest.mark.skipif(not HAS_NEW_REPL, reason="the new REPL is 3.13+'s")
+def test_statements_entered_at_once_are_one_input(tmp_path):
+    repl = Repl(tmp_path, "new")
+    try:
+        repl.output()
+        # The sibling waits for the event that the next statement sets: they share a scheduler.
+        shown = repl.enter_block("e = con.Event()\nsibling e.wait@()\ne.set()\n'one ' + 'input'\n6 * 7")
+        assert shown == b"'one input'\n42\n"
+    finally:
+        repl.kill()
+
+
 def test_errors_are_reported_and_the_repl_goes_on(repl):
-    shown = repl.enter("def g():\r    yield con.idle@()\r")
-    assert b'File "<stdin>", line 2' in shown and b"generator" in shown
+    # The basic REPL names every input <stdin>; the new one numbers them and shows their lines.
+    stdin = rb"<python-input-\d+>" if repl.new else rb"<stdin>"
+    shown = repl.enter_block("def g():\n    yield con.idle@()")
+    assert re.search(rb'File "%s", line 2' % stdin, shown) and b"generator" in shown
     shown = repl.enter("con.Event().wait@()")
     assert b"Deadlock" in shown and b"bootstrap - <module> - wait" in shown
     # As python's REPL shows what an input raised: the header, the input's frame, the API's name.
-    assert shown.startswith(b'Traceback (most recent call last):\n  File "<stdin>", line 1, in <module>\n'
-                            b"con.Deadlock: deadlock: ")
+    frame = rb'  File "%s", line 1, in <module>\n' % stdin
+    if repl.new:
+        frame += rb"    con\.Event\(\)\.wait@\(\)\n(?: +[~^]+\n)?"  # its line, maybe underlined
+    assert re.match(rb"Traceback \(most recent call last\):\n%scon\.Deadlock: deadlock: " % frame, shown)
     shown = repl.enter("1/0")
     assert shown.endswith(b"ZeroDivisionError: division by zero\n")
     assert b"conhook" not in shown  # no frame of conhook's
+    assert shown.count(b'File "') == 1
     assert repl.enter("'still here'") == b"'still here'\n"
 
 
 def test_ctrl_c_interrupts_the_running_input_and_returns_to_the_prompt(repl):
     repl.enter("log = []")
-    repl.enter("def sleeper():\r    try:\r        con.sleep@(3600)\r    finally:\r        log.append('unwound')\r")
-    os.write(repl.fd, b"sibling sleeper@(); con.idle@(); print('start' + 'ed'); con.sleep@(3600)\r")
+    repl.enter_block("def sleeper():\n    try:\n        con.sleep@(3600)\n    finally:\n        log.append('unwound')")
+    repl.type("sibling sleeper@(); con.idle@(); print('start' + 'ed'); con.sleep@(3600)\r")
     repl.read_until(b"started")  # printed by the input (its echo shows 'start' + 'ed')
     wait_until_blocked_in_poll(repl.pid)
-    os.write(repl.fd, b"\x03")  # Ctrl-C: the terminal sends SIGINT to the REPL
-    shown = repl.read_until(PROMPT)
-    assert b"KeyboardInterrupt" in shown
+    repl.type("\x03")  # Ctrl-C: the terminal sends SIGINT to the REPL
+    assert b"KeyboardInterrupt" in repl.output()
     assert repl.enter("log") == b"['unwound']\n"
     assert repl.enter("con.idle@(); 'usable'") == b"'usable'\n"
 
 
+def test_ctrl_c_at_the_prompt_discards_the_line(repl):
+    repl.type("'discarded'")
+    repl.read_until_shown(b"'discarded'")  # echoed
+    wait_until_blocked_in_poll(repl.pid)  # reading the next key (a signal just before is seen late)
+    repl.type("\x03")
+    assert b"KeyboardInterrupt" in repl.output()
+    assert repl.enter("'kept'") == b"'kept'\n"
+
+
 def test_history_and_line_editing(repl, tmp_path):
-    pytest.importorskip("readline", reason="line editing needs readline")
+    if not repl.new:
+        pytest.importorskip("readline", reason="line editing in the basic REPL needs readline")
     repl.enter("value = 7")
     # Ctrl-P recalls the previous line; Ctrl-A goes to its start, where we type 'other'.
-    os.write(repl.fd, b"\x10\x01other\r")
-    repl.read_until(PROMPT)
+    repl.enter("\x10\x01other")
     assert repl.enter("othervalue") == b"7\n"
     assert repl.close() == 0
     history = tmp_path / ("history" if sys.version_info >= (3, 13) else ".python_history")
@@ -144,14 +274,13 @@ def test_history_and_line_editing(repl, tmp_path):
 
 
 def test_sigusr1_prints_the_running_inputs_cactus_stack(repl):
-    repl.enter("def waiter(e):\r    e.wait@()\r")
+    repl.enter_block("def waiter(e):\n    e.wait@()")
     # The waiter is parked (idle let it run) before 'started' is printed.
-    os.write(repl.fd, b"e = con.Event(); sibling waiter@(e); con.idle@(); print('start' + 'ed'); "
-                      b"con.sleep@(3600)\r")
+    repl.type("e = con.Event(); sibling waiter@(e); con.idle@(); print('start' + 'ed'); con.sleep@(3600)\r")
     repl.read_until(b"started")
     wait_until_blocked_in_poll(repl.pid)
     os.kill(repl.pid, signal.SIGUSR1)
     shown = repl.read_until(b"| waiter - wait")
     assert b"conhook: cactus stack\nbootstrap - <module> - sleep\n" in shown
-    os.write(repl.fd, b"\x03")
-    assert b"KeyboardInterrupt" in repl.read_until(PROMPT)
+    repl.type("\x03")
+    assert b"KeyboardInterrupt" in repl.output()
