@@ -10,6 +10,8 @@ Design rules:
   blocking) once a turn, and only when some fd is registered or a wake-up was posted; never
   on a timer.  Nothing counts the waits for fds: a wait or a wake-up is a few stores into
   the fd's record, and only a kernel about to block looks for a waiter (``awaits_io``).
+* Each step of a thread runs in the thread's own ``contextvars.Context`` (``Context.run``,
+  about 10 ns a switch; docs/spec.md §1.2).
 * Wake-ups from signal handlers and other OS threads go through ``post``: a thread-safe deque
   plus an eventfd (or socket pair) registered with the backend.
 * Nothing here imports upward.  What lives above the kernel reaches it through hooks, all
@@ -26,7 +28,9 @@ from __future__ import annotations
 import errno
 import heapq
 import threading
+import types
 from collections import deque
+from contextvars import copy_context
 from time import monotonic
 
 from .backends import READ, WRITE, backend_class
@@ -36,6 +40,13 @@ from .threads import Thread, interrupt, interrupted_threads, thread_name
 from .wakeup import Wakeup
 
 _MAX_TIMEOUT = 86400.0  # longest single poll; longer sleeps simply poll again
+
+# Each step of a thread runs in its context: ``thread.context.run(_send, thread.coro, None)``.
+# The unbound methods cost what calling the coroutine's own method costs (a bound one made per
+# step would allocate, and costs 30 ns more); a thread's coroutine is always a native one.
+_send = types.CoroutineType.send
+_throw = types.CoroutineType.throw
+_close = types.CoroutineType.close
 
 
 class _State(threading.local):
@@ -452,7 +463,7 @@ class Kernel:
     def run(self, root_coro):
         """Run `root_coro` as the root thread until it finishes; return (value, exception)."""
         refuse_nested_run()
-        self.root = root = Thread(root_coro, None)
+        self.root = root = Thread(root_coro, copy_context(), None)  # nothing it sets leaks out
         self.ready.append(root)
         state.kernel = self
         try:
@@ -482,7 +493,7 @@ class Kernel:
             interrupted_threads.discard(thread)
             if thread.coro is not None:
                 try:
-                    thread.coro.close()
+                    thread.context.run(_close, thread.coro)
                 except BaseException:  # noqa: BLE001  (abandoned threads: their errors are dropped)
                     pass
         self.ready.clear()
@@ -496,13 +507,14 @@ class Kernel:
             interrupted_threads.discard(thread)
             if thread.coro is not None:
                 try:
-                    thread.coro.close()
+                    thread.context.run(_close, thread.coro)
                 except BaseException:  # noqa: BLE001  (orphans: their errors are dropped)
                     pass
 
     def _loop(self):
         timers = self.timers
         on_turn = self.on_turn
+        send, throw = _send, _throw
         spare = deque()  # the next turn's ready queue, while this turn's threads run
         while not self.done:
             ready = self.ready
@@ -530,10 +542,10 @@ class Kernel:
                 try:
                     exc = thread.pending
                     if exc is None:
-                        trap = thread.coro.send(None)
+                        trap = thread.context.run(send, thread.coro, None)
                     else:
                         thread.pending = None
-                        trap = thread.coro.throw(exc)
+                        trap = thread.context.run(throw, thread.coro, exc)
                 except StopIteration as stop:
                     scope = thread.scope
                     if scope is None:
@@ -568,7 +580,7 @@ class Kernel:
         awaits next (or throw again, when that refuses to park it)."""
         while True:
             try:
-                trap = thread.coro.throw(exc)
+                trap = thread.context.run(_throw, thread.coro, exc)
             except BaseException as exc:  # noqa: BLE001  (a thread's failure is its outcome)
                 self._finish(thread, exc)
                 return
@@ -593,7 +605,7 @@ class Kernel:
         else:
             self.outcome = (value, exc)
             self.done = True
-        thread.coro = thread.scope = None
+        thread.coro = thread.context = thread.scope = None
         if thread.interrupt is not None:
             interrupted_threads.discard(thread)
 

@@ -13,6 +13,7 @@ only waits for it is not declared deadlocked.
 from __future__ import annotations
 
 import threading
+from contextvars import copy_context
 from queue import Empty, SimpleQueue
 
 from .kernel import strip_internal_frames
@@ -23,11 +24,12 @@ IDLE_SECONDS = 10.0
 
 
 class _Job(Trap):
-    __slots__ = ("fn", "args", "kwargs", "kernel", "thread", "value", "exc")
+    __slots__ = ("fn", "args", "kwargs", "context", "kernel", "thread", "value", "exc")
     label = "to_thread"
 
     def __init__(self, fn, args, kwargs):
         self.fn, self.args, self.kwargs = fn, args, kwargs
+        self.context = copy_context()  # the caller's, as it is now
         self.value = self.exc = self.thread = None
 
     def wait(self, kernel, thread):
@@ -43,11 +45,11 @@ class _Job(Trap):
         """In a worker OS thread."""
         if self.thread is not None:
             try:
-                self.value = self.fn(*self.args, **self.kwargs)
+                self.value = self.context.run(self.fn, *self.args, **self.kwargs)
             except BaseException as exc:  # noqa: BLE001  (the call's failure is its outcome)
                 strip_internal_frames(exc)
                 self.exc = exc
-        self.fn = self.args = self.kwargs = None
+        self.fn = self.args = self.kwargs = self.context = None
         self.kernel.post(self._done)
 
     def _done(self):

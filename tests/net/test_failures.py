@@ -396,7 +396,7 @@ def test_a_thread_interrupted_elsewhere_does_not_stop_this_ones_io():
     async def main():
         s, peer = _pair()
         peer.sendall(b"in")
-        elsewhere = Thread(None, None)
+        elsewhere = Thread(None, None, None)
         elsewhere.interrupt = "another scheduler's timeout"
         interrupted_threads.add(elsewhere)
         try:
