@@ -105,6 +105,14 @@ def _unix_address_of(raw):
     return raw.decode(errors="surrogateescape") if isinstance(raw, bytes) else raw
 
 
+def _opened(fd):
+    """`fd` was just handed out by the OS: the kernel forgets what it knew of an fd that had the
+    number before and was closed behind its back (``Kernel.fd_opened``)."""
+    kernel = state.kernel
+    if kernel is not None:
+        kernel.fd_opened(fd)
+
+
 def _check_address(addr, what):
     if type(addr) is not Address:
         raise TypeError(f"{what} needs addresses made by ipv4addr() or ipv6addr(), not {addr!r}")
@@ -127,6 +135,8 @@ class Listener:
         self._socks = socks
         self._accepts = [s._accept for s in socks]  # (fd, address): no socket object until it is ours
         self._fds = [s.fileno() for s in socks]
+        for fd in self._fds:
+            _opened(fd)
         self._next = 0
         self._wait = wait_readable(self._fds[0]) if len(socks) == 1 else AnyReadable(self._fds)
         self._budget = BUDGET
@@ -180,6 +190,7 @@ class Listener:
                 self._budget = BUDGET
 
     def _stream(self, fd, i, peer):
+        _opened(fd)
         listening = self._socks[i]
         sock = socket.socket(listening.family, listening.type, listening.proto, fileno=fd)
         try:
@@ -346,6 +357,7 @@ async def tcpconnect(host, port=None):
     errors = []
     for family, sockaddr in targets:
         sock = socket.socket(family, socket.SOCK_STREAM)
+        _opened(sock.fileno())
         try:
             await _connect(sock, sockaddr)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -367,6 +379,7 @@ async def tcpconnect(host, port=None):
 async def unixconnect(path):
     """``unixconnect@(path)``: a stream connected to the Unix-domain socket at `path`."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    _opened(sock.fileno())
     try:
         await _connect(sock, path)
     except OSError as exc:

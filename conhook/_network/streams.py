@@ -14,7 +14,9 @@ docs/benchmarks.md, "What the machine costs"):
   is interrupted.  Outside a scheduler, the first operation that has to wait raises the
   explanatory RuntimeError (one that completes at once needs no scheduler).
 * ``close()`` unregisters the fd first and wakes any thread waiting on it with
-  ``OSError(EBADF)`` saying the stream was closed.
+  ``OSError(EBADF)`` saying the stream was closed; from another OS thread it leaves that to
+  the scheduler's thread (``notify_closing_threadsafe``).  A socket closed behind the stream's
+  back leaves a record that the next fd with its number replaces (``fd_opened``).
 * SIGPIPE never kills the process: Python ignores it at start-up, and on top of that sends use
   ``MSG_NOSIGNAL`` (Linux) or the socket has ``SO_NOSIGPIPE`` (macOS, BSD), so that a program
   that restored the default handler gets ``BrokenPipeError`` too.
@@ -172,9 +174,16 @@ class Stream(ByteStream):
         self._sock = None
         self._io = _CLOSED
         self._drained = False
-        kernel = state.kernel
-        if kernel is not None:
-            kernel.notify_closing(self._fd, self._closed_while_waiting)
+        if sock.fileno() >= 0:  # (-1: closed behind its back; the number may be another fd's)
+            kernel = state.kernel
+            # The kernel that has waited on the fd, if any, is this OS thread's, unless close()
+            # runs in another OS thread (a to_thread@ worker): its record is then left to it.
+            owner = self._rwait[0].kernel or self._wwait[0].kernel
+            if owner is None or owner is kernel:
+                if kernel is not None:
+                    kernel.notify_closing(self._fd, self._closed_while_waiting)
+            else:
+                owner.notify_closing_threadsafe(self._fd, self._closed_while_waiting)
         sock.close()
 
     def _closed_while_waiting(self):

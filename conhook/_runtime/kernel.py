@@ -86,7 +86,8 @@ class _IORecord:
     """What the kernel knows about one fd: who waits for it and what the backend watches.
 
     ``reader`` and ``writer`` are threads (or None); ``any_reader`` is a waiter on several fds
-    at once (see ``wait_any_readable``).
+    at once (see ``wait_any_readable``).  ``mask`` is READ | WRITE, or FORGOTTEN once the kernel
+    has let go of the record (the fd was closed): a trap that still holds it then refuses to wait.
     """
     __slots__ = ("reader", "writer", "any_reader", "mask")
 
@@ -116,6 +117,10 @@ class FdWait(Trap):
         """Park the slow way, through the kernel, and remember its record of the fd."""
         if thread.interrupt is not None:
             return interrupted(thread)
+        if self.kernel is kernel and self.rec.mask == FORGOTTEN:
+            # Its fd was closed (maybe behind its owner's back): the number may be another
+            # fd's by now, whose record this wait must not take.
+            return OSError(errno.EBADF, f"fd {self.fd} was closed")
         exc = kernel.wait_io(thread, self.fd, self.direction, self)
         if exc is None:
             self.kernel, self.rec = kernel, kernel.io[self.fd]
@@ -125,10 +130,12 @@ class FdWait(Trap):
         kernel.abort_io(thread, self.fd, self.direction)
 
 
-# Whether a record's mask (READ | WRITE, 0 to 3) watches for each: indexing a tuple is
-# quicker than ``&`` on 3.11, which does not specialise it.
-_WATCHED_FOR_READ = tuple(bool(mask & READ) for mask in range(4))
-_WATCHED_FOR_WRITE = tuple(bool(mask & WRITE) for mask in range(4))
+FORGOTTEN = 4  # the mask of a record the kernel has let go of
+
+# Whether a record's mask (READ | WRITE, 0 to 3, or FORGOTTEN) watches for each: indexing a
+# tuple is quicker than ``&`` on 3.11, which does not specialise it.
+_WATCHED_FOR_READ = tuple(bool(mask & READ) for mask in range(4)) + (False,)
+_WATCHED_FOR_WRITE = tuple(bool(mask & WRITE) for mask in range(4)) + (False,)
 
 
 class ReadWait(FdWait):
@@ -381,6 +388,7 @@ class Kernel:
             return
         if rec.mask:
             self.backend.unregister(fd)
+        rec.mask = FORGOTTEN
         any_reader = rec.any_reader
         threads = [rec.reader, rec.writer, any_reader() if any_reader is not None else None]
         for thread in threads:
@@ -388,6 +396,28 @@ class Kernel:
                 thread.pending = (exc_factory() if exc_factory else
                                   OSError(errno.EBADF, f"fd {fd} was closed while a thread waited on it"))
                 self.wake(thread)
+
+    def fd_opened(self, fd):
+        """The OS has just handed out `fd` (a new socket, an accepted connection).
+
+        A record under that number belongs to an fd that was closed behind the kernel's back
+        (its socket closed directly, or in another OS thread), which the backend may have
+        forgotten (epoll, kqueue): it is let go of as ``notify_closing`` would, its waiters
+        woken with EBADF, so that the new fd registers and wakes like any other.
+        """
+        if fd in self.io:
+            self.notify_closing(fd)
+
+    def notify_closing_threadsafe(self, fd, exc_factory=None):
+        """``notify_closing`` for an fd closed in another OS thread: done in the kernel's own
+        thread soon, unless the kernel has let go of that record meanwhile (then the number
+        may be a new fd's already, registered through ``fd_opened``)."""
+        rec = self.io.get(fd)
+        if rec is not None:
+            def forget():
+                if self.io.get(fd) is rec:
+                    self.notify_closing(fd, exc_factory)
+            self.post(forget)
 
     def _poll(self, timeout):
         """Phase 1: wake the threads whose fds are ready, then run what was posted."""
