@@ -31,7 +31,7 @@ from .._runtime.kernel import current_thread, state
 from .._runtime.timeouts import sleep
 from .._runtime.traps import IDLE, interrupted
 from .._runtime.worker_threads import to_thread
-from .stream_contract import BUDGET
+from .stream_contract import BUDGET, LOOK, SECOND, spent
 from .streams import Stream
 
 REUSEPORT_ENV = "CONHOOK_REUSEPORT"
@@ -128,7 +128,7 @@ class Listener:
     ``OSError(EBADF)``); ``with listener:`` closes it at the end of the block.  ``addresses``
     are the addresses actually bound (with the port the system chose for port 0).
     """
-    __slots__ = ("_socks", "_accepts", "_fds", "_next", "_wait", "_budget", "_tcp",
+    __slots__ = ("_socks", "_accepts", "_fds", "_next", "_wait", "_budget", "_since", "_tcp",
                  "_address_of", "_unlink", "__weakref__")
 
     def __init__(self, socks, tcp, address_of, unlink=None):
@@ -140,6 +140,7 @@ class Listener:
         self._next = 0
         self._wait = wait_readable(self._fds[0]) if len(socks) == 1 else AnyReadable(self._fds)
         self._budget = BUDGET
+        self._since = 0.0  # (stream_contract.spent)
         self._tcp = tcp
         self._address_of = address_of
         self._unlink = unlink  # (path, (st_dev, st_ino)) of a Unix socket file we made
@@ -159,8 +160,7 @@ class Listener:
         if thread.interrupt is not None:
             raise interrupted(thread)
         self._budget -= 1
-        if not self._budget:
-            self._budget = BUDGET
+        if self._budget <= SECOND and LOOK[self._budget] and spent(self):
             await IDLE
         backoff = _BACKOFF_FIRST
         while True:

@@ -31,7 +31,7 @@ from .._runtime.fd_waits import ReadWait, WriteWait
 from .._runtime.kernel import current_thread, current_kernel, state
 from .._runtime.threads import interrupted_threads
 from .._runtime.traps import IDLE, interrupted, reusable
-from .stream_contract import BUDGET, READ_SIZE, ByteStream
+from .stream_contract import BUDGET, LOOK, READ_SIZE, SECOND, ByteStream, spent
 
 _SEND_FLAGS = getattr(socket, "MSG_NOSIGNAL", 0)
 _SO_NOSIGPIPE = getattr(socket, "SO_NOSIGPIPE", None)
@@ -63,7 +63,7 @@ class Stream(ByteStream):
     The stream contract (``read@``, ``write@``, ``shutdown_write()``, ``close()``, ``closed``,
     ``with``), plus ``fileno()``, ``local_address``, ``peer_address`` and ``socket``.
     """
-    __slots__ = ("_sock", "_fd", "_io", "_rwait", "_wwait", "_drained", "_budget",
+    __slots__ = ("_sock", "_fd", "_io", "_rwait", "_wwait", "_drained", "_budget", "_since",
                  "_address_of", "_peer")
 
     def __init__(self, sock, address_of=None, peer=None):
@@ -78,6 +78,7 @@ class Stream(ByteStream):
         self._wwait = reusable(WriteWait(fd))
         self._drained = False
         self._budget = BUDGET
+        self._since = 0.0  # when the 2nd operation of the current run began (stream_contract.spent)
         self._address_of = address_of  # turns a socket address into an address value
         self._peer = peer  # the peer's socket address, kept: the OS forgets it once disconnected
 
@@ -93,8 +94,7 @@ class Stream(ByteStream):
             if interrupted_threads:
                 _interruption_point()
             self._budget -= 1
-            if self._budget == 0:
-                self._budget = BUDGET
+            if self._budget <= SECOND and LOOK[self._budget] and spent(self):
                 await IDLE
         while True:
             try:
@@ -120,8 +120,7 @@ class Stream(ByteStream):
         if interrupted_threads:
             _interruption_point()
         self._budget -= 1
-        if self._budget == 0:
-            self._budget = BUDGET
+        if self._budget <= SECOND and LOOK[self._budget] and spent(self):
             await IDLE
         try:
             sent = self._io.send(data, _SEND_FLAGS)

@@ -6,11 +6,12 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import time
 
 import pytest
 
 import conhook.api as con
-from conhook._network import streams
+from conhook._network import stream_contract, streams
 from conhook._runtime import kernel as kernel_module
 
 from .helpers import listen_both, run, together
@@ -331,9 +332,10 @@ def test_an_operation_that_can_complete_does_not_switch():
     assert log == [b"re", b"ady", "reader done", "other ran"]
 
 
-def test_a_fast_peer_cannot_starve_the_others():
+def test_a_fast_peer_cannot_starve_the_others(monkeypatch):
     """With data always there, a reader never needs to wait; after BUDGET operations in a
     row it yields anyway, so the other threads run."""
+    monkeypatch.setattr(stream_contract, "SLICE", 3600.0)  # the count alone, on a busy host too
     n = streams.BUDGET * 3
     log = []
 
@@ -358,6 +360,34 @@ def test_a_fast_peer_cannot_starve_the_others():
     longest = max(len(r) for r in runs)
     assert longest == streams.BUDGET - 1 or longest == streams.BUDGET
     assert log.count("r") == n
+
+
+def test_a_peer_whose_operations_take_long_yields_after_a_slice_of_its_work():
+    """Every read completes at once, and the thread works SLICE seconds after each: it yields
+    at its third read in a row (the clock starts at the second), not at the BUDGET-th."""
+    n = 12
+    log = []
+
+    async def main():
+        s, peer = _pair()
+        peer.sendall(b"z" * n)
+
+        async def reader():
+            for _ in range(n):
+                await s.read(1)
+                log.append("r")
+                time.sleep(stream_contract.SLICE)  # atomic work: no switch
+
+        async def spinner():
+            while log.count("r") < n:
+                log.append("s")
+                await con.idle()
+        await together(reader, spinner)
+        s.close()
+        peer.close()
+    run(main)
+    runs = [len(r) for r in "".join(log).split("s") if r]
+    assert max(runs) == 2 and sum(runs) == n
 
 
 def test_each_socket_is_registered_once(monkeypatch, backend):
