@@ -12,8 +12,9 @@
   ``accept@()`` sleeps (10 ms, doubling up to 100 ms) and tries again until it gets through.
   A connection the client gave up on before we took it (ECONNABORTED, EPROTO, ...) is
   skipped.
-* Name resolution (``getaddrinfo``) runs in a worker OS thread (``to_thread``) unless the
-  host is numeric, so it never blocks the scheduler.  ``tcpconnect@`` tries the resolved
+* Name resolution (``getaddrinfo``) runs in a worker OS thread unless the host is numeric, so
+  it never blocks the scheduler; in a pool of its own (``to_resolver``), so that calls to
+  ``to_thread@`` that never return cannot starve it.  ``tcpconnect@`` tries the resolved
   addresses in order and raises the last error, naming every address it tried.
 * ``SO_REUSEPORT``: when ``python -m conhook --workers N`` runs N copies of a program it sets
   ``CONHOOK_REUSEPORT=1``, and listeners then share each address among the copies (the kernel
@@ -30,7 +31,7 @@ from .._runtime.fd_waits import AnyReadable, wait_readable, wait_writable
 from .._runtime.kernel import current_thread, state
 from .._runtime.timeouts import sleep
 from .._runtime.traps import IDLE, interrupted
-from .._runtime.worker_threads import to_thread
+from .._runtime.worker_threads import to_resolver
 from .stream_contract import BUDGET, LOOK, SECOND, spent
 from .streams import Stream
 
@@ -340,7 +341,7 @@ async def _resolve(host, port):
     try:
         infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
     except socket.gaierror:
-        infos = await to_thread(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
+        infos = await to_resolver(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
     return [(family, sockaddr) for family, _, _, _, sockaddr in infos]
 
 
