@@ -20,8 +20,8 @@ only waits for it is not declared deadlocked.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from contextvars import copy_context
-from queue import Empty, SimpleQueue
 
 from .kernel import strip_internal_frames
 from .traps import Trap
@@ -83,48 +83,54 @@ class _Job(Trap):
 
 
 class _Pool:
-    """At most `size` worker OS threads, started on demand, taking jobs from one queue."""
+    """At most `size` worker OS threads, started on demand, taking jobs from one queue.
+
+    The counts live under one lock: a job is handed to an idle worker only while there are at
+    least as many idle workers as queued jobs, else a worker is started (up to `size`), else it
+    waits its turn.  (Counting idle workers with a semaphore that a worker releases after each
+    job counts one too many for every job that had to queue: once such workers leave on their
+    idle timeout, a call waits for a worker that no longer exists.)
+    """
 
     def __init__(self, size, label):
         self.size = size
         self.label = label  # what the cactus stack shows for a call waiting here
         self.running = 0  # jobs in a worker now
-        self._jobs = SimpleQueue()
-        self._idle = threading.Semaphore(0)  # one token per worker waiting for a job
-        self._lock = threading.Lock()
-        self._workers = 0
+        self._jobs = deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._workers = 0  # alive
+        self._idle = 0  # waiting for a job
 
     def submit(self, job):
-        self._jobs.put(job)
-        if self._idle.acquire(blocking=False):
-            return  # an idle worker will take it
-        with self._lock:
+        with self._cond:
+            self._jobs.append(job)
+            if self._idle >= len(self._jobs):
+                self._cond.notify()
+                return  # an idle worker will take it
             if self._workers >= self.size:
                 return  # it waits in the queue for the next free worker
             self._workers += 1
         threading.Thread(target=self._work, name=f"conhook {self.label} worker", daemon=True).start()
 
     def _work(self):
-        jobs = self._jobs
-        lock = self._lock
+        cond, jobs = self._cond, self._jobs
         while True:
-            try:
-                job = jobs.get(timeout=IDLE_SECONDS)
-            except Empty:
-                if self._idle.acquire(blocking=False):
-                    with lock:
+            with cond:
+                self._idle += 1
+                while not jobs:
+                    if not cond.wait(IDLE_SECONDS) and not jobs:
+                        self._idle -= 1
                         self._workers -= 1
-                    return
-                continue  # a submitter counted on this worker: its job is on the way
-            with lock:
+                        return
+                self._idle -= 1
+                job = jobs.popleft()
                 self.running += 1
             try:
                 job.run()
             finally:
-                with lock:
+                with cond:
                     self.running -= 1
             job = None
-            self._idle.release()
 
 
 _pool = _Pool(MAX_WORKERS, "to_thread")

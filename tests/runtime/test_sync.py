@@ -337,3 +337,33 @@ def test_a_worker_that_outlives_bootstrap_finishes_harmlessly():
     finally:
         threading.excepthook = previous
     assert errors == []
+
+
+def test_to_thread_runs_after_a_full_pool_has_drained_and_its_workers_left(monkeypatch):
+    # More calls than workers: the last one queues.  Once all have finished and every worker
+    # has left on its idle timeout, a new call must start a worker, not wait for a gone one.
+    from conhook._runtime import worker_threads
+    monkeypatch.setattr(worker_threads, "IDLE_SECONDS", 0.05)
+    release = threading.Event()
+    full = worker_threads.MAX_WORKERS
+
+    def workers():
+        return [t for t in threading.enumerate() if t.name == "conhook to_thread worker"]
+
+    @prejoining
+    async def fill(scope):
+        for _ in range(full + 1):
+            scope.start(con.to_thread, release.wait)
+        await con.sleep(0.05)
+        release.set()
+
+    async def later():
+        deadline = time.monotonic() + 30
+        while workers() and time.monotonic() < deadline:
+            await con.sleep(0.02)
+        assert not workers()
+        with con.timeout(5):
+            return await con.to_thread(lambda: "ran")
+
+    run(fill)
+    assert run(later) == "ran"
