@@ -31,7 +31,7 @@ from time import monotonic
 
 from ._runtime import prejoin
 from ._runtime.errors import Deadlock
-from ._network.stream_contract import BUDGET, READ_SIZE, ByteStream
+from ._network.stream_contract import BUDGET, LOOK, READ_SIZE, SECOND, ByteStream, spent
 from ._runtime.kernel import _MAX_TIMEOUT, current_kernel, current_thread, state
 from ._runtime.traps import IDLE, Trap, interrupted
 
@@ -268,13 +268,14 @@ class MemoryStream(ByteStream):
     Every ``read@``/``write@`` is an interruption point; a write interrupted after part of its
     data went in closes the stream (the peer could not tell where it stopped), as on sockets.
     """
-    __slots__ = ("_in", "_out", "_closed", "_budget", "name", "peer", "__weakref__")
+    __slots__ = ("_in", "_out", "_closed", "_budget", "_since", "name", "peer", "__weakref__")
 
     def __init__(self, incoming, outgoing, name):
         self._in = incoming
         self._out = outgoing
         self._closed = False
         self._budget = BUDGET
+        self._since = 0.0  # (stream_contract.spent)
         self.name = name
         self.peer = None
 
@@ -351,8 +352,7 @@ class MemoryStream(ByteStream):
         if thread.interrupt is not None:
             raise interrupted(thread)
         self._budget -= 1
-        if not self._budget:
-            self._budget = BUDGET
+        if self._budget <= SECOND and LOOK[self._budget] and spent(self):
             await IDLE
 
     def shutdown_write(self):

@@ -15,8 +15,9 @@
 * A Unix listener removes the socket file it made when it is closed: the file it bound
   (its path made absolute), and only in the process that made it (a forked child's copy,
   closed or collected when the child exits, leaves the parent's file alone).
-* Name resolution (``getaddrinfo``) runs in a worker OS thread (``to_thread``) unless the
-  host is numeric, so it never blocks the scheduler.  ``tcpconnect@`` tries the resolved
+* Name resolution (``getaddrinfo``) runs in a worker OS thread unless the host is numeric, so
+  it never blocks the scheduler; in a pool of its own (``to_resolver``), so that calls to
+  ``to_thread@`` that never return cannot starve it.  ``tcpconnect@`` tries the resolved
   addresses in order and raises the last error, naming every address it tried.
 * ``SO_REUSEPORT``: when ``python -m conhook --workers N`` runs N copies of a program it sets
   ``CONHOOK_REUSEPORT=1``, and listeners then share each address among the copies (the kernel
@@ -34,8 +35,8 @@ from .._runtime.fd_waits import AnyReadable, wait_readable, wait_writable
 from .._runtime.kernel import current_thread, state
 from .._runtime.timeouts import sleep
 from .._runtime.traps import IDLE, interrupted
-from .._runtime.worker_threads import to_thread
-from .stream_contract import BUDGET
+from .._runtime.worker_threads import to_resolver
+from .stream_contract import BUDGET, LOOK, SECOND, spent
 from .streams import Stream
 
 REUSEPORT_ENV = "CONHOOK_REUSEPORT"
@@ -120,6 +121,14 @@ def _unix_address_of(raw):
     return raw.decode(errors="surrogateescape") if isinstance(raw, bytes) else raw
 
 
+def _opened(fd):
+    """`fd` was just handed out by the OS: the kernel forgets what it knew of an fd that had the
+    number before and was closed behind its back (``Kernel.fd_opened``)."""
+    kernel = state.kernel
+    if kernel is not None:
+        kernel.fd_opened(fd)
+
+
 def _check_address(addr, what):
     if type(addr) is not Address:
         raise TypeError(f"{what} needs addresses made by ipv4addr() or ipv6addr(), not {addr!r}")
@@ -135,16 +144,19 @@ class Listener:
     ``OSError(EBADF)``); ``with listener:`` closes it at the end of the block.  ``addresses``
     are the addresses actually bound (with the port the system chose for port 0).
     """
-    __slots__ = ("_socks", "_accepts", "_fds", "_next", "_wait", "_budget", "_tcp",
+    __slots__ = ("_socks", "_accepts", "_fds", "_next", "_wait", "_budget", "_since", "_tcp",
                  "_address_of", "_unlink", "_tls", "__weakref__")
 
     def __init__(self, socks, tcp, address_of, unlink=None, tls=None):
         self._socks = socks
         self._accepts = [s._accept for s in socks]  # (fd, address): no socket object until it is ours
         self._fds = [s.fileno() for s in socks]
+        for fd in self._fds:
+            _opened(fd)
         self._next = 0
         self._wait = wait_readable(self._fds[0]) if len(socks) == 1 else AnyReadable(self._fds)
         self._budget = BUDGET
+        self._since = 0.0  # (stream_contract.spent)
         self._tcp = tcp
         self._address_of = address_of
         self._unlink = unlink  # (absolute path, (st_dev, st_ino), pid) of a Unix socket file we made
@@ -165,8 +177,7 @@ class Listener:
         if thread.interrupt is not None:
             raise interrupted(thread)
         self._budget -= 1
-        if not self._budget:
-            self._budget = BUDGET
+        if self._budget <= SECOND and LOOK[self._budget] and spent(self):
             await IDLE
         backoff = _BACKOFF_FIRST
         while True:
@@ -196,6 +207,7 @@ class Listener:
                 self._budget = BUDGET
 
     def _stream(self, fd, i, peer):
+        _opened(fd)
         listening = self._socks[i]
         sock = socket.socket(listening.family, listening.type, listening.proto, fileno=fd)
         try:
@@ -369,7 +381,7 @@ async def _resolve(host, port):
         infos = None  # (resolved below, outside this handler: no "during handling" chain)
     if infos is None:
         try:
-            infos = await to_thread(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
+            infos = await to_resolver(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
         except socket.gaierror as exc:
             raise socket.gaierror(exc.errno, f"cannot resolve {host!r} (port {port}): {exc.strerror}") from None
     return [(family, sockaddr) for family, _, _, _, sockaddr in infos]
@@ -404,6 +416,7 @@ async def tcpconnect(host, port=None, *, tls=None, server_hostname=None, https_c
     errors = []
     for family, sockaddr in targets:
         sock = socket.socket(family, socket.SOCK_STREAM)
+        _opened(sock.fileno())
         try:
             await _connect(sock, sockaddr)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -425,6 +438,7 @@ async def tcpconnect(host, port=None, *, tls=None, server_hostname=None, https_c
 async def unixconnect(path):
     """``unixconnect@(path)``: a stream connected to the Unix-domain socket at `path`."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    _opened(sock.fileno())
     try:
         await _connect(sock, path)
     except OSError as exc:

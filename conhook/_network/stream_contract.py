@@ -20,16 +20,52 @@ one runs on every other:
 * Every ``read@`` and ``write@`` is an interruption point, even one that completes at once.  A
   write interrupted after part of its data went out closes the stream: the peer could never
   tell where it stopped.
-* Fairness (docs/spec.md §1.5): a stream counts the operations it completed at once in a row;
-  after ``BUDGET`` of them it yields (``idle``), so that one fast peer cannot starve the other
-  threads or keep the scheduler from polling.  Any wait starts the count again.
+* Fairness (docs/spec.md §1.5): a stream counts the operations it completed at once in a row,
+  and yields (``idle``) at the ``BUDGET``-th, or earlier once ``SLICE`` seconds have passed
+  since the second, so that one fast peer cannot starve the other threads or keep the
+  scheduler from polling.  Any wait starts the count again.  The clock is read at the 2nd
+  operation in a row and then at the 3rd, 4th, 6th, 10th, 18th, 34th and 66th (``LOOKS``): a
+  thread whose operations all complete at once yields after at most about ``2 * SLICE`` (4 ms)
+  of its own work when its operations take alike, at the 3rd operation when each takes longer,
+  and never reads the clock in a run of one operation (a request answered by one write).
 """
 from __future__ import annotations
 
 import abc
+from time import monotonic
 
 BUDGET = 128  # operations completed at once in a row before a stream yields (as Tokio does)
+SLICE = 0.002  # seconds after the second operation in a row, at the next look, it yields
 READ_SIZE = 65536  # read@()'s default max_bytes
+
+# Where in a run of operations completed at once the clock is read: the 2nd starts the clock,
+# the others compare; the gaps double, so that a run of quick operations reads it 8 times in
+# 128 and a run of slow ones yields at most twice SLICE late.  LOOK is indexed by the budget
+# left after counting the operation (BUDGET - n for the n-th), true where to look; operations
+# call ``spent`` only where it is true, and test ``budget <= SECOND`` first (the 1st operation
+# of a run, the common case, costs one comparison as before).
+LOOKS = (2, 3, 4, 6, 10, 18, 34, 66, BUDGET)
+SECOND = BUDGET - 2
+LOOK = tuple(BUDGET - n in LOOKS for n in range(BUDGET))
+
+
+def spent(stream):
+    """Whether `stream`'s thread must yield now (at a look: ``LOOK[stream._budget]``).
+
+    True at the BUDGET-th operation in a row, or when ``SLICE`` has passed since the second
+    (whose time it records in ``stream._since``).  The operation that yields completes at once
+    after it, as the first of the next run.
+    """
+    budget = stream._budget
+    if budget:
+        now = monotonic()
+        if budget == SECOND:
+            stream._since = now
+            return False
+        if now - stream._since < SLICE:
+            return False
+    stream._budget = BUDGET - 1
+    return True
 
 
 class ByteStream(abc.ABC):

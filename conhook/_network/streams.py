@@ -14,7 +14,9 @@ docs/benchmarks.md, "What the machine costs"):
   is interrupted.  Outside a scheduler, the first operation that has to wait raises the
   explanatory RuntimeError (one that completes at once needs no scheduler).
 * ``close()`` unregisters the fd first and wakes any thread waiting on it with
-  ``OSError(EBADF)`` saying the stream was closed.
+  ``OSError(EBADF)`` saying the stream was closed; from another OS thread it leaves that to
+  the scheduler's thread (``notify_closing_threadsafe``).  A socket closed behind the stream's
+  back leaves a record that the next fd with its number replaces (``fd_opened``).
 * SIGPIPE never kills the process: Python ignores it at start-up, and on top of that sends use
   ``MSG_NOSIGNAL`` (Linux) or the socket has ``SO_NOSIGPIPE`` (macOS, BSD), so that a program
   that restored the default handler gets ``BrokenPipeError`` too.
@@ -29,7 +31,7 @@ from .._runtime.fd_waits import ReadWait, WriteWait
 from .._runtime.kernel import current_thread, current_kernel, state
 from .._runtime.threads import interrupted_threads
 from .._runtime.traps import IDLE, interrupted, reusable
-from .stream_contract import BUDGET, READ_SIZE, ByteStream
+from .stream_contract import BUDGET, LOOK, READ_SIZE, SECOND, ByteStream, spent
 
 _SEND_FLAGS = getattr(socket, "MSG_NOSIGNAL", 0)
 _SO_NOSIGPIPE = getattr(socket, "SO_NOSIGPIPE", None)
@@ -61,7 +63,7 @@ class Stream(ByteStream):
     The stream contract (``read@``, ``write@``, ``shutdown_write()``, ``close()``, ``closed``,
     ``with``), plus ``fileno()``, ``local_address``, ``peer_address`` and ``socket``.
     """
-    __slots__ = ("_sock", "_fd", "_io", "_rwait", "_wwait", "_drained", "_budget",
+    __slots__ = ("_sock", "_fd", "_io", "_rwait", "_wwait", "_drained", "_budget", "_since",
                  "_address_of", "_peer")
 
     def __init__(self, sock, address_of=None, peer=None):
@@ -76,6 +78,7 @@ class Stream(ByteStream):
         self._wwait = reusable(WriteWait(fd))
         self._drained = False
         self._budget = BUDGET
+        self._since = 0.0  # when the 2nd operation of the current run began (stream_contract.spent)
         self._address_of = address_of  # turns a socket address into an address value
         self._peer = peer  # the peer's socket address, kept: the OS forgets it once disconnected
 
@@ -91,8 +94,7 @@ class Stream(ByteStream):
             if interrupted_threads:
                 _interruption_point()
             self._budget -= 1
-            if self._budget == 0:
-                self._budget = BUDGET
+            if self._budget <= SECOND and LOOK[self._budget] and spent(self):
                 await IDLE
         while True:
             try:
@@ -120,8 +122,7 @@ class Stream(ByteStream):
         if interrupted_threads:
             _interruption_point()
         self._budget -= 1
-        if self._budget == 0:
-            self._budget = BUDGET
+        if self._budget <= SECOND and LOOK[self._budget] and spent(self):
             await IDLE
         try:
             sent = self._io.send(data, _SEND_FLAGS)
@@ -181,9 +182,16 @@ class Stream(ByteStream):
         self._sock = None
         self._io = _CLOSED
         self._drained = False
-        kernel = state.kernel
-        if kernel is not None:
-            kernel.notify_closing(self._fd, self._closed_while_waiting)
+        if sock.fileno() >= 0:  # (-1: closed behind its back; the number may be another fd's)
+            kernel = state.kernel
+            # The kernel that has waited on the fd, if any, is this OS thread's, unless close()
+            # runs in another OS thread (a to_thread@ worker): its record is then left to it.
+            owner = self._rwait[0].kernel or self._wwait[0].kernel
+            if owner is None or owner is kernel:
+                if kernel is not None:
+                    kernel.notify_closing(self._fd, self._closed_while_waiting)
+            else:
+                owner.notify_closing_threadsafe(self._fd, self._closed_while_waiting)
         sock.close()
 
     def _closed_while_waiting(self):

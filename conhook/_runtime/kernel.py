@@ -10,6 +10,8 @@ Design rules:
   blocking) once a turn, and only when some fd is registered or a wake-up was posted; never
   on a timer.  Nothing counts the waits for fds: a wait or a wake-up is a few stores into
   the fd's record, and only a kernel about to block looks for a waiter (``awaits_io``).
+* Each step of a thread runs in the thread's own ``contextvars.Context`` (``Context.run``,
+  about 10 ns a switch; docs/spec.md §1.2).
 * Wake-ups from signal handlers and other OS threads go through ``post``: a thread-safe deque
   plus an eventfd (or socket pair) registered with the backend.
 * Nothing here imports upward.  What lives above the kernel reaches it through hooks, all
@@ -26,7 +28,9 @@ from __future__ import annotations
 import errno
 import heapq
 import threading
+import types
 from collections import deque
+from contextvars import copy_context
 from os import getpid
 from time import monotonic
 
@@ -37,6 +41,13 @@ from .threads import Thread, interrupt, interrupted_threads, thread_name
 from .wakeup import Wakeup
 
 _MAX_TIMEOUT = 86400.0  # longest single poll; longer sleeps simply poll again
+
+# Each step of a thread runs in its context: ``thread.context.run(_send, thread.coro, None)``.
+# The unbound methods cost what calling the coroutine's own method costs (a bound one made per
+# step would allocate, and costs 30 ns more); a thread's coroutine is always a native one.
+_send = types.CoroutineType.send
+_throw = types.CoroutineType.throw
+_close = types.CoroutineType.close
 
 
 class _State(threading.local):
@@ -76,7 +87,8 @@ class _IORecord:
     """What the kernel knows about one fd: who waits for it and what the backend watches.
 
     ``reader`` and ``writer`` are threads (or None); ``any_reader`` is a waiter on several fds
-    at once (see ``wait_any_readable``).
+    at once (see ``wait_any_readable``).  ``mask`` is READ | WRITE, or FORGOTTEN once the kernel
+    has let go of the record (the fd was closed): a trap that still holds it then refuses to wait.
     """
     __slots__ = ("reader", "writer", "any_reader", "mask")
 
@@ -106,6 +118,10 @@ class FdWait(Trap):
         """Park the slow way, through the kernel, and remember its record of the fd."""
         if thread.interrupt is not None:
             return interrupted(thread)
+        if self.kernel is kernel and self.rec.mask == FORGOTTEN:
+            # Its fd was closed (maybe behind its owner's back): the number may be another
+            # fd's by now, whose record this wait must not take.
+            return OSError(errno.EBADF, f"fd {self.fd} was closed")
         exc = kernel.wait_io(thread, self.fd, self.direction, self)
         if exc is None:
             self.kernel, self.rec = kernel, kernel.io[self.fd]
@@ -115,10 +131,12 @@ class FdWait(Trap):
         kernel.abort_io(thread, self.fd, self.direction)
 
 
-# Whether a record's mask (READ | WRITE, 0 to 3) watches for each: indexing a tuple is
-# quicker than ``&`` on 3.11, which does not specialise it.
-_WATCHED_FOR_READ = tuple(bool(mask & READ) for mask in range(4))
-_WATCHED_FOR_WRITE = tuple(bool(mask & WRITE) for mask in range(4))
+FORGOTTEN = 4  # the mask of a record the kernel has let go of
+
+# Whether a record's mask (READ | WRITE, 0 to 3, or FORGOTTEN) watches for each: indexing a
+# tuple is quicker than ``&`` on 3.11, which does not specialise it.
+_WATCHED_FOR_READ = tuple(bool(mask & READ) for mask in range(4)) + (False,)
+_WATCHED_FOR_WRITE = tuple(bool(mask & WRITE) for mask in range(4)) + (False,)
 
 
 class ReadWait(FdWait):
@@ -376,6 +394,7 @@ class Kernel:
             return
         if rec.mask:
             self.backend.unregister(fd)
+        rec.mask = FORGOTTEN
         any_reader = rec.any_reader
         threads = [rec.reader, rec.writer, any_reader() if any_reader is not None else None]
         for thread in threads:
@@ -383,6 +402,28 @@ class Kernel:
                 thread.pending = (exc_factory() if exc_factory else
                                   OSError(errno.EBADF, f"fd {fd} was closed while a thread waited on it"))
                 self.wake(thread)
+
+    def fd_opened(self, fd):
+        """The OS has just handed out `fd` (a new socket, an accepted connection).
+
+        A record under that number belongs to an fd that was closed behind the kernel's back
+        (its socket closed directly, or in another OS thread), which the backend may have
+        forgotten (epoll, kqueue): it is let go of as ``notify_closing`` would, its waiters
+        woken with EBADF, so that the new fd registers and wakes like any other.
+        """
+        if fd in self.io:
+            self.notify_closing(fd)
+
+    def notify_closing_threadsafe(self, fd, exc_factory=None):
+        """``notify_closing`` for an fd closed in another OS thread: done in the kernel's own
+        thread soon, unless the kernel has let go of that record meanwhile (then the number
+        may be a new fd's already, registered through ``fd_opened``)."""
+        rec = self.io.get(fd)
+        if rec is not None:
+            def forget():
+                if self.io.get(fd) is rec:
+                    self.notify_closing(fd, exc_factory)
+            self.post(forget)
 
     def _poll(self, timeout):
         """Phase 1: wake the threads whose fds are ready, then run what was posted."""
@@ -458,7 +499,7 @@ class Kernel:
     def run(self, root_coro):
         """Run `root_coro` as the root thread until it finishes; return (value, exception)."""
         refuse_nested_run()
-        self.root = root = Thread(root_coro, None)
+        self.root = root = Thread(root_coro, copy_context(), None)  # nothing it sets leaks out
         self.ready.append(root)
         state.kernel = self
         try:
@@ -488,7 +529,7 @@ class Kernel:
             interrupted_threads.discard(thread)
             if thread.coro is not None:
                 try:
-                    thread.coro.close()
+                    thread.context.run(_close, thread.coro)
                 except BaseException:  # noqa: BLE001  (abandoned threads: their errors are dropped)
                     pass
         self.ready.clear()
@@ -502,13 +543,14 @@ class Kernel:
             interrupted_threads.discard(thread)
             if thread.coro is not None:
                 try:
-                    thread.coro.close()
+                    thread.context.run(_close, thread.coro)
                 except BaseException:  # noqa: BLE001  (orphans: their errors are dropped)
                     pass
 
     def _loop(self):
         timers = self.timers
         on_turn = self.on_turn
+        send = _send
         spare = deque()  # the next turn's ready queue, while this turn's threads run
         while not self.done:
             ready = self.ready
@@ -539,7 +581,7 @@ class Kernel:
                     self._throw(thread, exc)
                     continue
                 try:
-                    trap = thread.coro.send(None)
+                    trap = thread.context.run(send, thread.coro, None)
                 except StopIteration as stop:
                     scope = thread.scope
                     if scope is None:
@@ -577,7 +619,7 @@ class Kernel:
             # then): if it comes out of this one, only what came before that is to be stripped.
             stripped = exc.__traceback__
             try:
-                trap = thread.coro.throw(exc)
+                trap = thread.context.run(_throw, thread.coro, exc)
             except BaseException as failure:  # noqa: BLE001  (a thread's failure is its outcome)
                 self._finish(thread, failure, stripped if failure is exc else None)
                 exc = stripped = None  # no cycle through this frame: see the end of _loop
@@ -604,7 +646,7 @@ class Kernel:
         else:
             self.outcome = (value, exc)
             self.done = True
-        thread.coro = thread.scope = None
+        thread.coro = thread.context = thread.scope = None
         if thread.interrupt is not None:
             interrupted_threads.discard(thread)
 

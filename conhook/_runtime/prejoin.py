@@ -45,6 +45,7 @@ from __future__ import annotations
 import sys
 import types
 from collections.abc import Awaitable
+from contextvars import copy_context
 
 from .._reserved_names import CO_COROUTINE, CO_ITERABLE_COROUTINE, RUNTIME_NAME
 from .errors import Interrupted
@@ -139,6 +140,7 @@ class Scope(Trap):
                 coro.__qualname__ = coro.__name__ = name
         thread = _new_thread(Thread)
         thread.coro = coro
+        thread.context = copy_context()  # the creator's, as it is now (it runs this call)
         thread.scope = self
         thread.scopes = thread.interrupt = thread.parked_on = thread.pending = thread.value = None
         self.children.append(thread)
@@ -199,7 +201,7 @@ class Scope(Trap):
         """A thread of this scope has returned (the common case of ``child_finished``)."""
         if thread.interrupt is not None:  # it caught its Interrupted and returned
             interrupted_threads.discard(thread)
-        thread.coro = None
+        thread.coro = thread.context = None
         self.live -= 1
         if not self.live:
             self.children.clear()
@@ -219,7 +221,7 @@ class Scope(Trap):
                     self._child_failed(kernel, later, note)
             else:
                 self._child_failed(kernel, exc, note_for(exc, f"thread {thread_name(thread)}"))
-        thread.coro = None
+        thread.coro = thread.context = None
         self.live -= 1
         if not self.live:
             self.children.clear()

@@ -1,6 +1,9 @@
 """Threads and their interruption (docs/spec.md §1.3, §1.4).
 
-A thread is a coroutine plus the few facts the kernel needs about it.  It belongs to the scope
+A thread is a coroutine plus the few facts the kernel needs about it, and its own
+``contextvars.Context`` (``context``), in which the kernel runs every step of the coroutine: a copy
+of its creator's context when it was started (``bootstrap``: of its caller's), so that what one
+thread sets in a context variable no other thread sees (docs/spec.md §1.2).  It belongs to the scope
 that started it (``scope``; None for the root thread) and is a key of that scope's ``children``
 dict, so that finishing forgets it in O(1) and interrupting walks the children in the order
 they were started, which keeps runs deterministic.
@@ -37,10 +40,11 @@ def clear_interrupt(thread):
 
 
 class Thread:
-    __slots__ = ("coro", "scope", "scopes", "interrupt", "parked_on", "pending", "value")
+    __slots__ = ("coro", "context", "scope", "scopes", "interrupt", "parked_on", "pending", "value")
 
-    def __init__(self, coro, scope):  # Scope.start inlines this: keep the two in step
+    def __init__(self, coro, context, scope):  # Scope.start inlines this: keep the two in step
         self.coro = coro
+        self.context = context
         self.scope = scope
         self.scopes = self.interrupt = self.parked_on = self.pending = self.value = None
 

@@ -396,7 +396,7 @@ def test_a_thread_interrupted_elsewhere_does_not_stop_this_ones_io():
     async def main():
         s, peer = _pair()
         peer.sendall(b"in")
-        elsewhere = Thread(None, None)
+        elsewhere = Thread(None, None, None)
         elsewhere.interrupt = "another scheduler's timeout"
         interrupted_threads.add(elsewhere)
         try:
@@ -491,6 +491,69 @@ def test_notify_closing_one_fd_of_a_listener_wakes_its_acceptor():
         assert kernel.io_waiting == 0
         listener.close()
     run(main)
+
+
+@pytest.mark.parametrize("closing", ["socket.close()", "close() in an OS thread"])
+@pytest.mark.parametrize("waiting", [False, True], ids=["idle", "waited-on"])
+def test_a_stream_closed_behind_the_kernels_back_leaves_nothing_to_its_fd_number(closing, waiting):
+    # The fd is watched (a read waited on it); its socket is closed without the stream's close(),
+    # or with close() run by a worker OS thread; the next socket gets the same number.  It must
+    # register and wake as any other, and a thread still waiting on the old fd gets EBADF.
+    async def main():
+        listener = await con.tcplisten(con.ipv4addr("127.0.0.1", 0))
+        addr = listener.addresses[0].sockaddr
+        old_peer = socket.create_connection(addr)
+        old = await listener.accept()
+        fd = old.fileno()
+        got, errors = [], []
+
+        async def read_old():
+            got.append(await old.read())
+
+        async def send_old():
+            await con.idle()
+            old_peer.sendall(b"old")
+        await together(read_old, send_old)  # the kernel now watches fd for reading
+
+        async def wait_on_old():
+            with pytest.raises(OSError) as info:
+                await old.read()
+            errors.append(info.value.errno)
+
+        async def close_and_reuse():
+            await con.idle()  # (wait_on_old parks first)
+            client = socket.socket()
+            if closing == "socket.close()":
+                old.socket.close()
+            else:
+                await con.to_thread(old.close)
+            client.connect(addr)
+            new = await listener.accept()
+            assert new.fileno() == fd
+
+            async def read_new():
+                got.append(await new.read())
+
+            async def send_new():
+                await con.idle()
+                client.sendall(b"new")
+            await together(read_new, send_new)
+            new.close()
+            client.close()
+
+        with con.timeout(10):  # (a read that is never woken would hang)
+            if waiting:
+                await together(wait_on_old, close_and_reuse)
+            else:
+                await close_and_reuse()
+        old.close()
+        old_peer.close()
+        listener.close()
+        assert current_kernel().io_waiting == 0
+        return got, errors
+    got, errors = run(main)
+    assert got == [b"old", b"new"]
+    assert errors == ([errno.EBADF] if waiting else [])
 
 
 def test_two_threads_reading_one_stream_is_an_error():

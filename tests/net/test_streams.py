@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import socket
+import threading
+import time
 
 import pytest
 
 import conhook.api as con
-from conhook._network import streams
+from conhook._network import stream_contract, streams
+from conhook._runtime import worker_threads
 from conhook._runtime import kernel as kernel_module
 
 from .helpers import listen_both, run, together
@@ -155,12 +159,12 @@ def test_connection_refused_names_the_address():
 
 def test_name_resolution_runs_in_a_worker_thread(monkeypatch):
     calls = []
-    real = con.to_thread
+    real = worker_threads.to_resolver
 
-    async def spy(fn, *args, **kwargs):
+    async def spy(fn, *args):
         calls.append(fn.__name__)
-        return await real(fn, *args, **kwargs)
-    monkeypatch.setattr("conhook._network.sockets.to_thread", spy)
+        return await real(fn, *args)
+    monkeypatch.setattr("conhook._network.sockets.to_resolver", spy)
 
     async def main():
         listener = await con.tcplisten(con.ipv4addr("127.0.0.1", 0))
@@ -171,6 +175,50 @@ def test_name_resolution_runs_in_a_worker_thread(monkeypatch):
         assert calls == ["getaddrinfo"]
         listener.close()
     run(main)
+
+
+def test_a_full_to_thread_pool_neither_starves_name_resolution_nor_hides():
+    """Calls to to_thread@ that never return fill its pool: a call queued behind them says so
+    in the cactus stack, and a connection by name still resolves (in a pool of its own)."""
+    release = threading.Event()
+    full = worker_threads.MAX_WORKERS
+    started = []
+
+    def block():
+        started.append(1)
+        release.wait()
+
+    async def main():
+        listener = await con.tcplisten(con.ipv4addr("127.0.0.1", 0))
+        port = listener.addresses[0].port
+        drawn = []
+
+        async def stuck():
+            await con.to_thread(block)
+
+        async def queued():
+            await con.to_thread(lambda: None)
+
+        async def connect():
+            try:
+                while len(started) < full:
+                    await con.sleep(0.01)
+                await con.idle()  # (the queued call is parked by now)
+                drawn.append(con.tree())
+                with con.timeout(10):  # (starved, it would wait for ever)
+                    c = await con.tcpconnect("localhost", port)
+                (await listener.accept()).close()
+                c.close()
+            finally:
+                release.set()
+        await together(*[stuck] * full, queued, connect)
+        listener.close()
+        return drawn[0]
+    threads = [line.split("| ")[1] for line in run(main).splitlines() if "| " in line]
+    # (the chain may name to_thread once or twice: the wait's label after the call's name)
+    assert [re.fullmatch(r"queued - (to_thread - )?to_thread \(queued: all (\d+) workers busy\)", t)[2]
+            for t in threads if t.startswith("queued")] == [str(full)]
+    assert sum(re.fullmatch("stuck - (to_thread - )?to_thread", t) is not None for t in threads) == full
 
 
 # -- reading and writing -------------------------------------------------------------------------
@@ -383,9 +431,10 @@ def test_an_operation_that_can_complete_does_not_switch():
     assert log == [b"re", b"ady", "reader done", "other ran"]
 
 
-def test_a_fast_peer_cannot_starve_the_others():
+def test_a_fast_peer_cannot_starve_the_others(monkeypatch):
     """With data always there, a reader never needs to wait; after BUDGET operations in a
     row it yields anyway, so the other threads run."""
+    monkeypatch.setattr(stream_contract, "SLICE", 3600.0)  # the count alone, on a busy host too
     n = streams.BUDGET * 3
     log = []
 
@@ -410,6 +459,34 @@ def test_a_fast_peer_cannot_starve_the_others():
     longest = max(len(r) for r in runs)
     assert longest == streams.BUDGET - 1 or longest == streams.BUDGET
     assert log.count("r") == n
+
+
+def test_a_peer_whose_operations_take_long_yields_after_a_slice_of_its_work():
+    """Every read completes at once, and the thread works SLICE seconds after each: it yields
+    at its third read in a row (the clock starts at the second), not at the BUDGET-th."""
+    n = 12
+    log = []
+
+    async def main():
+        s, peer = _pair()
+        peer.sendall(b"z" * n)
+
+        async def reader():
+            for _ in range(n):
+                await s.read(1)
+                log.append("r")
+                time.sleep(stream_contract.SLICE)  # atomic work: no switch
+
+        async def spinner():
+            while log.count("r") < n:
+                log.append("s")
+                await con.idle()
+        await together(reader, spinner)
+        s.close()
+        peer.close()
+    run(main)
+    runs = [len(r) for r in "".join(log).split("s") if r]
+    assert max(runs) == 2 and sum(runs) == n
 
 
 def test_each_socket_is_registered_once(monkeypatch, backend):

@@ -319,17 +319,29 @@ def test_a_worker_that_outlives_bootstrap_finishes_harmlessly():
     previous = threading.excepthook
     threading.excepthook = lambda args: errors.append(args)
 
+    started = threading.Event()
+
     def slow():
+        started.set()
         release.wait(120)  # generous: a loaded machine must not make this fail
         finished.set()
 
-    async def main():
-        with pytest.raises(TimeoutError):
-            with con.timeout(0.001):
-                await con.to_thread(slow)
+    class Stop(Exception):
+        pass
+
+    async def stop_once_started():  # (a call interrupted before it started would be skipped)
+        while not started.is_set():
+            await con.sleep(0.001)
+        raise Stop
+
+    @prejoining
+    async def main(scope):
+        scope.start(stop_once_started)
+        await con.to_thread(slow)
 
     try:
-        run(main)  # returns although the worker still runs
+        with pytest.raises(Stop):
+            run(main)  # returns although the worker still runs
         assert not finished.is_set()
         release.set()
         assert finished.wait(120)
@@ -337,3 +349,33 @@ def test_a_worker_that_outlives_bootstrap_finishes_harmlessly():
     finally:
         threading.excepthook = previous
     assert errors == []
+
+
+def test_to_thread_runs_after_a_full_pool_has_drained_and_its_workers_left(monkeypatch):
+    # More calls than workers: the last one queues.  Once all have finished and every worker
+    # has left on its idle timeout, a new call must start a worker, not wait for a gone one.
+    from conhook._runtime import worker_threads
+    monkeypatch.setattr(worker_threads, "IDLE_SECONDS", 0.05)
+    release = threading.Event()
+    full = worker_threads.MAX_WORKERS
+
+    def workers():
+        return [t for t in threading.enumerate() if t.name == "conhook to_thread worker"]
+
+    @prejoining
+    async def fill(scope):
+        for _ in range(full + 1):
+            scope.start(con.to_thread, release.wait)
+        await con.sleep(0.05)
+        release.set()
+
+    async def later():
+        deadline = time.monotonic() + 30
+        while workers() and time.monotonic() < deadline:
+            await con.sleep(0.02)
+        assert not workers()
+        with con.timeout(5):
+            return await con.to_thread(lambda: "ran")
+
+    run(fill)
+    assert run(later) == "ran"

@@ -4,8 +4,11 @@ from __future__ import annotations
 import errno
 import inspect
 import io
+import time
 
 import pytest
+
+from conhook._network import stream_contract
 
 from .helpers import bootstrap, con, prejoining, testing
 
@@ -231,6 +234,29 @@ def test_a_fast_stream_yields_so_others_run():
         done.append(True)
     bootstrap(main)
     assert len(spins) >= 1000 // testing.BUDGET
+
+
+def test_a_stream_whose_operations_take_long_yields_after_a_slice_of_its_work():
+    # Every write completes at once and the thread works SLICE seconds after each: it yields at
+    # its third write in a row (the clock starts at the second), not at the BUDGET-th.
+    log = []
+
+    @prejoining
+    async def main(scope):
+        a, b = testing.memory_stream_pair(max_buffer=10**7)
+
+        async def spinner():
+            while log.count("w") < 12:
+                log.append("s")
+                await con.idle()
+        scope.start(spinner)
+        for _ in range(12):
+            await a.write(b".")
+            log.append("w")
+            time.sleep(stream_contract.SLICE)  # atomic work: no switch
+    bootstrap(main)
+    runs = [len(r) for r in "".join(log).split("s") if r]
+    assert max(runs) == 2 and sum(runs) == 12
 
 
 def test_facts_and_no_file_descriptor():

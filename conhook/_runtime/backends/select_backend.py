@@ -1,6 +1,13 @@
-"""Readiness through select(2): the last resort (limited to FD_SETSIZE descriptors)."""
+"""Readiness through select(2): the last resort (limited to FD_SETSIZE descriptors).
+
+select() fails as a whole (EBADF) when one of its fds was closed behind the kernel's back: each
+closed one is then reported ready for everything, so that its waiters wake and meet the error in
+their own system call, and is no longer watched.
+"""
 from __future__ import annotations
 
+import errno
+import os
 import select
 import time
 
@@ -35,7 +42,12 @@ class SelectBackend:
             if timeout:
                 time.sleep(timeout)
             return []
-        r, w, x = select.select(readers, writers, readers | writers, timeout)
+        try:
+            r, w, x = select.select(readers, writers, readers | writers, timeout)
+        except OSError as exc:
+            if exc.errno != errno.EBADF:
+                raise
+            return self._closed()
         events = {}
         for fd in r:
             events[fd] = READ
@@ -44,6 +56,17 @@ class SelectBackend:
         for fd in x:
             events[fd] = READ | WRITE
         return list(events.items())
+
+    def _closed(self):
+        """The watched fds that are closed, each ready for everything; no longer watched."""
+        closed = []
+        for fd in self._readers | self._writers:
+            try:
+                os.fstat(fd)
+            except OSError:
+                closed.append(fd)
+                self.unregister(fd)
+        return [(fd, READ | WRITE) for fd in closed]
 
     def close(self):
         pass
