@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import pathlib
+import re
 
 import pytest
 
@@ -21,6 +22,7 @@ pytest.importorskip("ipykernel", reason="ipykernel is not installed (pip install
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 READY = "waiting to be interrupted"
+BUSY = "busy until interrupted"
 
 CELLS = [
     "%load_ext conhook",
@@ -89,6 +91,13 @@ finally:
     # 6: the kernel is still usable, and the interrupted threads ran their finally blocks
     """%%con
 (sorted(unwound), double@(4))""",
+    # 7: interrupted while it runs atomic code (a busy loop)
+    f"""%%con
+import time
+spins = 0
+print({BUSY!r}, flush=True)
+while True:
+    spins += 1""",
 ]
 
 
@@ -98,7 +107,13 @@ class InterruptingClient(nbclient.NotebookClient):
     def output(self, outs, msg, display_id, cell_index):
         if msg["msg_type"] == "stream" and READY in msg["content"].get("text", ""):
             asyncio.ensure_future(self._interrupt())
+        if msg["msg_type"] == "stream" and BUSY in msg["content"].get("text", ""):
+            asyncio.ensure_future(self._interrupt_busy())
         return super().output(outs, msg, display_id, cell_index)
+
+    async def _interrupt_busy(self):
+        await asyncio.sleep(0.3)  # well into the loop
+        await nbclient.util.ensure_async(self.km.interrupt_kernel())
 
     async def _interrupt(self):
         pid = self.km.provisioner.process.pid
@@ -116,6 +131,7 @@ def test_notebook_with_con_cells(tmp_path, monkeypatch):
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_code_cell(source) for source in CELLS]
     notebook.cells[5].metadata["tags"] = ["raises-exception"]
+    notebook.cells[7].metadata["tags"] = ["raises-exception"]
     client = InterruptingClient(notebook, timeout=60, kernel_name="python3",
                                 resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
@@ -129,9 +145,15 @@ def test_notebook_with_con_cells(tmp_path, monkeypatch):
     assert error.ename == "KeyboardInterrupt"
     # No frame of the scheduler's: IPython shows the cell, then (as it always shows the innermost
     # frame) the line that called bootstrap.
-    assert not any(name in line for line in error.traceback
-                   for name in ("_kernel.py", "_bootstrap.py", "_scope.py", "_traps.py"))
+    assert not any(layer in line for line in error.traceback
+                   for layer in ("_runtime/", "_network/", "_compiler/"))
     assert _value(cells[6]) == "(['cell', 'sleeper'], 8)"
+    # A busy loop interrupted: the cell's frame is at the loop's line (5 or 6), not its first.
+    [error] = [out for out in cells[7].outputs if out.output_type == "error"]
+    assert error.ename == "KeyboardInterrupt"
+    shown = re.sub("\x1b\\[[0-9;]*m", "", "\n".join(error.traceback))
+    assert re.search(r"----> 5 while True:|----> 6     spins \+= 1", shown), shown
+    assert not any(layer in shown for layer in ("_runtime/", "_network/", "_compiler/"))
 
 
 TCP_CELL = """%%con
