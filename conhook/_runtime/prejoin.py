@@ -201,14 +201,7 @@ class Scope(Trap):
         """A thread of this scope has returned (the common case of ``child_finished``)."""
         if thread.interrupt is not None:  # it caught its Interrupted and returned
             interrupted_threads.discard(thread)
-        thread.coro = thread.context = None
-        self.live -= 1
-        if not self.live:
-            self.children.clear()
-            if self.state != _OPEN:
-                self._all_finished(kernel)
-        elif self.live * 2 < len(self.children) > 64:
-            self.children[:] = [t for t in self.children if t.coro is not None]
+        self._leave(kernel, thread)
 
     def child_finished(self, kernel, thread, exc):
         """A thread of this scope has finished: with an exception `exc`, or None."""
@@ -221,6 +214,10 @@ class Scope(Trap):
                     self._child_failed(kernel, later, note)
             else:
                 self._child_failed(kernel, exc, note_for(exc, f"thread {thread_name(thread)}"))
+        self._leave(kernel, thread)
+
+    def _leave(self, kernel, thread):
+        """`thread` has finished and leaves the scope; the last to leave ends the wait for them."""
         thread.coro = thread.context = None
         self.live -= 1
         if not self.live:
