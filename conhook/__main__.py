@@ -7,6 +7,7 @@
     python -m conhook --dis FILE       the rewritten bytecode
     python -m conhook --workers N ...  N copies of the program, sharing listening addresses
     python -m conhook                  the REPL (top-level x = f@() works)
+    python -m conhook COMMAND ...      a toolchain command on con files (``SUBCOMMANDS``)
 
 ``sys.argv``, ``__main__`` and ``sys.path[0]`` are set as CPython sets them.  The
 program itself is always rewritten, whether or not it imports ``con``.
@@ -34,6 +35,10 @@ import types
 import conhook
 from conhook._compiler.versions import MODULES_HAVE_CACHED  # (as cheap as sys)
 
+# The toolchain's commands, each a module of ``conhook._toolchain`` with ``main(argv) -> int``.
+# A command's name comes before any file name: run a script called ``check`` as ``./check``.
+SUBCOMMANDS = {}
+
 # The compiler and the runtime are imported where they are used: ``--workers`` needs neither,
 # and its supervisor takes SIGTERM over the sooner for it (``_supervisor``).
 
@@ -42,6 +47,7 @@ usage: python -m conhook (script.py | -m module | -c code) [args...]
        python -m conhook --workers N (script.py | -m module | -c code) [args...]
        python -m conhook (--show | --dis) FILE    (the rewritten source, or its bytecode)
        python -m conhook                          (no arguments: the REPL)
+       python -m conhook COMMAND [args...]        (a toolchain command on con files)
 """
 
 
@@ -53,6 +59,9 @@ def main(argv: list[str]) -> int:
         sys.stdout.write(USAGE)
         return 0
     option, rest = argv[0], argv[1:]
+    if option in SUBCOMMANDS:
+        import importlib
+        return importlib.import_module(SUBCOMMANDS[option]).main(rest)
     if option == "--workers" or option.startswith("--workers="):
         return workers(option, rest)
     if option in ("--show", "--dis"):

@@ -7,6 +7,8 @@ than its layer needs.
                                                 backends, wakeup, errors) nothing above it
     conhook._network                            the runtime
     conhook._system                             the runtime and the network
+    conhook._toolchain                          the floor and the compiler (tools read con
+                                                files; they never run them)
     conhook (front ends and public modules)     anything
 """
 from __future__ import annotations
@@ -58,7 +60,7 @@ def _layer(module):
     parts = module.split(".")
     if module in ("conhook._reserved_names", "conhook._version"):
         return "floor"
-    if len(parts) > 1 and parts[1] in ("_compiler", "_runtime", "_network", "_system"):
+    if len(parts) > 1 and parts[1] in ("_compiler", "_runtime", "_network", "_system", "_toolchain"):
         if parts[1] == "_runtime" and len(parts) > 2 and parts[2] in CORE:
             return "core"
         return parts[1][1:]
@@ -73,6 +75,7 @@ ALLOWED = {
     "runtime": {"floor", "core"},
     "network": {"floor", "core", "runtime"},
     "system": {"floor", "core", "runtime", "network"},
+    "toolchain": {"floor", "compiler"},
     "front": {"floor", "core", "runtime", "network", "system", "compiler"},
 }
 
@@ -83,7 +86,7 @@ def test_imports_run_one_way(module):
     wrong = sorted(target for target in GRAPH[module]
                    if _layer(target) != layer and _layer(target) not in ALLOWED[layer]
                    and target not in ("conhook._compiler", "conhook._runtime", "conhook._network",
-                                      "conhook._system"))
+                                      "conhook._system", "conhook._toolchain"))
     assert not wrong, f"{module} ({layer}) imports {wrong}"
 
 
