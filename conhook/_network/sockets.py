@@ -17,8 +17,10 @@
   closed or collected when the child exits, leaves the parent's file alone).
 * Name resolution (``getaddrinfo``) runs in a worker OS thread unless the host is numeric, so
   it never blocks the scheduler; in a pool of its own (``to_resolver``), so that calls to
-  ``to_thread@`` that never return cannot starve it.  ``tcpconnect@`` tries the resolved
-  addresses in order and raises the last error, naming every address it tried.
+  ``to_thread@`` that never return cannot starve it.  ``tcpconnect@`` connects to a single
+  address directly, and races several (Happy Eyeballs, ``happy_eyeballs``).  When every
+  address fails it raises one ``OSError`` with the last one's errno, naming every address tried
+  and its error; with several, their own errors are its cause (an ``ExceptionGroup``).
 * ``SO_REUSEPORT``: when ``python -m conhook --workers N`` runs N copies of a program it sets
   ``CONHOOK_REUSEPORT=1``, and listeners then share each address among the copies (the kernel
   spreads connections).  ``tcplisten@(..., reuse_port=True)`` asks for it explicitly.
@@ -36,6 +38,7 @@ from .._runtime.kernel import current_thread, state
 from .._runtime.timeouts import sleep
 from .._runtime.traps import IDLE, interrupted
 from .._runtime.worker_threads import to_resolver
+from . import happy_eyeballs
 from .stream_contract import BUDGET, LOOK, SECOND, spent
 from .streams import Stream
 
@@ -387,10 +390,26 @@ async def _resolve(host, port):
     return [(family, sockaddr) for family, _, _, _, sockaddr in infos]
 
 
-async def tcpconnect(host, port=None, *, tls=None, server_hostname=None, https_compatible=False):
+async def _open(family, sockaddr):
+    """A TCP socket connected to `sockaddr`; closed again if that fails or is interrupted."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    _opened(sock.fileno())
+    try:
+        await _connect(sock, sockaddr)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except BaseException:
+        _discard(sock)
+        raise
+    return sock
+
+
+async def tcpconnect(host, port=None, *, tls=None, server_hostname=None, https_compatible=False,
+                     happy_eyeballs_delay=happy_eyeballs.DELAY):
     """``tcpconnect@(addr)`` or ``tcpconnect@(host, port)``: a stream connected to it.
 
-    A host name is resolved without blocking the scheduler; its addresses are tried in order.
+    A host name is resolved without blocking the scheduler; its addresses are raced (Happy
+    Eyeballs, ``happy_eyeballs``): the next attempt starts when one fails or after
+    `happy_eyeballs_delay` seconds (None: one at a time), the first connection wins.
     With ``tls=True`` (the system's certificates) or ``tls=context`` the stream is a TLS stream
     whose handshake is done, for `server_hostname` (default: the host); a certificate that fails
     verification raises the ssl module's own ``ssl.SSLCertVerificationError``.
@@ -400,39 +419,52 @@ async def tcpconnect(host, port=None, *, tls=None, server_hostname=None, https_c
         context = client_context(tls)
         if server_hostname is None:
             server_hostname = host.host if port is None and type(host) is Address else host
-        stream = TLSStream(await tcpconnect(host, port), context, server_hostname=server_hostname,
-                           https_compatible=https_compatible)
+        stream = TLSStream(await tcpconnect(host, port, happy_eyeballs_delay=happy_eyeballs_delay),
+                           context, server_hostname=server_hostname, https_compatible=https_compatible)
         try:
             await stream.handshake()
         except BaseException:
             stream.close()
             raise
         return stream
+    delay = happy_eyeballs.check_delay(happy_eyeballs_delay)
     if port is None:
         addr = _check_address(host, "tcpconnect(addr)")
         targets = [(addr.family, addr.sockaddr)]
     else:
         targets = await _resolve(host, port)
-    errors = []
-    for family, sockaddr in targets:
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        _opened(sock.fileno())
+    if len(targets) == 1:  # (the common case, a single address: no race)
+        family, sockaddr = targets[0]
         try:
-            await _connect(sock, sockaddr)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            return Stream(sock, address_of, sockaddr)
+            sock = await _open(family, sockaddr)
         except OSError as exc:
-            _discard(sock)
-            errors.append((sockaddr, exc))
-        except BaseException:
-            _discard(sock)
-            raise
+            errors = [(sockaddr, exc)]
+        else:
+            return Stream(sock, address_of, sockaddr)
+    else:
+        winner, errors = await happy_eyeballs.race(_open, _discard, happy_eyeballs.interleave(targets),
+                                                   delay)
+        if winner is not None:
+            sock, sockaddr = winner
+            return Stream(sock, address_of, sockaddr)
+    raise _not_connected(host, port, errors)
+
+
+def _not_connected(host, port, errors):
+    """The OSError for a connect whose every address failed: it names the host and each
+    address's error, and has the last address's errno (so ``ConnectionRefusedError`` when
+    that one refused).  With several addresses, their own errors are its ``__cause__``, an
+    ``ExceptionGroup`` (as trio chains them), each naming its address."""
     if not errors:
-        raise OSError(errno.EADDRNOTAVAIL, f"no address to connect to for {host!r} port {port}")
+        return OSError(errno.EADDRNOTAVAIL, f"no address to connect to for {host!r} port {port}")
     last = errors[-1][1]
     tried = ", ".join(f"{address_of(a)!r}: {e.strerror or e}" for a, e in errors)
-    raise OSError(last.errno, f"cannot connect to {host!r}" + (f" port {port}" if port is not None else "")
-                  + f" ({tried})")
+    target = repr(host) + (f" port {port}" if port is not None else "")
+    error = OSError(last.errno, f"cannot connect to {target} ({tried})")
+    if len(errors) > 1:
+        error.__cause__ = ExceptionGroup(f"the attempts to connect to {target}", [
+            OSError(e.errno, f"{address_of(a)!r}: {e.strerror or e}") for a, e in errors])
+    return error
 
 
 async def unixconnect(path):
