@@ -9,6 +9,7 @@ from ._runtime.errors import Deadlock, Interrupted
 from ._network.sockets import (Listener, ipv4addr, ipv6addr, tcpconnect, tcplisten, unixconnect,
                        unixlisten)
 from ._network.streams import Stream
+from ._network.udp import UDPSocket, udpsocket
 from ._runtime.primitives import Event, Lock, Queue, QueueClosed, QueueEmpty, QueueFull, Semaphore
 from ._runtime.results import as_completed, gather, race
 from ._runtime.timeouts import sleep, timeout
@@ -64,6 +65,6 @@ __all__ = [
     "Event", "Lock", "Semaphore", "Queue", "QueueEmpty", "QueueFull", "QueueClosed",
     "gather", "race", "as_completed", "to_thread", "tree",
     "tcplisten", "tcpconnect", "unixlisten", "unixconnect", "ipv4addr", "ipv6addr",
-    "Listener", "Stream", "tls_wrap", "TLSStream", "BrokenStreamError",
+    "Listener", "Stream", "udpsocket", "UDPSocket", "tls_wrap", "TLSStream", "BrokenStreamError",
     "run_process", "open_process", "Process", "signals",
 ]
