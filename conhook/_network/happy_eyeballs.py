@@ -8,19 +8,20 @@
   after it started (None: only once it fails, one attempt at a time).  The first connection
   made wins: the attempts still running are interrupted, and each closes its own socket.  A
   connection made by a loser before its interruption reached it is closed by ``discard``.
-  An interruption of the caller interrupts every attempt, and a connection already won is
-  closed too: nothing is left open but the winner, handed back.
+  An interruption of the caller interrupts every attempt and is raised once they have ended
+  (a connection already won is closed too): nothing is left open but a winner handed back.
 """
 from __future__ import annotations
 
 import math
 import socket
 
-from .._runtime.kernel import strip_internal_frames
+from .._runtime.kernel import current_thread, strip_internal_frames
 from .._runtime.prejoin import prejoin
 from .._runtime.primitives import Event
 from .._runtime.results import _stop_the_others
 from .._runtime.timeouts import timeout
+from .._runtime.traps import interrupted
 
 DELAY = 0.25  # seconds between the starts of two attempts (RFC 8305 §8: 250 ms recommended)
 
@@ -93,6 +94,9 @@ async def race(connect, discard, targets, delay):
                 raise
         finally:
             await scope.join()
+        thread = current_thread()
+        if thread.interrupt is not None:  # (waiting for the attempts is no interruption point)
+            raise interrupted(thread)
     except BaseException as exc:
         if state.winner is not None:
             discard(state.winner[0])

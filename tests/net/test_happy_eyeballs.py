@@ -11,6 +11,7 @@ import os
 import select
 import socket
 import sys
+import traceback
 import warnings
 
 import pytest
@@ -19,6 +20,7 @@ import conhook  # noqa: F401  (import con)
 import con
 from conhook._network import happy_eyeballs, sockets
 
+from . import helpers
 from .helpers import run
 
 NAME = "happy-eyeballs.invalid"  # (never looked up: the test's resolver answers for it)
@@ -153,6 +155,21 @@ def test_without_a_delay_the_addresses_are_tried_one_at_a_time(unresponsive, res
     assert attempts == [[unresponsive, "Interrupted"]]
 
 
+def test_a_timeout_while_every_attempt_is_under_way_is_a_timeout(unresponsive, resolve_to, attempts):
+    """Every address has been tried and the call waits for the attempts (not an interruption
+    point) when the caller's timeout runs out: the attempts are interrupted, their sockets
+    closed, and the call raises TimeoutError, not an OSError about no address connecting."""
+    async def main():
+        resolve_to(unresponsive, unresponsive)
+        before = _open_fds()
+        with pytest.raises(TimeoutError):
+            with con.timeout(0.5):
+                await con.tcpconnect(NAME, 80, happy_eyeballs_delay=0.05)
+        assert _open_fds() == before
+    run(main)
+    assert attempts == [[unresponsive, "Interrupted"]] * 2
+
+
 def test_a_second_connection_made_at_the_same_time_is_closed(resolve_to, attempts):
     """With no delay both addresses connect at once (both listen; nothing accepts): the one
     that connected second is closed, whether its interruption came first or not."""
@@ -170,14 +187,16 @@ def test_a_second_connection_made_at_the_same_time_is_closed(resolve_to, attempt
 
 
 def test_when_every_address_fails_one_error_names_the_host_and_each_address(resolve_to):
+    v4a, v4b = _refused(socket.AF_INET, "127.0.0.1"), _refused(socket.AF_INET, "127.0.0.1")
+    v6 = _refused(socket.AF_INET6, "::1")
+    resolve_to(v4a, v4b, v6)
+    tried = [v6, v4a, v4b]  # (IPv6 first, then the families alternate)
+
     async def main():
-        v4a, v4b = _refused(socket.AF_INET, "127.0.0.1"), _refused(socket.AF_INET, "127.0.0.1")
-        v6 = _refused(socket.AF_INET6, "::1")
-        resolve_to(v4a, v4b, v6)
-        with pytest.raises(ConnectionRefusedError) as info:
-            await con.tcpconnect(NAME, 80)
-        return info.value, [v6, v4a, v4b]  # (tried IPv6 first, then alternating)
-    exc, tried = run(main)
+        await con.tcpconnect(NAME, 80)
+    with pytest.raises(ConnectionRefusedError) as info:
+        run(main)
+    exc = info.value
     assert str(exc) == (f"[Errno {exc.errno}] cannot connect to {NAME!r} port 80 ("
                         + ", ".join(f"{a!r}: Connection refused" for a in tried) + ")")
     group = exc.__cause__
@@ -185,6 +204,8 @@ def test_when_every_address_fails_one_error_names_the_host_and_each_address(reso
     assert [(type(e), e.strerror) for e in group.exceptions] == [
         (ConnectionRefusedError, f"{a!r}: Connection refused") for a in tried]
     assert all(e.__traceback__ is None for e in group.exceptions)
+    # (what leaves bootstrap: the test's frames and the helper that runs it, none of conhook's)
+    assert {f.filename for f in traceback.extract_tb(exc.__traceback__)} <= {__file__, helpers.__file__}
 
 
 def test_interleave_puts_ipv6_first_and_alternates_the_families():
