@@ -163,7 +163,7 @@ def test_a_timeout_while_every_attempt_is_under_way_is_a_timeout(unresponsive, r
         resolve_to(unresponsive, unresponsive)
         before = _open_fds()
         with pytest.raises(TimeoutError):
-            with con.timeout(0.5):
+            with con.timeout(0.25):
                 await con.tcpconnect(NAME, 80, happy_eyeballs_delay=0.05)
         assert _open_fds() == before
     run(main)
