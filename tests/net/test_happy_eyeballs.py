@@ -25,8 +25,8 @@ from .helpers import run
 
 NAME = "happy-eyeballs.invalid"  # (never looked up: the test's resolver answers for it)
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
-                                reason="a full backlog drops SYNs on Linux; /proc/self/fd counts fds")
+linux = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                           reason="a full backlog drops SYNs on Linux; /proc/self/fd counts fds")
 
 
 def _open_fds():
@@ -107,6 +107,7 @@ def attempts(monkeypatch):
     return tried
 
 
+@linux
 def test_an_address_that_never_answers_loses_to_the_next_one(unresponsive, resolve_to, attempts):
     async def main():
         listener = await con.tcplisten(con.ipv4addr("127.0.0.1", 0))
@@ -139,6 +140,7 @@ def test_a_failed_attempt_starts_the_next_at_once(resolve_to, attempts):
     assert attempts == [[refused, "ConnectionRefusedError"], [good, "connected"]]
 
 
+@linux
 def test_without_a_delay_the_addresses_are_tried_one_at_a_time(unresponsive, resolve_to, attempts):
     """happy_eyeballs_delay=None: the next attempt waits for the one before to fail; the
     caller's timeout interrupts the attempt and closes its socket."""
@@ -155,6 +157,7 @@ def test_without_a_delay_the_addresses_are_tried_one_at_a_time(unresponsive, res
     assert attempts == [[unresponsive, "Interrupted"]]
 
 
+@linux
 def test_a_timeout_while_every_attempt_is_under_way_is_a_timeout(unresponsive, resolve_to, attempts):
     """Every address has been tried and the call waits for the attempts (not an interruption
     point) when the caller's timeout runs out: the attempts are interrupted, their sockets
@@ -170,6 +173,7 @@ def test_a_timeout_while_every_attempt_is_under_way_is_a_timeout(unresponsive, r
     assert attempts == [[unresponsive, "Interrupted"]] * 2
 
 
+@linux
 def test_a_second_connection_made_at_the_same_time_is_closed(resolve_to, attempts):
     """With no delay both addresses connect at once (both listen; nothing accepts): the one
     that connected second is closed, whether its interruption came first or not."""
