@@ -427,23 +427,30 @@ async def tcpconnect(host, port=None, *, tls=None, server_hostname=None, https_c
             stream.close()
             raise
         return stream
-    delay = happy_eyeballs.check_delay(happy_eyeballs_delay)
+    if happy_eyeballs_delay is not happy_eyeballs.DELAY:
+        happy_eyeballs.check_delay(happy_eyeballs_delay)
     if port is None:
         addr = _check_address(host, "tcpconnect(addr)")
         targets = [(addr.family, addr.sockaddr)]
     else:
         targets = await _resolve(host, port)
-    if len(targets) == 1:  # (the common case, a single address: no race)
+    if len(targets) == 1:  # the common case, one address: _open inlined (a connect costs as before)
         family, sockaddr = targets[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        _opened(sock.fileno())
         try:
-            sock = await _open(family, sockaddr)
-        except OSError as exc:
-            errors = [(sockaddr, exc)]
-        else:
+            await _connect(sock, sockaddr)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             return Stream(sock, address_of, sockaddr)
+        except OSError as exc:
+            _discard(sock)
+            errors = [(sockaddr, exc)]
+        except BaseException:
+            _discard(sock)
+            raise
     else:
         winner, errors = await happy_eyeballs.race(_open, _discard, happy_eyeballs.interleave(targets),
-                                                   delay)
+                                                   happy_eyeballs_delay)
         if winner is not None:
             sock, sockaddr = winner
             return Stream(sock, address_of, sockaddr)
