@@ -9,6 +9,10 @@ system: the host's other load moves it less than the wall clock) per connect in 
     python tools/bench_connect.py                              # this tree
     python tools/bench_connect.py --trees /path/to/before,.    # side by side, ratios
 
+``--callgrind`` counts user-space instructions per connect instead (valgrind's callgrind, two
+runs per tree of ``--connects`` and six times as many, differenced so that start-up cancels
+out): the work per connect, which the host's load cannot move.
+
 With several trees, the trees take turns within each of ``--repeats`` rounds (slow drift of
 the machine spreads over all of them) and each figure is the median of the rounds; the last
 column is this figure / the first tree's.  Forms: ``addr`` is ``tcpconnect@(ipv4addr(...))``,
@@ -67,13 +71,35 @@ def run_tree(tree, connects):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def callgrind(tree, connects):
+    """User-space instructions per connect in `tree` (both forms, and the accepts beside)."""
+    totals = []
+    for n in (connects, connects * 6):
+        env = dict(os.environ, PYTHONPATH=os.path.abspath(tree), PYTHONDONTWRITEBYTECODE="1")
+        with tempfile.TemporaryDirectory() as tmp:
+            script = os.path.join(tmp, "child.py")
+            with open(script, "w") as file:
+                file.write(CHILD)
+            out = os.path.join(tmp, "callgrind.out")
+            subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
+                            "-m", "conhook", script, str(n)], env=env, capture_output=True, check=True, cwd=tree)
+            with open(out) as file:
+                totals.append(int(next(line for line in file if line.startswith("summary:")).split()[1]))
+    return (totals[1] - totals[0]) / (connects * 5 * 2)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trees", default=ROOT, help="comma-separated source trees (default: this one)")
     parser.add_argument("--connects", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--callgrind", action="store_true", help="count instructions instead (needs valgrind)")
     args = parser.parse_args()
     trees = args.trees.split(",")
+    if args.callgrind:
+        for tree in trees:
+            print(f"{tree:<40} {callgrind(tree, args.connects // 10 or 1):>9,.0f} instructions per connect")
+        return
     rounds = {tree: [] for tree in trees}
     for _ in range(args.repeats):
         for tree in trees:
