@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import pathlib
 import re
@@ -18,6 +19,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 _CODE_BLOCK = re.compile(r"```python\n((?:(?!```).)*)```", re.S)
 
 
+@functools.cache
 def con_programs() -> dict[str, str]:
     """Every con program of the repository: the files whose con syntax the compiler rewrites
     (samples/, tests/), and the python examples of docs/*.md that hold con syntax."""

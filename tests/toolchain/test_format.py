@@ -1,0 +1,75 @@
+"""python -m conhook format: the real formatters (ruff format, black) on con code, through the
+format view, never change what the code means."""
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from conhook._toolchain import view
+
+from .helpers import con_programs, con_tree, conhook, tool
+
+PROGRAMS = con_programs()
+
+
+@pytest.mark.parametrize("formatter", ["ruff", "black"])
+def test_round_trip_of_every_con_program(tmp_path, formatter):
+    """Every con program of the repository, formatted (one formatter run over all of them),
+    is the same program: the compiler's tree is unchanged; and formatting did something."""
+    executable = tool(formatter)
+    markers = {}
+    for number, (name, source) in enumerate(PROGRAMS.items()):
+        text, markers[name] = view.format_view(source, name)
+        (tmp_path / f"p{number}.py").write_text(text, encoding="utf-8")
+    command = [executable, "format", "-q", str(tmp_path)] if formatter == "ruff" else \
+        [executable, "-q", "--fast", str(tmp_path)]
+    subprocess.run(command, check=True, cwd=tmp_path)
+    reformatted = 0
+    for number, (name, source) in enumerate(PROGRAMS.items()):
+        formatted = view.from_format_view((tmp_path / f"p{number}.py").read_text(encoding="utf-8"),
+                                          markers[name], name)
+        assert con_tree(formatted, name) == con_tree(source, name), name
+        reformatted += formatted != source
+    assert len(PROGRAMS) > 100 and reformatted > len(PROGRAMS) // 2
+
+
+SOURCE = """\
+import con
+def main( x ):
+    y=con.sleep@( x )
+    sibling  worker@(y,  1)
+    return [a.m@(1).n@(2) for a in x]
+"""
+
+
+@pytest.mark.parametrize("formatter", ["ruff", "black"])
+def test_format_command_keeps_con_syntax(tmp_path, formatter):
+    tool(formatter)
+    path = tmp_path / "prog.py"
+    path.write_text(SOURCE, encoding="utf-8")
+    check = conhook("format", "--check", "--formatter", formatter, "prog.py", cwd=tmp_path)
+    assert check.returncode == 1 and "prog.py" in check.stdout + check.stderr
+    if formatter == "ruff":  # (black is slow to start: its runs are kept few)
+        diff = conhook("format", "--diff", "--formatter", formatter, "prog.py", cwd=tmp_path)
+        assert "+    y = con.sleep@(x)" in diff.stdout and path.read_text() == SOURCE
+    done = conhook("format", "--formatter", formatter, "prog.py", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    formatted = path.read_text(encoding="utf-8")
+    assert "y = con.sleep@(x)" in formatted and "    sibling worker@(y, 1)" in formatted
+    assert con_tree(formatted) == con_tree(SOURCE)
+    if formatter == "ruff":
+        again = conhook("format", "--check", "--formatter", formatter, "prog.py", cwd=tmp_path)
+        assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_format_honours_the_projects_configuration(tmp_path):
+    """ruff reads the file's pyproject.toml (found from --stdin-filename): here, single quotes."""
+    tool("ruff")
+    (tmp_path / "pyproject.toml").write_text("[tool.ruff.format]\nquote-style = 'single'\n")
+    (tmp_path / "pkg").mkdir()
+    path = tmp_path / "pkg" / "prog.py"
+    path.write_text('import con\ndef f():\n    return g@("x")\n')
+    done = conhook("format", "--formatter", "ruff", "pkg", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "return g@('x')" in path.read_text()
