@@ -39,6 +39,7 @@ from conhook._compiler.versions import MODULES_HAVE_CACHED  # (as cheap as sys)
 # A command's name comes before any file name: run a script called ``check`` as ``./check``.
 SUBCOMMANDS = {
     "format": "conhook._toolchain.format",
+    "lint": "conhook._toolchain.lint",
 }
 
 # The compiler and the runtime are imported where they are used: ``--workers`` needs neither,
