@@ -40,6 +40,7 @@ from conhook._compiler.versions import MODULES_HAVE_CACHED  # (as cheap as sys)
 SUBCOMMANDS = {
     "format": "conhook._toolchain.format",
     "lint": "conhook._toolchain.lint",
+    "typecheck": "conhook._toolchain.typecheck",
 }
 
 # The compiler and the runtime are imported where they are used: ``--workers`` needs neither,
