@@ -11,6 +11,7 @@ import os
 import shutil
 import sys
 import sysconfig
+import tokenize
 
 from .._compiler.pipeline import decode_source
 
@@ -54,3 +55,13 @@ def missing_tool(command: str, names: str) -> int:
     sys.stderr.write(f"python -m conhook {command}: {names} is not installed; "
                      f"install it (pip install {names.split(' or ')[0]}) in this environment\n")
     return 2
+
+
+def write_source(path: str, text: str) -> None:
+    """Write ``text`` (``\\n`` line ends) over the source file ``path`` in the file's own
+    encoding (its coding cookie or BOM) and line ends (``\\r\\n`` if its first line has them)."""
+    with open(path, "rb") as file:
+        encoding, lines = tokenize.detect_encoding(file.readline)
+    newline = "\r\n" if lines and lines[0].endswith(b"\r\n") else "\n"
+    with open(path, "w", encoding=encoding, newline=newline) as file:
+        file.write(text)

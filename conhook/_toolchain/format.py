@@ -150,6 +150,5 @@ def main(argv: list[str]) -> int:
                                                        old, new))
             sys.stdout.write("\n" if tool.name == "ruff" else "")
         elif not check:
-            with open(path, "w", encoding="utf-8", newline="") as file:
-                file.write(formatted)
+            files.write_source(path, formatted)
     return tool.summary(changed, unchanged, failed)

@@ -10,7 +10,6 @@ from conhook._toolchain import view
 
 from .helpers import con_programs, con_tree, conhook, tool
 
-PROGRAMS = con_programs()
 
 
 @pytest.mark.parametrize("formatter", ["ruff", "black"])
@@ -19,19 +18,19 @@ def test_round_trip_of_every_con_program(tmp_path, formatter):
     is the same program: the compiler's tree is unchanged; and formatting did something."""
     executable = tool(formatter)
     markers = {}
-    for number, (name, source) in enumerate(PROGRAMS.items()):
+    for number, (name, source) in enumerate(con_programs().items()):
         text, markers[name] = view.format_view(source, name)
         (tmp_path / f"p{number}.py").write_text(text, encoding="utf-8")
     command = [executable, "format", "-q", str(tmp_path)] if formatter == "ruff" else \
         [executable, "-q", "--fast", str(tmp_path)]
     subprocess.run(command, check=True, cwd=tmp_path)
     reformatted = 0
-    for number, (name, source) in enumerate(PROGRAMS.items()):
+    for number, (name, source) in enumerate(con_programs().items()):
         formatted = view.from_format_view((tmp_path / f"p{number}.py").read_text(encoding="utf-8"),
                                           markers[name], name)
         assert con_tree(formatted, name) == con_tree(source, name), name
         reformatted += formatted != source
-    assert len(PROGRAMS) > 100 and reformatted > len(PROGRAMS) // 2
+    assert len(con_programs()) > 100 and reformatted > len(con_programs()) // 2
 
 
 SOURCE = """\
@@ -73,3 +72,13 @@ def test_format_honours_the_projects_configuration(tmp_path):
     done = conhook("format", "--formatter", "ruff", "pkg", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "return g@('x')" in path.read_text()
+
+
+def test_format_keeps_the_files_encoding_and_line_ends(tmp_path):
+    tool("ruff")
+    path = tmp_path / "prog.py"
+    path.write_bytes("# -*- coding: latin-1 -*-\r\nimport con\r\ndef f():\r\n    return g@('é')\r\n".encode("latin-1"))
+    done = conhook("format", "--formatter", "ruff", "prog.py", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert path.read_bytes() == ('# -*- coding: latin-1 -*-\r\nimport con\r\n\r\n\r\ndef f():\r\n'
+                                 '    return g@("é")\r\n').encode("latin-1")

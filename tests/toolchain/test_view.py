@@ -12,7 +12,6 @@ from conhook._toolchain import view
 
 from .helpers import con_programs
 
-PROGRAMS = con_programs()
 
 
 def _code_objects(code):
@@ -51,7 +50,7 @@ def test_format_view_keeps_line_widths():
 def test_typing_view_of_every_con_program_compiles():
     """Each view is Python that CPython compiles: every 'await' stands in an 'async def' (or at
     the top level of a %%con example), and no function became async that did not have to."""
-    for name, source in PROGRAMS.items():
+    for name, source in con_programs().items():
         made = view.typing_view(source, name)
         con_code = {c.co_qualname: c.co_flags for c in _code_objects(
             pipeline.compile_con(source, name, toplevel=True))}
