@@ -78,6 +78,9 @@ def _map_json(output: str, path: str, con_view: view.View) -> list[dict]:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] in (["-h"], ["--help"]):
+        sys.stdout.write(USAGE)
+        return 0
     options = [arg for arg in argv if arg.startswith("-") and arg != "-"]
     paths = [arg for arg in argv if arg not in options]
     if not paths or any(arg in ("--fix", "--unsafe-fixes", "--watch", "-w") for arg in options):

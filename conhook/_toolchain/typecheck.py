@@ -107,6 +107,9 @@ def pyright(executable: str, options: list[str], views: dict[str, view.View]) ->
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] in (["-h"], ["--help"]):
+        sys.stdout.write(USAGE)
+        return 0
     checker = "mypy"
     args = list(argv)
     for i, arg in enumerate(args):

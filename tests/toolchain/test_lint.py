@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .helpers import column_of, conhook, line_of, tool
+from .helpers import ROOT, column_of, conhook, line_of, tool
 
 LINT_SOURCE = """\
 import con
@@ -45,3 +45,11 @@ def test_lint_judges_line_length_on_the_con_text(tmp_path):
     (tmp_path / "prog.py").write_text("import con\n\n\n" + fits.replace("# x", "# xx"))
     done = conhook("lint", "--select=E501", "--line-length=80", "prog.py", cwd=tmp_path)
     assert done.stdout.splitlines()[0] == "prog.py:5:81: E501 Line too long (81 > 80)"
+
+
+def test_the_samples_lint_clean_with_the_projects_configuration():
+    """The samples are con files, which a plain ruff run leaves out (pyproject.toml): through
+    the typing view, ruff reads them with the project's rules, and finds nothing."""
+    tool("ruff")
+    done = conhook("lint", "samples", cwd=ROOT)
+    assert (done.returncode, done.stdout) == (0, "All checks passed!\n"), done.stdout + done.stderr
