@@ -11,12 +11,14 @@ line and column, and the output and exit status are the checker's own.
 * pyright (or basedpyright, which bundles the Node runtime it needs) cannot read a file
   in place of another: the views are written to a temporary folder, in the con files' own
   layout, and the checker runs from the current folder (its configuration is found there);
-  the temporary paths in its output are turned back into the con files'.
+  the temporary paths in its output (text, or ``--outputjson``) are turned back into the
+  con files'.
 
 Checker options take their value after ``=`` (``--python-version=3.12``) or are flags.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -90,6 +92,9 @@ def pyright(executable: str, options: list[str], views: dict[str, view.View]) ->
             originals[os.path.realpath(copy)] = path
         done = subprocess.run([executable, *options, *originals], capture_output=True, text=True)
     sys.stderr.write(done.stderr)
+    if "--outputjson" in options:
+        sys.stdout.write(_pyright_json(done.stdout, originals, views))
+        return done.returncode
     for text in done.stdout.splitlines(True):
         match = _PYRIGHT_LINE.match(text.rstrip("\n"))
         path = originals.get(os.path.realpath(match["path"])) if match else None
@@ -104,6 +109,28 @@ def pyright(executable: str, options: list[str], views: dict[str, view.View]) ->
                 text = f"{match['indent']}{path}:{line}:{col}{match['rest']}\n"
         sys.stdout.write(text)
     return done.returncode
+
+
+def _pyright_json(output: str, originals: dict[str, str], views: dict[str, view.View]) -> str:
+    """pyright's ``--outputjson`` report with the con files' paths and positions (0-based)."""
+    try:
+        report = json.loads(output)
+    except ValueError:
+        return output
+    kept = []
+    for item in report.get("generalDiagnostics", ()):
+        path = originals.get(os.path.realpath(item.get("file", "")))
+        if path is not None:
+            con_view = views[path]
+            if item["range"]["start"]["line"] >= con_view.lines:
+                continue
+            item["file"] = path
+            for place in item["range"].values():
+                if place["line"] < con_view.lines:
+                    place["character"] = con_view.original_col(place["line"] + 1, place["character"])
+        kept.append(item)
+    report["generalDiagnostics"] = kept
+    return json.dumps(report, indent=4) + "\n"
 
 
 def main(argv: list[str]) -> int:

@@ -2,6 +2,7 @@
 diagnostic at the con file's own line and column; `import con` resolves through con-stubs."""
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -80,6 +81,11 @@ def test_typecheck_with_pyright(typed_project):
     assert _diagnostics(done.stdout, path) == _expected(), done.stdout
     assert '"int" is not assignable to declared type "str"' in done.stdout
     assert "conhook-typecheck-" not in done.stdout  # no path of the views is shown
+    as_json = json.loads(conhook("typecheck", "--checker", checker, "--outputjson", "prog.py",
+                                 cwd=typed_project).stdout)
+    assert {(d["range"]["start"]["line"] + 1, d["range"]["start"]["character"] + 1)
+            for d in as_json["generalDiagnostics"] if d["severity"] == "error"
+            and d["file"] == path} == _expected()
 
 
 STUB_USER = """\
