@@ -81,18 +81,24 @@ def test_typecheck_with_pyright(typed_project):
     assert _diagnostics(done.stdout, path) == _expected(), done.stdout
     assert '"int" is not assignable to declared type "str"' in done.stdout
     assert "conhook-typecheck-" not in done.stdout  # no path of the views is shown
-    as_json = json.loads(conhook("typecheck", "--checker", checker, "--outputjson", "prog.py",
-                                 cwd=typed_project).stdout)
-    assert {(d["range"]["start"]["line"] + 1, d["range"]["start"]["character"] + 1)
-            for d in as_json["generalDiagnostics"] if d["severity"] == "error"
-            and d["file"] == path} == _expected()
 
 
 STUB_USER = """\
-from con import Event, sleep, tcpconnect
-e: int = Event()
-c: int = tcpconnect
+from con import Event, sleep
+
+
+def work(x: int) -> None:
+    sleep@(x)
+
+
+def main() -> None:
+    sibling work@(1); e: int = Event()
 """
+
+
+def _stub_expected():
+    line = line_of(STUB_USER, "e: int")
+    return {(line, column_of(STUB_USER, line, "Event"))}
 
 
 @pytest.fixture(scope="module")
@@ -119,24 +125,24 @@ def wheel_python(tmp_path_factory):
     return python
 
 
-def _stub_errors(output: str) -> set[int]:
-    return {int(line.split(":")[1]) for line in output.splitlines() if line.startswith("user.py:") and " error" in line}
-
-
 def test_con_resolves_for_mypy_from_a_wheel(wheel_python, typed_project):
     tool("mypy")
-    done = subprocess.run([sys.executable, "-m", "mypy", f"--python-executable={wheel_python}",
-                           f"--cache-dir={typed_project / '.mypy_cache'}", "user.py"],
-                          cwd=wheel_python.parents[2], capture_output=True, text=True)
-    assert _stub_errors(done.stdout) == {2, 3}, done.stdout
-    assert '"Event", variable has type "int"' in done.stdout and "def tcpconnect(" in done.stdout
+    done = conhook("typecheck", f"--python-executable={wheel_python}", "--show-column-numbers",
+                   f"--cache-dir={typed_project / '.mypy_cache'}", "user.py", cwd=wheel_python.parents[2])
+    assert _diagnostics(done.stdout, "user.py") == _stub_expected(), done.stdout
+    assert '"Event", variable has type "int"' in done.stdout
 
 
 def test_con_resolves_for_pyright_from_a_wheel(wheel_python):
-    checker = find_tool("pyright") or tool("basedpyright")
+    """Through pyright's JSON report (editors read it) and a view whose columns moved."""
+    checker = "pyright" if find_tool("pyright") else "basedpyright"
+    tool(checker)
     (wheel_python.parents[2] / "pyrightconfig.json").write_text('{"typeCheckingMode": "standard"}')
-    done = subprocess.run([checker, "--pythonpath", str(wheel_python), "user.py"],
-                          cwd=wheel_python.parents[2], capture_output=True, text=True)
-    assert {int(line.split(":")[1]) for line in done.stdout.splitlines()
-            if "user.py:" in line and " - error" in line} == {2, 3}, done.stdout
-    assert '"Event" is not assignable' in done.stdout, done.stdout
+    done = conhook("typecheck", "--checker", checker, "--outputjson", f"--pythonpath={wheel_python}",
+                   "user.py", cwd=wheel_python.parents[2])
+    report = json.loads(done.stdout)
+    path = str(wheel_python.parents[2] / "user.py")
+    errors = [d for d in report["generalDiagnostics"] if d["severity"] == "error"]
+    assert {(d["range"]["start"]["line"] + 1, d["range"]["start"]["character"] + 1) for d in errors
+            if d["file"] == path} == _stub_expected() and len(errors) == 1, done.stdout
+    assert '"Event" is not assignable' in errors[0]["message"]
