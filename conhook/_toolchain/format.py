@@ -7,6 +7,9 @@ stdin with ``--stdin-filename`` from the file's folder, so it finds and honours 
 configuration as it does for a file of its own.  A file whose formatted view cannot be
 turned back into the same con code is left as it was and counted as an error.
 
+``-`` formats standard input to standard output, as editors call a formatter
+(``--stdin-filename`` says where the text belongs, for the configuration).
+
 Messages, ``--check``/``--diff`` and exit statuses are the formatter's own words and
 numbers: 0 done, 1 a file would be reformatted (``--check``; ruff: ``--diff`` too), and
 for a file that could not be formatted 2 (ruff) or 123 (black).
@@ -21,7 +24,8 @@ import sys
 
 from . import files, view
 
-USAGE = "usage: python -m conhook format [--check] [--diff] [--formatter ruff|black] PATHS...\n"
+USAGE = ("usage: python -m conhook format [--check] [--diff] [--formatter ruff|black] PATHS...\n"
+         "       python -m conhook format [--formatter ruff|black] [--stdin-filename PATH] -\n")
 
 
 def _plural(count: int, text: str) -> str:
@@ -95,16 +99,30 @@ def format_source(source: str, path: str, command: list[str]) -> str:
     done = subprocess.run(command, input=text.encode("utf-8"), capture_output=True,
                           cwd=os.path.dirname(os.path.abspath(path)) or None)
     if done.returncode:
-        raise view.ViewError(done.stderr.decode("utf-8", "replace").strip() or f"exit status {done.returncode}")
+        message = done.stderr.decode("utf-8", "replace").strip().removeprefix("error: ")
+        raise view.ViewError(message or f"exit status {done.returncode}")
     formatted = done.stdout.decode("utf-8")
     if not formatted and text:  # excluded by the formatter's own configuration
         return source
     return view.from_format_view(formatted, marker, path)
 
 
+def _format_stdin(tool, filename: str, stdin_named: bool = True) -> int:
+    """``-``: standard input to standard output, as editors call a formatter; ``filename``
+    (``--stdin-filename``) places it for the formatter's configuration."""
+    source = sys.stdin.read()
+    try:
+        formatted = format_source(source, os.path.abspath(filename), tool.command(os.path.abspath(filename)))
+    except (SyntaxError, view.ViewError) as error:
+        tool.failed(filename if stdin_named else "-", error)
+        return tool.error_status
+    sys.stdout.write(formatted)
+    return 0
+
+
 def main(argv: list[str]) -> int:
     check = diff = False
-    choice = None
+    choice = stdin_filename = None
     paths = []
     args = iter(argv)
     for arg in args:
@@ -114,6 +132,8 @@ def main(argv: list[str]) -> int:
             diff = True
         elif arg == "--formatter" or arg.startswith("--formatter="):
             choice = arg.partition("=")[2] or next(args, "")
+        elif arg == "--stdin-filename" or arg.startswith("--stdin-filename="):
+            stdin_filename = arg.partition("=")[2] or next(args, "")
         elif arg in ("-h", "--help"):
             sys.stdout.write(USAGE)
             return 0
@@ -130,6 +150,8 @@ def main(argv: list[str]) -> int:
     if executable is None:
         return files.missing_tool("format", " or ".join(names))
     tool = (_Ruff if os.path.basename(executable).startswith("ruff") else _Black)(executable, check, diff)
+    if paths == ["-"]:
+        return _format_stdin(tool, stdin_filename or os.path.join(os.getcwd(), "stdin.py"), bool(stdin_filename))
     changed = unchanged = failed = 0
     for path in files.python_files(paths):
         try:

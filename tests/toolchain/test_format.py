@@ -3,12 +3,13 @@ format view, never change what the code means."""
 from __future__ import annotations
 
 import subprocess
+import sys
 
 import pytest
 
 from conhook._toolchain import view
 
-from .helpers import con_programs, con_tree, conhook, tool
+from .helpers import ROOT, con_programs, con_tree, conhook, tool
 
 
 
@@ -82,3 +83,15 @@ def test_format_keeps_the_files_encoding_and_line_ends(tmp_path):
     assert done.returncode == 0, done.stderr
     assert path.read_bytes() == ('# -*- coding: latin-1 -*-\r\nimport con\r\n\r\n\r\ndef f():\r\n'
                                  '    return g@("é")\r\n').encode("latin-1")
+
+
+def test_format_from_stdin_as_editors_call_it(tmp_path):
+    tool("ruff")
+    (tmp_path / "pyproject.toml").write_text("[tool.ruff]\nline-length = 40\n")
+    source = "import con\ndef f():\n    sibling   g@(first_argument, second_argument)\n"
+    done = subprocess.run([sys.executable, "-m", "conhook", "format", "--formatter", "ruff",
+                           "--stdin-filename", str(tmp_path / "prog.py"), "-"],
+                          input=source, capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "    sibling g@(\n        first_argument, second_argument\n    )\n" in done.stdout
+    assert con_tree(done.stdout) == con_tree(source)
