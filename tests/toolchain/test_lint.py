@@ -53,3 +53,11 @@ def test_the_samples_lint_clean_with_the_projects_configuration():
     tool("ruff")
     done = conhook("lint", "samples", cwd=ROOT)
     assert (done.returncode, done.stdout) == (0, "All checks passed!\n"), done.stdout + done.stderr
+
+
+def test_a_con_syntax_error_is_reported_with_its_place(tmp_path):
+    tool("ruff")
+    (tmp_path / "prog.py").write_text("import con\n\n\ndef f():\n    return [sibling g@(1)]\n")
+    done = conhook("lint", "prog.py", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "prog.py:5:13: 'sibling' starts a statement" in done.stderr and "line of its own" in done.stderr
