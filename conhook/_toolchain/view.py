@@ -177,6 +177,8 @@ def typing_view(source: str, filename: str = "<con>") -> View:
     if not _tokens._CON_SYNTAX_HINT.search(source):
         return View(source, ColumnMap({}, lines, lines), len(lines))
     toks, calls, siblings, closers, openers = _scan(source, filename)
+    if not calls and not siblings:  # plain Python (that may name conhook's reserved names)
+        return View(source, ColumnMap({}, lines, lines), len(lines))
     coroutine_defs, lambda_calls = _scopes(source, filename)
     thread_calls = {at for _, at in siblings}
     call_set = set(calls)

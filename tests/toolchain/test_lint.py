@@ -61,3 +61,10 @@ def test_a_con_syntax_error_is_reported_with_its_place(tmp_path):
     done = conhook("lint", "prog.py", cwd=tmp_path)
     assert done.returncode == 2
     assert "prog.py:5:13: 'sibling' starts a statement" in done.stderr and "line of its own" in done.stderr
+
+
+def test_plain_python_that_names_reserved_names_is_linted_as_it_is():
+    """conhook's own modules name __con_ markers: without con syntax a file is its own view."""
+    tool("ruff")
+    done = conhook("lint", "conhook/_runtime/results.py", cwd=ROOT)
+    assert (done.returncode, done.stdout) == (0, "All checks passed!\n"), done.stdout + done.stderr
