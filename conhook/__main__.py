@@ -37,7 +37,11 @@ from conhook._compiler.versions import MODULES_HAVE_CACHED  # (as cheap as sys)
 
 # The toolchain's commands, each a module of ``conhook._toolchain`` with ``main(argv) -> int``.
 # A command's name comes before any file name: run a script called ``check`` as ``./check``.
-SUBCOMMANDS = {}
+SUBCOMMANDS = {
+    "format": "conhook._toolchain.format",
+    "lint": "conhook._toolchain.lint",
+    "typecheck": "conhook._toolchain.typecheck",
+}
 
 # The compiler and the runtime are imported where they are used: ``--workers`` needs neither,
 # and its supervisor takes SIGTERM over the sooner for it (``_supervisor``).

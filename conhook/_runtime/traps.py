@@ -29,6 +29,11 @@ from collections import deque
 
 from .errors import Interrupted
 
+TYPE_CHECKING = False  # (typing costs an import; type checkers take this as true)
+if TYPE_CHECKING:
+    from collections.abc import Generator
+    from typing import Any
+
 
 def interrupted(thread):
     """A new Interrupted exception for `thread`, naming why it was interrupted."""
@@ -41,8 +46,8 @@ class Trap:
     interruptible = True
     label = None  # shown by tree() after the thread's call chain, e.g. "sleep"
 
-    def __await__(self):
-        return iter((self,))
+    def __await__(self) -> Generator[Trap, Any, Any]:  # an iterator: what await needs of it
+        return iter((self,))  # type: ignore[return-value]
 
     def __repr__(self):
         # What asyncio.run(f()) or trio.run(f) of a non-atomic f shows ("Task got bad yield: ...").
