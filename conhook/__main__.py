@@ -37,7 +37,7 @@ from conhook._compiler.versions import MODULES_HAVE_CACHED  # (as cheap as sys)
 
 # The toolchain's commands, each a module of ``conhook._toolchain`` with ``main(argv) -> int``.
 # A command's name comes before any file name: run a script called ``check`` as ``./check``.
-SUBCOMMANDS = {}
+SUBCOMMANDS = {"check": "conhook._toolchain.check"}
 
 # The compiler and the runtime are imported where they are used: ``--workers`` needs neither,
 # and its supervisor takes SIGTERM over the sooner for it (``_supervisor``).
