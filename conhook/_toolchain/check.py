@@ -76,7 +76,6 @@ BLOCKING_MODULES = {"requests": "use con.to_thread@(requests.{name}, ...)"}
 # Decorators that leave a function what it is (non-atomic or not).
 _TRANSPARENT_DECORATORS = {"staticmethod", "classmethod", "property", "functools.wraps",
                            "typing.override", "typing_extensions.override"}
-_NOT_AWAITABLE_BUILTINS = set(dir(builtins)) - {"anext"}  # anext(it) returns an awaitable
 _NOQA = re.compile(r"#\s*noqa(?::[\s]?(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*))?", re.I)
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 
@@ -389,9 +388,9 @@ class Module:
         found = self.resolve(call.func, scope, seen)
         if isinstance(found, ConClass) and not found.instance and not awaited:
             return ConClass(found.name, True)
-        if isinstance(found, Qualified) and awaited:
+        if isinstance(found, Qualified) and awaited and found.name.startswith("con."):
             returned = con_api.RETURNS.get(found.name.removeprefix("con."))
-            if found.name.startswith("con.") and returned:
+            if returned:
                 return ConClass(returned, True)
         return None
 
@@ -422,7 +421,7 @@ class Module:
                 if entry is not None:
                     return self.resolve_binding(entry, scope, seen)
             scope = scope.parent
-        if name in _NOT_AWAITABLE_BUILTINS or name == "anext":
+        if hasattr(builtins, name):
             return Qualified("builtins." + name)
         return None
 
@@ -594,9 +593,17 @@ class _Walker:
         self.found.append(Diagnostic(self.module.path, line, col, code, message))
 
     def text(self, node: ast.AST) -> str:
-        segment = ast.get_source_segment("".join(self.module.lines), node) if node.col_offset >= 0 else None
+        """What ``node`` reads in the user's text, on one line."""
+        lines = self.module.lines
+        if node.col_offset < 0 or node.end_lineno is None:
+            return ast.unparse(node)
+        first, last = node.lineno, node.end_lineno
+        start = char_col(lines[first - 1], node.col_offset)
+        end = char_col(lines[last - 1], node.end_col_offset)
+        text = lines[first - 1][start:end] if first == last else "".join(
+            [lines[first - 1][start:], *lines[first:last - 1], lines[last - 1][:end]])
         # (A call's function ends past its '@' in a restored tree: the '@' is no part of it.)
-        return " ".join(segment.split()).removesuffix("@").rstrip() if segment else ast.unparse(node)
+        return " ".join(text.split()).removesuffix("@").rstrip()
 
     def run(self) -> list[Diagnostic]:
         self.walk(self.module.tree, self.module.module_scope)
@@ -625,11 +632,11 @@ class _Walker:
         awaited = parent is not None and ast_step.is_marker(parent)
         if found is None:
             return
-        name = self.text(call.func)
         if awaited:
-            self.check_awaited(call, found, name)
+            self.check_awaited(call, found)
             return
         if is_nonatomic(found) and isinstance(parent, _KEPT) and _kept_here(parent, call):
+            name = self.text(call.func)
             where = "with " if isinstance(parent, ast.withitem) else ""
             self.report(call.func, "CON101",
                         f"'{name}' is non-atomic: called without @ it makes a call object that never "
@@ -637,12 +644,14 @@ class _Walker:
         if in_nonatomic and isinstance(found, Qualified):
             remedy = blocking(found.name)
             if remedy:
+                name = self.text(call.func)
                 self.report(call.func, "CON201",
                             f"'{name}' blocks every thread of the scheduler; {remedy}")
 
-    def check_awaited(self, call: ast.Call, found, name: str) -> None:
+    def check_awaited(self, call: ast.Call, found) -> None:
         if is_nonatomic(found):
             return
+        name = self.text(call.func)
         remedy = blocking(found.name) if isinstance(found, Qualified) else None
         if remedy:
             why = f"'{name}' is a blocking function, not a non-atomic one; {remedy}"

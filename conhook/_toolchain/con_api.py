@@ -36,10 +36,11 @@ CLASSES: dict[str, frozenset[str]] = {
     "signals": frozenset({"get"}),
 }
 
-# What a non-atomic function returns, where it is a class of ``con`` (so that a method call on
+# What a non-atomic function or method returns, where it is a class of ``con`` (so that a method call on
 # the result is known: ``s = tcpconnect@(...)`` then ``s.read()``).
 RETURNS = {
     "tcplisten": "Listener", "unixlisten": "Listener",
     "tcpconnect": "Stream", "unixconnect": "Stream",
     "tls_wrap": "TLSStream", "open_process": "Process",
+    "Listener.accept": "Stream",
 }
