@@ -179,6 +179,22 @@ def test_imported_con_modules_are_read_never_run(tmp_path):
     assert not ran.exists()
 
 
+def test_a_module_in_a_package_finds_its_package_when_named_alone(tmp_path):
+    write(tmp_path / "pkg" / "__init__.py", "")
+    write(tmp_path / "pkg" / "sub" / "__init__.py", "")
+    write(tmp_path / "pkg" / "sub" / "helpers.py", "import con\ndef helper():\n    con.idle@()\n")
+    mod = write(tmp_path / "pkg" / "sub" / "mod.py", """\
+        import con
+        from . import helpers
+        from pkg.sub.helpers import helper
+        def main():
+            helpers.helper()
+            helper()
+        """)
+    found = [(d.code, d.line) for d in check.Project([str(mod)]).check_file(str(mod))]
+    assert found == [("CON101", 5), ("CON101", 6)]
+
+
 def test_a_module_that_does_not_opt_in_defines_nothing_non_atomic(tmp_path):
     write(tmp_path / "plainlib.py", "def fetch(x):\n    return x @(1)\n")
     app = write(tmp_path / "app.py", "import con\nfrom plainlib import fetch\ndef main():\n    fetch(1)\n")

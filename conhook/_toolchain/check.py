@@ -466,7 +466,13 @@ class Project:
     (as the runner puts a script's directory first), read once and never run."""
 
     def __init__(self, paths: list[str] = ()):
-        roots = {os.path.abspath(p if os.path.isdir(p) else os.path.dirname(p) or ".") for p in paths}
+        roots = set()
+        for path in paths:  # each path's directory, and the directory its packages stand in
+            directory = os.path.abspath(path if os.path.isdir(path) else os.path.dirname(path) or ".")
+            roots.add(directory)
+            while os.path.exists(os.path.join(directory, "__init__.py")):
+                directory = os.path.dirname(directory)
+            roots.add(directory)
         self.search = [*sorted(roots), *sys.path]
         self.modules: dict[str, Module | None] = {}
 
