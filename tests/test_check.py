@@ -14,7 +14,7 @@ import pytest
 
 from conhook._compiler import pipeline
 from conhook._reserved_names import CO_COROUTINE
-from conhook._toolchain import check, con_api
+from conhook._toolchain import check, con_api, resolve
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -26,7 +26,7 @@ H = HEADER.count("\n")  # the snippets' lines are counted after the header
 def diagnostics(source, tmp_path, name="snippet.py", toplevel=False):
     path = tmp_path / name
     path.write_text(source, encoding="utf-8")
-    found = check.Project([str(tmp_path)]).check_source(source, str(path), name=name[:-3],
+    found = check.Checker([str(tmp_path)]).check_source(source, str(path), name=name[:-3],
                                                         toplevel=toplevel)
     return [(d.code, d.line, d.col) for d in found]
 
@@ -37,6 +37,8 @@ MUST_REPORT = [
     # CON101: a non-atomic function called without @, its call object dropped or kept
     ("def f():\n    sleep@(1)\n\ndef main():\n    f()\n", [("CON101", 5, 5)]),
     ("def main():\n    x = sleep(1)\n", [("CON101", 2, 9)]),
+    ("def main():\n    x = sleep(1)\n    print(x)\n    if x == 1:\n        pass\n", [("CON101", 2, 9)]),
+    ("def main():\n    x = 0\n    x += con.idle()\n", [("CON101", 3, 10)]),
     ("def main():\n    con.sleep(1)\n", [("CON101", 2, 5)]),
     ("def main():\n    x: object = con.idle()\n", [("CON101", 2, 17)]),
     ("def main(q: con.Queue):\n    q.get()\n", [("CON101", 2, 5)]),
@@ -87,6 +89,10 @@ MUST_NOT_REPORT = [
     "def main():\n    sleep@(1)\n",
     "def f():\n    sleep@(1)\n\ndef main():\n    con.gather@(f(), f())\n",  # call objects passed on
     "def f():\n    sleep@(1)\n\ndef g():\n    return f()\n",
+    "def main():\n    c = con.sleep(1)\n    con.gather@(c)\n",  # a call object stored, then passed on
+    "def main():\n    c = con.sleep(1)\n    calls = [c]\n    con.gather@(*calls)\n",
+    "def main():\n    c = con.sleep(1)\n    def later():\n        return c\n    return later\n",
+    "def main(obj):\n    obj.c = con.sleep(1)\n",  # kept where the checker does not follow
     "def f():\n    sleep@(1)\n\ndef main():\n    sibling f@()\n",
     "def plain():\n    print(1)\n\ndef main():\n    sibling plain@()\n",  # an atomic thread
     "def main():\n    to_thread@(time.sleep, 1)\n",
@@ -102,6 +108,9 @@ MUST_NOT_REPORT = [
     "import functools\n@functools.lru_cache\ndef f():\n    pass\n\ndef main():\n    f@()\n",
     "def f():\n    sleep@(1)\nf = other\ndef main():\n    f()\n",  # bound twice
     "def main(sleep):\n    sleep(1)\n",  # a parameter shadows the import
+    "def f():\n    sleep@(1)\ndef patch():\n    global f\n    f = print\ndef main():\n    f()\n",
+    "def main():\n    def f():\n        sleep@(1)\n    def patch():\n        nonlocal f\n        f = print\n"
+    "    f()\n",
     "def main():\n    def print(x):\n        sleep@(x)\n    print@(1)\n",
     "import numpy\ndef main(a, b):\n    return a @ (b)\n",  # matrix multiplication of values
     "def plain():\n    time.sleep(1)\n",  # blocking outside con code: to_thread@'s business
@@ -173,7 +182,7 @@ def test_imported_con_modules_are_read_never_run(tmp_path):
             pkg.b.helper()
             x = lib.fetch @ (1)
         """)
-    found = [(d.code, d.line, d.col) for d in check.Project([str(tmp_path)]).check_file(str(app))]
+    found = [(d.code, d.line, d.col) for d in check.Checker([str(tmp_path)]).check_file(str(app))]
     assert found == [("CON101", 7, 5), ("CON101", 8, 5), ("CON102", 9, 5), ("CON101", 10, 5),
                      ("CON101", 11, 5), ("CON103", 12, 19)]
     assert not ran.exists()
@@ -191,14 +200,14 @@ def test_a_module_in_a_package_finds_its_package_when_named_alone(tmp_path):
             helpers.helper()
             helper()
         """)
-    found = [(d.code, d.line) for d in check.Project([str(mod)]).check_file(str(mod))]
+    found = [(d.code, d.line) for d in check.Checker([str(mod)]).check_file(str(mod))]
     assert found == [("CON101", 5), ("CON101", 6)]
 
 
 def test_a_module_that_does_not_opt_in_defines_nothing_non_atomic(tmp_path):
     write(tmp_path / "plainlib.py", "def fetch(x):\n    return x @(1)\n")
     app = write(tmp_path / "app.py", "import con\nfrom plainlib import fetch\ndef main():\n    fetch(1)\n")
-    assert check.Project([str(tmp_path)]).check_file(str(app)) == []
+    assert check.Checker([str(tmp_path)]).check_file(str(app)) == []
 
 
 # -- the command ---------------------------------------------------------------------------------------
@@ -235,7 +244,7 @@ def test_a_syntax_error_is_reported_as_con001(tmp_path):
 
 def repository_con_files():
     files = sorted((ROOT / "samples").glob("*.py"))
-    files += [p for p in sorted((ROOT / "tests").rglob("*.py")) if check.opts_in(p.read_text(encoding="utf-8"))]
+    files += [p for p in sorted((ROOT / "tests").rglob("*.py")) if resolve.opts_in(p.read_text(encoding="utf-8"))]
     return files
 
 
@@ -247,21 +256,21 @@ def docs_con_examples():
         text = md.read_text(encoding="utf-8")
         for found in block.finditer(text):
             source = found.group(1)
-            if ("@(" in source or "sibling " in source or check.opts_in(source)) and "__con_" not in source:
+            if ("@(" in source or "sibling " in source or resolve.opts_in(source)) and "__con_" not in source:
                 yield f"{md.relative_to(ROOT)}:{text.count(chr(10), 0, found.start(1)) + 1}", source
 
 
 def test_the_repositorys_con_files_are_clean():
     files = repository_con_files()
     assert len(files) > 30 and ROOT / "samples" / "echo.py" in files
-    project = check.Project([str(ROOT)])
+    project = check.Checker([str(ROOT)])
     assert [str(d) for path in files for d in project.check_file(str(path))] == []
 
 
 def test_the_docs_con_examples_are_clean():
     examples = list(docs_con_examples())
     assert len(examples) >= 12
-    project = check.Project([str(ROOT)])
+    project = check.Checker([str(ROOT)])
     # Fragments make non-atomic calls at top level, as at the REPL's prompt.
     assert [str(d) for where, source in examples
             for d in project.check_source(source, where, toplevel=True)] == []
@@ -281,10 +290,10 @@ def test_the_checkers_non_atomic_functions_are_the_compilers_coroutines():
             # (3.11's comprehensions are functions too: the function around one is what counts)
             if code.co_flags & CO_COROUTINE and (code.co_name == "<lambda>" or not code.co_name.startswith("<")):
                 compiled.add((code.co_name, code.co_firstlineno))
-        module = check.Project([str(ROOT)]).read(str(path), None, source)
+        module = resolve.Project([str(ROOT)]).read(str(path), None, source)
         checker = set()
         for node in ast.walk(module.tree):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) and check.nonatomic(node):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) and resolve.nonatomic(node):
                 first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", ()))])
                 checker.add((getattr(node, "name", "<lambda>"), first))
         assert checker == compiled, path
