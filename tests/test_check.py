@@ -143,6 +143,13 @@ def test_toplevel_input_may_make_non_atomic_calls(tmp_path):
         ("CON101", H + 2, 5)]
 
 
+def test_lines_are_counted_as_python_counts_them(tmp_path):
+    # A form feed or a line separator in a comment or a string ends no line (str.splitlines
+    # would say it does, and read the noqa of another line).
+    source = HEADER + "x = 1  # \x0c \u2028\ndef main():\n    con.sleep(1)  # noqa\n    con.sleep(2)\n"
+    assert diagnostics(source, tmp_path) == [("CON101", H + 4, 5)]
+
+
 def test_the_columns_are_characters_of_the_users_line(tmp_path):
     assert diagnostics(HEADER + "def main():\n    s = 'é'; con.sleep(1)\n", tmp_path) == [("CON101", H + 2, 14)]
 

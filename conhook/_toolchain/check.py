@@ -197,22 +197,22 @@ class _Walker:
 
     def walk(self, scope_node: ast.AST, scope: Scope) -> None:
         in_nonatomic = not isinstance(scope_node, (ast.Module, ast.ClassDef)) and self.module.is_nonatomic(scope_node)
-        nodes = list(own_nodes(scope_node))
-        self.parents = parents = {id(child): node for node in nodes for child in ast.iter_child_nodes(node)}
-        self.nodes = nodes
+        self.nodes = nodes = list(own_nodes(scope_node))
+        self.parents = {id(child): node for node in nodes for child in ast.iter_child_nodes(node)}
+        nested = []
         for node in nodes:
             if isinstance(node, SCOPES):
-                self.walk(node, self.module.scopes[id(node)])
-                self.parents, self.nodes = parents, nodes
+                nested.append(node)
+            elif getattr(node, "col_offset", 0) < 0:  # made by the compiler (the prejoin scope)
                 continue
-            if getattr(node, "col_offset", 0) < 0:  # made by the compiler (the prejoin scope)
-                continue
-            if isinstance(node, ast.Call):
-                self.check_call(node, scope, parents.get(id(node)), in_nonatomic)
+            elif isinstance(node, ast.Call):
+                self.check_call(node, scope, self.parents.get(id(node)), in_nonatomic)
             elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
                 self.check_matmul(node, scope)
             elif isinstance(node, ast.With):
                 self.check_timeout(node, scope)
+        for node in nested:
+            self.walk(node, self.module.scopes[id(node)])
 
     def check_call(self, call: ast.Call, scope: Scope, parent: ast.AST | None, in_nonatomic: bool) -> None:
         found = self.module.resolve(call.func, scope)
@@ -262,11 +262,13 @@ class _Walker:
                     return True
             elif isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Load):
                 parent = self.parents.get(id(node))
-                if not isinstance(parent, _USELESS_TO_A_CALL_OBJECT):
-                    if not (isinstance(parent, ast.Call) and node is not parent.func
-                            and isinstance(self.module.resolve(parent.func, scope), Qualified)
-                            and self.module.resolve(parent.func, scope).name.startswith("builtins.")):
-                        return True
+                if isinstance(parent, _USELESS_TO_A_CALL_OBJECT):
+                    continue
+                if isinstance(parent, ast.Call) and node is not parent.func:
+                    function = self.module.resolve(parent.func, scope)
+                    if isinstance(function, Qualified) and function.name.startswith("builtins."):
+                        continue  # print(c), str(c): a builtin runs no call object
+                return True
         return False
 
     def check_awaited(self, call: ast.Call, found) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import builtins
 import importlib.machinery
+import io
 import os
 import re
 import sys
@@ -458,7 +459,7 @@ class Project:
     def read(self, path: str, name: str | None, source: str, toplevel: bool = False) -> Module:
         tree, rewrite = pipeline.parse_con(source, path)
         tree = ast_step.transform(tree, rewrite, path, toplevel=toplevel)
-        lines = source.splitlines(keepends=True)
+        lines = io.StringIO(source).readlines()  # (as the token layer has them: str.splitlines also ends a line at \f)
         return Module(path, name, tree, lines, self)
 
     def module_name(self, path: str) -> str:
