@@ -231,7 +231,17 @@ def test_the_command_reports_file_line_col_code_and_fails(tmp_path):
     assert result.stdout == (f"{tmp_path / 'prog.py'}:3:5: CON101 'con.sleep' is non-atomic: called without "
                              "@ it makes a call object that never runs; write 'con.sleep@(...)'\n")
     assert result.returncode == 1, result.stderr
-    assert run_check("plain.py", cwd=tmp_path).returncode == 0  # named: checked as con code, clean
+    named = run_check("plain.py", cwd=tmp_path)  # named: checked as con code (a@(b) is a call)
+    assert (named.returncode, named.stdout) == (0, "")
+
+
+def test_a_named_file_of_plain_python_is_left_alone(tmp_path):
+    # asyncio code, where time.sleep in an async def is asyncio's business, not con's
+    write(tmp_path / "aio.py", "import asyncio, time\nasync def main():\n    time.sleep(1)\n")
+    write(tmp_path / "con_syntax.py", "import time\nasync def main():\n    time.sleep(1)\n    f@(1)\n")
+    result = run_check("aio.py", "con_syntax.py", cwd=tmp_path)
+    assert result.stdout.startswith("con_syntax.py:3:5: CON201 'time.sleep' blocks")
+    assert result.stdout.count("\n") == 1 and result.returncode == 1
 
 
 def test_the_command_passes_clean_code_and_refuses_a_missing_path(tmp_path):

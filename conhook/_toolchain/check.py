@@ -14,7 +14,9 @@ checker cannot follow is left alone), with their codes (docs/checker.md):
 
 Reports are ``file:line:col: CODE message`` (line and column from 1, the column in characters).
 A directory is searched for con files (those that opt in, as the import hook has it); a file
-named on the command line is checked as con code, as the runner would run it.  A report is
+named on the command line is checked as con code, as the runner would run it, if it opts in
+or holds con syntax (a file of plain Python is left alone, so that a pre-commit hook can name
+every changed file).  A report is
 silenced by ``# noqa`` or ``# noqa: CON101,...`` on its line, as flake8 has it.  Exit status:
 0 clean, 1 reports, 2 a path that does not exist.
 """
@@ -133,6 +135,12 @@ class Checker:
             return [syntax_diagnostic(path, error)]
         except OSError as error:
             return [Diagnostic(path, 1, 1, "CON001", f"cannot read the file: {error.strerror}")]
+        if not opts_in(source):
+            try:
+                if not pipeline.rewrite_tokens(source, path).changed:
+                    return []  # plain Python: neither con syntax nor an import of con
+            except SyntaxError:
+                pass  # con syntax where it cannot stand: reported below
         return self.check_source(source, path, name=self.project.module_name(path))
 
     def check_source(self, source: str, path: str, *, name: str | None = None,
