@@ -114,6 +114,9 @@ MUST_NOT_REPORT = [
     "def main():\n    def print(x):\n        sleep@(x)\n    print@(1)\n",
     "import numpy\ndef main(a, b):\n    return a @ (b)\n",  # matrix multiplication of values
     "def plain():\n    time.sleep(1)\n",  # blocking outside con code: to_thread@'s business
+    "def main():\n    sleep@(0)\n    session = requests.Session()\n    to_thread@(session.get, 'u')\n",
+    "def main(a):\n    c = con.sleep(1)\n    d = con.sleep(2)\n    con.gather@(c if a else d)\n",
+    "def main(a):\n    c = con.sleep(1)\n    con.gather@(a or c)\n",
     "def main():\n    sleep@(0)\n    x = sleep\n    callback(sleep)\n",  # referred to, not called
     "def main():\n    con.sleep(1)  # noqa\n",
     "def main():\n    con.sleep(1)  # noqa: CON101\n",

@@ -16,9 +16,8 @@ Reports are ``file:line:col: CODE message`` (line and column from 1, the column 
 A directory is searched for con files (those that opt in, as the import hook has it); a file
 named on the command line is checked as con code, as the runner would run it, if it opts in
 or holds con syntax (a file of plain Python is left alone, so that a pre-commit hook can name
-every changed file).  A report is
-silenced by ``# noqa`` or ``# noqa: CON101,...`` on its line, as flake8 has it.  Exit status:
-0 clean, 1 reports, 2 a path that does not exist.
+every changed file).  A report is silenced by ``# noqa`` or ``# noqa: CON101,...`` on its
+line, as flake8 has it.  Exit status: 0 clean, 1 reports, 2 a path that does not exist.
 """
 from __future__ import annotations
 
@@ -67,13 +66,13 @@ BLOCKING = {
     "io.open": "use con.to_thread@(fn) with fn doing the file's I/O",
     "select.select": "wait on con's streams instead, or con.to_thread@(select.select, ...)",
 }
-# Every function of these modules blocks (``requests.get``, ``requests.post``, ...).
-BLOCKING_MODULES = {"requests": "use con.to_thread@(requests.{name}, ...)"}
+BLOCKING.update({f"requests.{name}": f"use con.to_thread@(requests.{name}, ...)"
+                 for name in ("request", "get", "options", "head", "post", "put", "patch", "delete")})
 
 _NOQA = re.compile(r"#\s*noqa(?::[\s]?(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*))?", re.I)
 # Where reading a name that holds a call object shows it is not passed on to be run.
-_USELESS_TO_A_CALL_OBJECT = (ast.FormattedValue, ast.Compare, ast.BinOp, ast.UnaryOp, ast.BoolOp,
-                             ast.Subscript, ast.If, ast.While, ast.IfExp, ast.Expr)
+_USELESS_TO_A_CALL_OBJECT = (ast.FormattedValue, ast.Compare, ast.BinOp, ast.UnaryOp, ast.Subscript,
+                             ast.If, ast.While, ast.Expr)
 
 
 @dataclass(frozen=True, order=True)
@@ -352,9 +351,6 @@ def _switch_point(node: ast.AST) -> bool:
 
 
 def blocking(name: str) -> str | None:
-    if name in BLOCKING:
-        return BLOCKING[name]
-    module, _, function = name.rpartition(".")
-    template = BLOCKING_MODULES.get(module)
-    return template.format(name=function) if template else None
+    """The remedy for blocking function ``name`` (``time.sleep``), or None."""
+    return BLOCKING.get(name)
 
