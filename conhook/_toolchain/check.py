@@ -287,12 +287,12 @@ class _Walker:
             why = f"'{name}' is a blocking function, not a non-atomic one; {remedy}"
         elif isinstance(found, Qualified) and found.name.startswith("builtins.") and found.name != "builtins.anext":
             why = f"'{name}' is a builtin, not a non-atomic function; call it without @: '{name}(...)'"
-        elif isinstance(found, ConClass) and not found.instance and found.name in ("timeout", "signals"):
+        elif isinstance(found, ConClass) and found.name in ("timeout", "signals"):
             why = (f"'{name}' is a context manager, not a non-atomic function; "
                    f"write 'with {name}(...):'")
-        elif isinstance(found, ConClass) and not found.instance:
+        elif isinstance(found, ConClass):
             why = f"'{name}' is a class, not a non-atomic function; call it without @: '{name}(...)'"
-        elif isinstance(found, Qualified) and found.name.startswith("con.") and is_con_atomic(found.name):
+        elif is_con_atomic(found):
             why = f"'{name}' is not non-atomic; call it without @: '{name}(...)'"
         elif isinstance(found, Function) and not found.may_return_awaitable():
             why = (f"'{name}' is a plain function (no switch point in its body) and returns no "
@@ -329,7 +329,7 @@ class _Walker:
             if not isinstance(call, ast.Call):
                 continue
             found = self.module.resolve(call.func, scope)
-            if found != ConClass("timeout", False):
+            if found != ConClass("timeout"):
                 continue
             if not any(_switch_point(n) for statement in node.body for n in own_nodes_of(statement)):
                 self.report(call, "CON301",

@@ -140,9 +140,21 @@ class Qualified:
 
 @dataclass(frozen=True)
 class ConClass:
-    """A class of the con API (``con.Queue``), or ``instance``: an object of it."""
+    """A class of the con API (``con.Queue``)."""
     name: str
-    instance: bool
+
+
+@dataclass(frozen=True)
+class ConObject:
+    """An object of one of the con API's ``classes`` (which one may be unknown)."""
+    classes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ConMethod:
+    """Method ``name`` of a ``ConObject``."""
+    classes: tuple[str, ...]
+    name: str
 
 
 @dataclass(frozen=True)
@@ -300,7 +312,7 @@ class Module:
         if kind == "argument":
             annotation = entry[1].annotation
             found = self.resolve(annotation, scope, seen) if annotation is not None else None
-            return ConClass(found.name, True) if isinstance(found, ConClass) and not found.instance else None
+            return ConObject((found.name,)) if isinstance(found, ConClass) else None
         return None
 
     def value_of(self, value: ast.AST, scope: Scope, seen: frozenset):
@@ -313,13 +325,17 @@ class Module:
         if not isinstance(call, ast.Call):
             return None
         found = self.resolve(call.func, scope, seen)
-        if isinstance(found, ConClass) and not found.instance and not awaited:
-            return ConClass(found.name, True)
-        if isinstance(found, Qualified) and awaited and found.name.startswith("con."):
+        if isinstance(found, ConClass) and not awaited:
+            return ConObject((found.name,))
+        if not awaited:
+            return None
+        if isinstance(found, Qualified) and found.name.startswith("con."):
             returned = con_api.RETURNS.get(found.name.removeprefix("con."))
-            if returned:
-                return ConClass(returned, True)
-        return None
+        elif isinstance(found, ConMethod) and len(found.classes) == 1:
+            returned = con_api.RETURNS.get(f"{found.classes[0]}.{found.name}")
+        else:
+            returned = None
+        return ConObject(returned) if returned else None
 
     def transparent(self, decorator: ast.AST, scope: Scope) -> bool:
         target = decorator.func if isinstance(decorator, ast.Call) else decorator
@@ -365,11 +381,8 @@ class Module:
         base = self.resolve(node.value, scope, seen)
         if isinstance(base, ModuleRef):
             return self.project.member(base.name, node.attr, seen)
-        if isinstance(base, ConClass):
-            methods = con_api.CLASSES.get(base.name)
-            if methods is not None and base.instance and not node.attr.startswith("_"):
-                return Qualified(f"con.{base.name}.{node.attr}")
-            return None
+        if isinstance(base, ConObject):
+            return ConMethod(base.classes, node.attr)
         if isinstance(base, ClassRef):
             entry = base.module.scopes[id(base.node)].sole(node.attr)
             if entry is not None and entry != "unknown" and entry[0] == "def":
@@ -412,7 +425,7 @@ class Project:
             return None
         seen = seen | {qualified}
         if module == "con":
-            return ConClass(name, False) if name in con_api.CLASSES else Qualified(qualified)
+            return ConClass(name) if name in con_api.CLASSES else Qualified(qualified)
         loaded = self.load(module)
         if loaded is not None:
             found = loaded.top_level(name, seen)
@@ -477,17 +490,19 @@ def is_nonatomic(found) -> bool:
     """Whether what ``resolve`` found is known to be a non-atomic function."""
     if isinstance(found, Function):
         return found.nonatomic
-    if isinstance(found, Qualified) and found.name.startswith("con."):
-        parts = found.name.split(".")
-        if len(parts) == 2:
-            return parts[1] in con_api.NONATOMIC_FUNCTIONS
-        return parts[2] in con_api.CLASSES.get(parts[1], ())
+    if isinstance(found, Qualified):
+        module, _, name = found.name.rpartition(".")
+        return module == "con" and name in con_api.NONATOMIC_FUNCTIONS
+    if isinstance(found, ConMethod):
+        return all(found.name in con_api.CLASSES[cls] for cls in found.classes)
     return False
 
 
-def is_con_atomic(name: str) -> bool:
-    """Whether ``con.NAME`` or ``con.Class.NAME`` is an atomic function or method."""
-    parts = name.split(".")
-    if len(parts) == 2:
-        return parts[1] in con_api.ATOMIC_FUNCTIONS
-    return parts[1] in con_api.CLASSES and parts[2] not in con_api.CLASSES[parts[1]]
+def is_con_atomic(found) -> bool:
+    """Whether what ``resolve`` found is an atomic function or method of the con API."""
+    if isinstance(found, Qualified):
+        module, _, name = found.name.rpartition(".")
+        return module == "con" and name in con_api.ATOMIC_FUNCTIONS
+    if isinstance(found, ConMethod):
+        return all(found.name in con_api.ATOMIC_METHODS.get(cls, ()) for cls in found.classes)
+    return False
