@@ -49,6 +49,8 @@ MUST_REPORT = [
     ("def main():\n    if con.sleep(0):\n        pass\n", [("CON101", 2, 8)]),
     ("class C:\n    def m(self):\n        sleep@(1)\n    def n(self):\n        self.m()\n",
      [("CON101", 5, 9)]),
+    ("class C:\n    @staticmethod\n    def m():\n        sleep@(1)\n    def n(self):\n        C.m()\n"
+     "    @classmethod\n    def k(cls):\n        cls.m()\n", [("CON101", 6, 9), ("CON101", 9, 9)]),
     ("def outer():\n    def inner():\n        sleep@(1)\n    inner()\n    sleep@(0)\n", [("CON101", 4, 5)]),
     ("async def f():\n    pass\n\ndef main():\n    f()\n", [("CON101", 5, 5)]),
     ("def f():\n    sibling g@()\n\ndef g():\n    pass\n\ndef main():\n    f()\n", [("CON101", 8, 5)]),
@@ -111,6 +113,10 @@ MUST_NOT_REPORT = [
     "import functools\n@functools.lru_cache\ndef f():\n    pass\n\ndef main():\n    f@()\n",
     "def f():\n    sleep@(1)\nf = other\ndef main():\n    f()\n",  # bound twice
     "def main(sleep):\n    sleep(1)\n",  # a parameter shadows the import
+    "class C:\n    def __init__(self, m):\n        self.m = m\n    def m(self):\n        sleep@(1)\n"
+    "    def n(self):\n        self.m()\n",  # the instance's attribute hides the method
+    "import functools\nclass C:\n    @functools.cache\n    def m(self):\n        sleep@(1)\n"
+    "    def n(self):\n        self.m()\n",
     "def f():\n    sleep@(1)\ndef patch():\n    global f\n    f = print\ndef main():\n    f()\n",
     "def main():\n    def f():\n        sleep@(1)\n    def patch():\n        nonlocal f\n        f = print\n"
     "    f()\n",

@@ -164,8 +164,21 @@ class ModuleRef:
 
 @dataclass(frozen=True)
 class ClassRef:
+    """A class of con code the checker has read."""
     node: ast.ClassDef
     module: Module
+
+    def method(self, name: str) -> Function | None:
+        """Method ``name`` defined in the class body, unless some code of the class stores an
+        attribute of that name (``self.name = ...`` would hide it on the instance)."""
+        scope = self.module.scopes[id(self.node)]
+        entry = scope.sole(name)
+        if entry is None or entry == "unknown" or entry[0] != "def":
+            return None
+        if any(isinstance(n, ast.Attribute) and n.attr == name and not isinstance(n.ctx, ast.Load)
+               for n in ast.walk(self.node)):
+            return None
+        return self.module.resolve_binding(entry, scope)
 
 
 def _plain_value(node: ast.AST) -> bool:
@@ -384,9 +397,7 @@ class Module:
         if isinstance(base, ConObject):
             return ConMethod(base.classes, node.attr)
         if isinstance(base, ClassRef):
-            entry = base.module.scopes[id(base.node)].sole(node.attr)
-            if entry is not None and entry != "unknown" and entry[0] == "def":
-                return base.module.resolve_binding(entry, scope)
+            return base.method(node.attr)
         return None
 
     def method_class(self, scope: Scope, name: str):
