@@ -175,8 +175,7 @@ class ClassRef:
         entry = scope.sole(name)
         if entry is None or entry == "unknown" or entry[0] != "def":
             return None
-        if any(isinstance(n, ast.Attribute) and n.attr == name and not isinstance(n.ctx, ast.Load)
-               for n in ast.walk(self.node)):
+        if name in self.module.stored_attributes(self.node):
             return None
         return self.module.resolve_binding(entry, scope)
 
@@ -273,6 +272,7 @@ class Module:
         self.project = project
         self.scopes: dict[int, Scope] = {}  # id of each function, lambda and class -> its scope
         self._nonatomic: dict[int, bool] = {}
+        self._stored: dict[int, set[str]] = {}
         self.module_scope = self.build_scope(tree, None)
 
     def build_scope(self, node: ast.AST, parent: Scope | None) -> Scope:
@@ -293,6 +293,14 @@ class Module:
         while scope.parent is not None:
             scope = scope.parent
         return scope
+
+    def stored_attributes(self, node: ast.ClassDef) -> set[str]:
+        """The attribute names that code of class ``node`` stores or deletes (``self.x = ...``)."""
+        found = self._stored.get(id(node))
+        if found is None:
+            found = self._stored[id(node)] = {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)
+                                              and not isinstance(n.ctx, ast.Load)}
+        return found
 
     def is_nonatomic(self, node: ast.AST) -> bool:
         found = self._nonatomic.get(id(node))
