@@ -223,6 +223,21 @@ def test_a_module_in_a_package_finds_its_package_when_named_alone(tmp_path):
     assert found == [("CON101", 5), ("CON101", 6)]
 
 
+@pytest.mark.parametrize("source,expected", [
+    ("import os, con\ndef f():\n    sibling g@()\n", True),
+    ("import os\nfrom conhook.testing import x\nsibling = 1\n", True),
+    ("if True:\n    import con\n", False),
+    ('"""\nimport con\n"""\n', False),
+    ("import os; import con\n", False),
+    ("import numpy as con\n", False),
+    ("import con\ndef f(:\n", True),  # does not compile: the lines decide
+])
+def test_a_module_opts_in_as_the_import_hook_has_it(source, expected):
+    from conhook import _import_hook
+    assert resolve.opts_in(source) is expected
+    assert _import_hook.imports_con(source.encode()) is expected
+
+
 def test_a_module_that_does_not_opt_in_defines_nothing_non_atomic(tmp_path):
     write(tmp_path / "plainlib.py", "def fetch(x):\n    return x @(1)\n")
     app = write(tmp_path / "app.py", "import con\nfrom plainlib import fetch\ndef main():\n    fetch(1)\n")

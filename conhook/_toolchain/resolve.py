@@ -46,17 +46,23 @@ def read_text(path: str) -> str | None:
 
 
 _OPT_IN_HINT = re.compile(r"^(?:lazy[ \t]+)?(?:from|import)[ \t]+.*\bcon(?:hook)?\b", re.M)
+_OPT_IN_LINE = re.compile(r"^(?:lazy[ \t]+)?(?:from[ \t]+con(?:hook)?[ \t.]"
+                          r"|import[ \t]+(?:[\w.]+(?:[ \t]+as[ \t]+\w+)?[ \t]*,[ \t]*)*con(?:hook)?\b)", re.M)
 
 
 def opts_in(source: str) -> bool:
-    """Whether a module opts in to con syntax: an import of con or conhook at top level, in
-    column 0 (README, "Which modules are rewritten"), as the parsed tree shows it."""
+    """Whether a module opts in to con syntax: an import statement naming con or conhook at top
+    level, in column 0 (README, "Which modules are rewritten"), as the parsed tree shows it
+    (the lines alone where the file does not compile)."""
     if not _OPT_IN_HINT.search(source):
         return False
     try:
-        tree = ast.parse(source.replace("@(", " @ ("))  # (only its top-level imports are read)
+        tree = ast.parse(source)  # (con syntax but sibling parses: f@(x) is a matrix product)
     except (SyntaxError, ValueError):
-        return bool(re.search(r"^(?:from[ \t]+con(?:hook)?[\s.]|import[ \t]+con(?:hook)?\b)", source, re.M))
+        try:
+            tree = pipeline.parse_con(source)[0]
+        except (SyntaxError, ValueError):
+            return bool(_OPT_IN_LINE.search(source))
     for node in tree.body:
         if node.col_offset != 0:
             continue
