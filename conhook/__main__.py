@@ -38,6 +38,7 @@ from conhook._compiler.versions import MODULES_HAVE_CACHED  # (as cheap as sys)
 # The toolchain's commands, each a module of ``conhook._toolchain`` with ``main(argv) -> int``.
 # A command's name comes before any file name: run a script called ``check`` as ``./check``.
 SUBCOMMANDS = {
+    "check": "conhook._toolchain.check",
     "format": "conhook._toolchain.format",
     "lint": "conhook._toolchain.lint",
     "typecheck": "conhook._toolchain.typecheck",

@@ -49,17 +49,17 @@ def nonatomic():
 
 def test_at_on_an_ordinary_function_names_it_and_the_fix():
     def main():
-        print@("x")
+        print@("x")  # noqa: CON102 (the slip under test)
     exc = failure(main)
     assert type(exc) is TypeError
     assert str(exc) == ("print@(...): print is not a non-atomic function (it returned None, which "
                         "@() cannot run): call it without @, as print(...)")
-    assert last_frame(exc).line == 'print@("x")'
+    assert last_frame(exc).line == 'print@("x")  # noqa: CON102 (the slip under test)'
 
 
 def test_timeout_called_with_at_says_to_call_it_without():
     def main():
-        with con.timeout@(1):
+        with con.timeout@(1):  # noqa: CON102 (the slip under test)
             pass
     exc = failure(main)
     assert type(exc) is TypeError

@@ -502,7 +502,7 @@ def test_a_stream_closed_behind_the_kernels_back_leaves_nothing_to_its_fd_number
     async def main():
         listener = await con.tcplisten(con.ipv4addr("127.0.0.1", 0))
         addr = listener.addresses[0].sockaddr
-        old_peer = socket.create_connection(addr)
+        old_peer = socket.create_connection(addr)  # noqa: CON201 (a blocking client, on purpose)
         old = await listener.accept()
         fd = old.fileno()
         got, errors = [], []

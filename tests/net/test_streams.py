@@ -369,7 +369,7 @@ def test_a_forked_child_leaves_the_parents_unix_listener_alone(tmp_path):
                     listener.close()
                 finally:
                     os._exit(0)
-            assert os.waitpid(pid, 0)[1] == 0
+            assert os.waitpid(pid, 0)[1] == 0  # noqa: CON201 (the child exits at once)
             assert os.path.exists(path)
             with await con.unixconnect(path) as c:
                 assert await c.read() == b"still here"
@@ -475,7 +475,7 @@ def test_a_peer_whose_operations_take_long_yields_after_a_slice_of_its_work():
             for _ in range(n):
                 await s.read(1)
                 log.append("r")
-                time.sleep(stream_contract.SLICE)  # atomic work: no switch
+                time.sleep(stream_contract.SLICE)  # noqa: CON201 (atomic work: no switch)
 
         async def spinner():
             while log.count("r") < n:

@@ -134,7 +134,7 @@ def test_outer_timeout_expiring_while_inner_unwinds_wins():
         try:
             await con.sleep(10)
         finally:
-            time.sleep(0.03)  # atomic work past the outer deadline
+            time.sleep(0.03)  # noqa: CON201 (atomic work past the outer deadline)
 
     @prejoining
     async def work(scope):

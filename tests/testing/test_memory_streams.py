@@ -253,7 +253,7 @@ def test_a_stream_whose_operations_take_long_yields_after_a_slice_of_its_work():
         for _ in range(12):
             await a.write(b".")
             log.append("w")
-            time.sleep(stream_contract.SLICE)  # atomic work: no switch
+            time.sleep(stream_contract.SLICE)  # noqa: CON201 (atomic work: no switch)
     bootstrap(main)
     runs = [len(r) for r in "".join(log).split("s") if r]
     assert max(runs) == 2 and sum(runs) == 12

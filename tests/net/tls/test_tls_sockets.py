@@ -103,7 +103,7 @@ def test_tls_argument_is_checked():
 def test_accept_does_not_handshake_in_the_accepting_thread(certs):
     async def main():
         listener = await tls_listener(certs)
-        with listener, socket.create_connection(("127.0.0.1", listener.addresses[0].port)):
+        with listener, socket.create_connection(("127.0.0.1", listener.addresses[0].port)):  # noqa: CON201
             stream = await listener.accept()  # the client has sent nothing: no wait here
             assert isinstance(stream, con.TLSStream) and stream.server_side
             with pytest.raises(RuntimeError, match="handshake has not happened yet"):
@@ -127,7 +127,7 @@ def test_slowloris_clients_are_dropped_after_the_handshake_timeout_while_a_good_
     async def main():
         listener = await tls_listener(certs, handshake_timeout=0.5)
         port = listener.addresses[0].port
-        slow = [socket.create_connection(("127.0.0.1", port)) for _ in range(slow_count)]  # send nothing
+        slow = [socket.create_connection(("127.0.0.1", port)) for _ in range(slow_count)]  # noqa: CON201 (send nothing)
 
         async def clients():
             good = await con.tcpconnect("localhost", port, tls=certs.client_context())
