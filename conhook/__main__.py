@@ -10,7 +10,9 @@
     python -m conhook COMMAND ...      a toolchain command on con files (``SUBCOMMANDS``)
 
 ``sys.argv``, ``__main__`` and ``sys.path[0]`` are set as CPython sets them.  The
-program itself is always rewritten, whether or not it imports ``con``.
+program itself is always rewritten, whether or not it imports ``con``.  A script's or a
+module's rewritten code is cached as an imported module's is (``_import_hook.compile_cached``):
+a warm start imports nothing of the compiler.
 
 SIGTERM (``kill``, ``docker stop``, systemd, the ``--workers`` supervisor) stops a program
 whose scheduler runs as Ctrl-C does: every thread unwinds, its ``finally`` blocks run and its
@@ -22,11 +24,9 @@ once, as it does any Python program; a program that installed its own SIGTERM ha
 from __future__ import annotations
 
 import builtins
-import dis
 import importlib.machinery
 import importlib.util
 import itertools
-import linecache
 import os
 import signal
 import sys
@@ -74,9 +74,10 @@ def main(argv: list[str]) -> int:
             sys.stderr.write("Argument expected for the -c option\n" + USAGE)
             return 2
         if sys.version_info >= (3, 13):  # like python -c, show the code's lines in tracebacks
+            import linecache
             linecache.cache["<string>"] = (len(rest[0]), None,
                                            [line + "\n" for line in rest[0].splitlines()], "<string>")
-        return run_code(rest[0], "<string>", ["-c", *rest[1:]], path0="")
+        return run_code(_compiling(rest[0], "<string>"), ["-c", *rest[1:]], path0="")
     if option == "-m":
         if not rest:
             sys.stderr.write("Argument expected for the -m option\n" + USAGE)
@@ -105,6 +106,8 @@ def workers(option: str, rest: list[str]) -> int:
 
 
 def show(filename: str, disassemble: bool) -> int:
+    import dis
+
     from conhook._compiler import pipeline
     try:
         with open(filename, "rb") as file:
@@ -135,15 +138,16 @@ def run_script(path: str, args: list[str]) -> int:
     # normalized, symlinks kept) for __file__, tracebacks and its error message.
     filename = path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
     try:
-        with open(filename, "rb") as file:
-            source = file.read()
+        # Opened here, for the error message; the code comes from the cache when it is fresh.
+        with open(filename, "rb"):
+            pass
     except OSError as error:
         sys.stderr.write(f"{sys.orig_argv[0]}: can't open file '{filename}': "
                          f"[Errno {error.errno}] {error.strerror}\n")
         return 2
     path0 = os.path.dirname(os.path.realpath(filename))
     loader = importlib.machinery.SourceFileLoader("__main__", filename)
-    return run_code(source, filename, [path, *args], path0=path0, file=filename, loader=loader)
+    return run_code(_cached(filename), [path, *args], path0=path0, file=filename, loader=loader)
 
 
 class _NoModule(Exception):
@@ -192,15 +196,35 @@ def run_module(name: str, args: list[str]) -> int:
     except _NoModule as error:
         sys.stderr.write(f"{sys.executable}: {error}\n")  # runpy's wording
         return 1
-    with open(spec.origin, "rb") as file:
-        source = file.read()
-    return run_code(source, spec.origin, [spec.origin, *args], path0=os.getcwd(),
+    if os.path.isfile(spec.origin):
+        load = _cached(spec.origin)
+    else:  # a module in a zip file on sys.path
+        load = _compiling(spec.loader.get_data(spec.origin), spec.origin)
+    return run_code(load, [spec.origin, *args], path0=os.getcwd(),
                     file=spec.origin, loader=spec.loader, spec=spec)
 
 
-def run_code(source, filename, argv, *, path0, file=None, loader=None, spec=None) -> int:
+def _cached(filename: str):
+    """A loader of the program at ``filename``: its cached code, or compiled and cached."""
+    def load():
+        from conhook._import_hook import compile_cached
+        return compile_cached(filename)
+    return load
+
+
+def _compiling(source, filename: str):
+    """A loader of ``source``'s code, compiled (it has no file to cache it beside)."""
+    def load():
+        from conhook._compiler import pipeline
+        return pipeline.compile_con(source, filename)
+    return load
+
+
+def run_code(load, argv, *, path0, file=None, loader=None, spec=None) -> int:
+    """Run the code that ``load()`` returns as ``__main__``; ``path0`` (None: left as it is)
+    becomes ``sys.path[0]``."""
     sys.argv[:] = argv
-    if not sys.flags.safe_path:  # -P / PYTHONSAFEPATH: CPython puts no directory first
+    if path0 is not None and not sys.flags.safe_path:  # -P / PYTHONSAFEPATH: no directory first
         sys.path[0] = path0
     main_module = types.ModuleType("__main__")
     namespace = main_module.__dict__
@@ -213,10 +237,9 @@ def run_code(source, filename, argv, *, path0, file=None, loader=None, spec=None
         if spec is not None:
             namespace["__package__"] = spec.parent
     sys.modules["__main__"] = main_module
-    from conhook._compiler import pipeline
     from conhook._runtime.prejoin import prepare_namespace
     try:
-        code = pipeline.compile_con(source, filename)
+        code = load()
     except SyntaxError as error:
         error.__traceback__ = None
         return report(error)

@@ -18,6 +18,7 @@ it writes to stderr, as ``_trace`` does); tests set their own.  Off, it costs a 
 """
 from __future__ import annotations
 
+import _imp
 import importlib
 import importlib.machinery
 import importlib.util
@@ -411,6 +412,26 @@ def write_cache(path: str, code: types.CodeType, stat: os.stat_result, self_opte
                 os.unlink(temporary)
             except OSError:
                 pass
+
+
+def compile_cached(filename: str) -> types.CodeType:
+    """The code of the program at ``filename`` (the runner's main script, a ``multiprocessing``
+    child's copy of it), rewritten whether or not it opts in: from the cache entry an import
+    of it would use, if fresh, else compiled (importing the compiler) and cached.  Raises
+    ``OSError`` if the file cannot be read, ``SyntaxError`` if it does not compile."""
+    stat = os.stat(filename)
+    cache_path = cache_path_for(filename)
+    code = read_cache(cache_path, stat) if cache_path else None
+    if code is not None:
+        _imp._fix_co_filename(code, filename)  # (as CPython's own .pyc: the name it was run by)
+        return code
+    with open(filename, "rb") as file:
+        source = file.read()
+    from ._compiler import pipeline
+    code = pipeline.compile_con(source, filename)
+    if cache_path and not sys.dont_write_bytecode:
+        write_cache(cache_path, code, stat, self_opted_in=imports_con(source))
+    return code
 
 
 def _temporary_name(path: str) -> str:
