@@ -17,7 +17,8 @@
 ``sys.argv``, ``__main__`` and ``sys.path[0]`` are set as CPython sets them.  The
 program itself is always rewritten, whether or not it imports ``con``.  A script's or a
 module's rewritten code is cached as an imported module's is (``_import_hook.compile_cached``):
-a warm start imports nothing of the compiler.
+a warm start imports nothing of the compiler.  ``multiprocessing`` children (spawn, forkserver)
+re-run the main script through conhook too (``_multiprocessing``).
 
 SIGTERM (``kill``, ``docker stop``, systemd, the ``--workers`` supervisor) stops a program
 whose scheduler runs as Ctrl-C does: every thread unwinds, its ``finally`` blocks run and its
@@ -188,6 +189,7 @@ def run_script(path: str, args: list[str]) -> int:
         return 2
     path0 = os.path.dirname(os.path.realpath(filename))
     loader = importlib.machinery.SourceFileLoader("__main__", filename)
+    _multiprocessing_children_run_con_code()
     return run_code(_cached(filename), [path, *args], path0=path0, file=filename, loader=loader)
 
 
@@ -216,6 +218,7 @@ def run_archive(path: str, filename: str, args: list[str]) -> int:
         load = _cached(spec.origin)
     else:  # inside a zip file: compiled on every run, as CPython does (no cache is written there)
         load = _compiling(spec.loader.get_data(spec.origin), spec.origin)
+    _multiprocessing_children_run_con_code()
     return run_code(load, [path, *args], path0=None, file=spec.origin, loader=spec.loader, spec=spec)
 
 
@@ -290,6 +293,7 @@ def run_module(name: str, args: list[str]) -> int:
         load = _cached(spec.origin)
     else:  # a module in a zip file on sys.path
         load = _compiling(spec.loader.get_data(spec.origin), spec.origin)
+    _multiprocessing_children_run_con_code()
     return run_code(load, [spec.origin, *args], path0=os.getcwd(),
                     file=spec.origin, loader=spec.loader, spec=spec)
 
@@ -308,6 +312,11 @@ def _compiling(source, filename: str):
         from conhook._compiler import pipeline
         return pipeline.compile_con(source, filename)
     return load
+
+
+def _multiprocessing_children_run_con_code():
+    from conhook._multiprocessing import children_run_con_code
+    children_run_con_code()
 
 
 def run_code(load, argv, *, path0, file=None, loader=None, spec=None) -> int:

@@ -1,5 +1,5 @@
 """``python -m conhook`` runs what ``python`` runs: a zipapp, a directory, stdin; ``--version``;
-the ``conhook`` console script (issue 13, item 6; docs/spec.md §2.3).
+the ``conhook`` console script; ``multiprocessing`` children (issue 13, item 6; docs/spec.md §2.3).
 
 Each is compared with plain ``python`` running the same program where CPython decides something
 (``sys.argv``, ``sys.path``, the ``__main__`` globals, errors).
@@ -13,7 +13,7 @@ import sys
 import zipapp
 
 import pytest
-from test_runner import REPORT, con, environment, report, write
+from test_runner import REPORT, con, environment, python, report, write
 
 import conhook
 
@@ -155,3 +155,74 @@ def test_console_script_is_python_dash_m_conhook(tmp_path):
     script = run([CONSOLE_SCRIPT, "prog.py"], cwd=tmp_path)
     assert (script.returncode, script.stdout) == (0, "result 42\n")
     assert run([CONSOLE_SCRIPT, "--version"], cwd=tmp_path).stdout == con("--version", cwd=tmp_path).stdout
+
+
+# -- multiprocessing ---------------------------------------------------------------
+
+MULTIPROCESSING = """\
+import multiprocessing
+import sys
+from concurrent.futures import ProcessPoolExecutor
+
+import con
+
+def double(x):
+    sibling con.sleep@(0)          # (plain Python cannot compile this line)
+    con.sleep@(0)
+    return 2 * x
+
+def work(x):
+    return con.bootstrap(double, x)
+
+def report_exit(x):
+    if con.bootstrap(double, x) != 2 * x:
+        sys.exit(3)
+
+if __name__ == "__main__":
+    context = multiprocessing.get_context(sys.argv[1])
+    with context.Pool(2) as pool:
+        print("pool", pool.map_async(work, [1, 2, 3]).get(timeout=60))
+    process = context.Process(target=report_exit, args=(5,))
+    process.start()
+    process.join(60)
+    print("process", process.exitcode)
+    with ProcessPoolExecutor(2, mp_context=context) as executor:
+        print("executor", list(executor.map(work, [4, 5], timeout=60)))
+"""
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_multiprocessing_children_of_a_script_run_con_code(tmp_path, method):
+    write(tmp_path, {"prog.py": MULTIPROCESSING})
+    ours = con("prog.py", method, cwd=tmp_path)
+    assert ours.stdout == "pool [2, 4, 6]\nprocess 0\nexecutor [8, 10]\n", ours.stderr
+    assert ours.returncode == 0
+
+
+def test_multiprocessing_children_of_a_module_run_con_code(tmp_path):
+    write(tmp_path, {"pkg/__init__.py": "", "pkg/prog.py": MULTIPROCESSING})
+    ours = con("-m", "pkg.prog", "spawn", cwd=tmp_path)
+    assert ours.stdout == "pool [2, 4, 6]\nprocess 0\nexecutor [8, 10]\n", ours.stderr
+    assert ours.returncode == 0
+
+
+def test_multiprocessing_child_sees_main_as_plain_python_sets_it(tmp_path):
+    """The child's ``__mp_main__``: the globals runpy.run_path gives a script, compared with
+    what plain python's child gets for the same (plain) script."""
+    program = """\
+        import json, multiprocessing, sys
+
+        def globals_of_main(_):
+            g = sys.modules["__main__"].__dict__
+            keys = ("__name__", "__file__", "__package__", "__cached__", "__loader__", "__spec__")
+            return json.dumps({k: repr(g.get(k, "<unset>")) for k in keys} | {"argv": sys.argv[1:],
+                              "same": sys.modules["__mp_main__"] is sys.modules["__main__"]})
+
+        if __name__ == "__main__":
+            with multiprocessing.get_context("spawn").Pool(1) as pool:
+                print(pool.map(globals_of_main, [0])[0])
+        """
+    write(tmp_path, {"prog.py": program})
+    plain = python("prog.py", "a", cwd=tmp_path)
+    ours = con("prog.py", "a", cwd=tmp_path)
+    assert report(ours) == report(plain)
