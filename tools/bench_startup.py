@@ -1,7 +1,8 @@
 """Start-up benchmark: a con program against the same program in asyncio (issue 13, item 8).
 
 Not a test.  Whole processes, interleaved, many runs; printed: the median wall time of each
-and the ratio of medians (conhook over asyncio; goal <= 1.1 on 3.11-3.13)::
+and the ratio of medians (conhook over asyncio; goal <= 1.1 on 3.11-3.13), and the same for
+CPU time (user + system), which a machine shared with other work disturbs less::
 
     python tools/bench_startup.py                               # this checkout, this Python
     python tools/bench_startup.py --runs 60 --python /work/v312/bin/python --python /work/v313/bin/python
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -48,13 +50,16 @@ asyncio.run(main())
 """
 
 
-def wall(argv: list[str], env: dict[str, str], cwd: str) -> float:
+def wall(argv: list[str], env: dict[str, str], cwd: str) -> tuple[float, float]:
+    """The process's wall time and CPU time (user + system), in seconds."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0 or done.stdout != b"hello\n":
         raise SystemExit(f"{argv} failed ({done.returncode}):\n{done.stderr.decode()}")
-    return elapsed
+    return elapsed, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
 def main() -> None:
@@ -85,7 +90,7 @@ def measure(python: list[str], trees: list[tuple[str, str]], path: str, runs: in
     for label, tree in trees:
         env = dict(base, PYTHONPATH=os.pathsep.join(filter(None, [os.path.abspath(tree), path])))
         peers[label] = ([*python, "-m", "conhook", "hello.py"], env)
-    times: dict[str, list[float]] = {name: [] for name in peers}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in peers}
     for name, (argv, env) in peers.items():  # warm every cache (not counted)
         wall(argv, env, directory)
     for round_ in range(runs):
@@ -96,11 +101,12 @@ def measure(python: list[str], trees: list[tuple[str, str]], path: str, runs: in
             times[name].append(wall(argv, env, directory))
     version = subprocess.run([*python, "-c", "import sys; print(sys.version.split()[0])"],
                              capture_output=True, text=True).stdout.strip()
-    reference = statistics.median(times["asyncio"])
-    print(f"Python {version} ({' '.join(python)}), {runs} runs each, medians:")
-    for name, samples in times.items():
-        median = statistics.median(samples)
-        print(f"  {name:<12} {median * 1000:7.1f} ms   {median / reference:5.2f}x asyncio")
+    medians = {name: [statistics.median(column) for column in zip(*samples)] for name, samples in times.items()}
+    wall_0, cpu_0 = medians["asyncio"]
+    print(f"Python {version} ({' '.join(python)}), {runs} runs each, medians (wall; CPU, user + system):")
+    for name, (wall_time, cpu) in medians.items():
+        print(f"  {name:<12} {wall_time * 1000:7.1f} ms {wall_time / wall_0:5.2f}x asyncio;"
+              f"   {cpu * 1000:7.1f} ms {cpu / cpu_0:5.2f}x")
 
 
 if __name__ == "__main__":
