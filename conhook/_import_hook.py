@@ -26,7 +26,6 @@ import io
 import itertools
 import marshal
 import os
-import re
 import struct
 import sys
 import sysconfig
@@ -40,10 +39,10 @@ _OWN_PACKAGE = __name__.partition(".")[0]
 # the dotted names it lists (not as an alias: ``import numpy as con`` does not opt in), at the
 # start of a line (after the UTF-8 BOM on the first); ``lazy`` ones (3.15+) too.  Text only: the
 # tokens then tell whether the line is a statement or lies inside a string (``_statement_lines``).
-_OPT_IN = re.compile(
+# (Compiled on first use: a warm start that imports no module of the user's needs no ``re``.)
+_OPT_IN = (
     rb"^(?:\xef\xbb\xbf)?(?:lazy[ \t]+)?(?:from[ \t]+(?:con|conhook)(?:\.\w+)*[ \t]+import\b"
-    rb"|import[ \t]+(?:[\w.]+(?:[ \t]+as[ \t]+\w+)?[ \t]*,[ \t]*)*(?:con|conhook)\b)",
-    re.MULTILINE)
+    rb"|import[ \t]+(?:[\w.]+(?:[ \t]+as[ \t]+\w+)?[ \t]*,[ \t]*)*(?:con|conhook)\b)")
 
 
 def imports_con(data: bytes) -> bool:
@@ -62,11 +61,13 @@ def imports_con(data: bytes) -> bool:
 
 def _candidate_lines(data: bytes) -> Iterator[int]:
     """The numbers (from 1) of the lines that ``_OPT_IN`` matches, in order."""
+    import re
+    opt_in = re.compile(_OPT_IN, re.MULTILINE)  # (re caches it)
     start = line_start = 0
     number = 1
     while (found := data.find(b"import", start)) >= 0:
         line = data.rfind(b"\n", 0, found) + 1
-        if _OPT_IN.match(data, line):
+        if opt_in.match(data, line):
             number += data.count(b"\n", line_start, line)
             line_start = line
             yield number

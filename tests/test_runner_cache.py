@@ -83,3 +83,34 @@ def test_cached_code_names_the_script_as_it_is_run_this_time(tmp_path):
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 1
         assert f'File "{tmp_path / spelling}", line 2, in <module>' in done.stderr, done.stderr
+
+
+# Modules a con program need not import: the compiler's (ast, dis, inspect, dataclasses, typing)
+# and those only a failure's explanation or a module's opt-in scan needs (re, tokenize, linecache).
+HEAVY = ("re", "tokenize", "linecache", "ast", "dis", "inspect", "dataclasses", "typing")
+
+LEAN = """\
+import sys
+import con
+
+def main():
+    con.sleep@(0)
+    print(sorted(name for name in HEAVY if name in sys.modules))
+
+con.bootstrap(main)
+"""
+
+
+def test_a_warm_start_imports_no_heavy_module(tmp_path):
+    """Under ``python -S``: what the environment's ``.pth`` files import (``re``, often) is not
+    the runner's doing."""
+    import bytecode
+    (tmp_path / "prog.py").write_text(LEAN.replace("HEAVY", repr(HEAVY)), encoding="utf-8")
+    env = environment()
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPATH"] += os.pathsep + os.path.dirname(os.path.dirname(bytecode.__file__))
+    for _ in range(2):  # (the second run is the warm one)
+        done = subprocess.run([sys.executable, "-S", "-m", "conhook", "prog.py"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+    assert done.stdout == "[]\n"
