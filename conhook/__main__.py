@@ -3,6 +3,11 @@
     python -m conhook script.py [args...]
     python -m conhook -m module [args...]
     python -m conhook -c code [args...]
+    python -m conhook app.pyz | directory [args...]   (a zipapp, or a directory, with __main__.py)
+    python -m conhook - [args...]      the program on stdin (so is a bare ``python -m conhook``
+                                       whose stdin is not a terminal, as with ``python``)
+    python -m conhook -i               the REPL, even when stdin is not a terminal
+    python -m conhook --version
     python -m conhook --show FILE      the token-rewritten source
     python -m conhook --dis FILE       the rewritten bytecode
     python -m conhook --workers N ...  N copies of the program, sharing listening addresses
@@ -10,7 +15,10 @@
     python -m conhook COMMAND ...      a toolchain command on con files (``SUBCOMMANDS``)
 
 ``sys.argv``, ``__main__`` and ``sys.path[0]`` are set as CPython sets them.  The
-program itself is always rewritten, whether or not it imports ``con``.
+program itself is always rewritten, whether or not it imports ``con``.  A script's or a
+module's rewritten code is cached as an imported module's is (``_import_hook.compile_cached``):
+a warm start imports nothing of the compiler.  ``multiprocessing`` children (spawn, forkserver)
+re-run the main script through conhook too (``_multiprocessing``).
 
 SIGTERM (``kill``, ``docker stop``, systemd, the ``--workers`` supervisor) stops a program
 whose scheduler runs as Ctrl-C does: every thread unwinds, its ``finally`` blocks run and its
@@ -22,11 +30,9 @@ once, as it does any Python program; a program that installed its own SIGTERM ha
 from __future__ import annotations
 
 import builtins
-import dis
 import importlib.machinery
 import importlib.util
 import itertools
-import linecache
 import os
 import signal
 import sys
@@ -48,20 +54,28 @@ SUBCOMMANDS = {
 # and its supervisor takes SIGTERM over the sooner for it (``_supervisor``).
 
 USAGE = """\
-usage: python -m conhook (script.py | -m module | -c code) [args...]
+usage: python -m conhook (script.py | -m module | -c code | app.pyz | directory | -) [args...]
        python -m conhook --workers N (script.py | -m module | -c code) [args...]
        python -m conhook (--show | --dis) FILE    (the rewritten source, or its bytecode)
-       python -m conhook                          (no arguments: the REPL)
+       python -m conhook                          (no arguments: the REPL, or stdin's program)
+       python -m conhook -i                       (the REPL, whatever stdin is)
+       python -m conhook --version
        python -m conhook COMMAND [args...]        (a toolchain command on con files)
 """
 
 
 def main(argv: list[str]) -> int:
-    if not argv:
-        from conhook import _repl
-        return _repl.main()
+    if not argv and not _stdin_is_a_program():
+        argv = ["-i"]
+    if not argv or argv[0] == "-":
+        return run_stdin(argv or [""])
+    if argv[0] == "-i":
+        return interactive(argv[1:])
     if argv[0] in ("-h", "--help"):
         sys.stdout.write(USAGE)
+        return 0
+    if argv[0] in ("-V", "--version"):
+        sys.stdout.write(f"conhook {conhook.__version__} (Python {sys.version.split()[0]})\n")
         return 0
     option, rest = argv[0], argv[1:]
     if option in SUBCOMMANDS:
@@ -79,9 +93,10 @@ def main(argv: list[str]) -> int:
             sys.stderr.write("Argument expected for the -c option\n" + USAGE)
             return 2
         if sys.version_info >= (3, 13):  # like python -c, show the code's lines in tracebacks
+            import linecache
             linecache.cache["<string>"] = (len(rest[0]), None,
                                            [line + "\n" for line in rest[0].splitlines()], "<string>")
-        return run_code(rest[0], "<string>", ["-c", *rest[1:]], path0="")
+        return run_code(_compiling(rest[0], "<string>"), ["-c", *rest[1:]], path0="")
     if option == "-m":
         if not rest:
             sys.stderr.write("Argument expected for the -m option\n" + USAGE)
@@ -109,7 +124,35 @@ def workers(option: str, rest: list[str]) -> int:
     return supervise(int(count), rest)
 
 
+def interactive(rest: list[str]) -> int:
+    """``-i``: the REPL, reading stdin whatever it is, as ``python -i`` does."""
+    if rest:
+        sys.stderr.write("python -m conhook: -i takes no program (running a program and then the REPL "
+                         "is not supported): give the program alone, or -i alone\n" + USAGE)
+        return 2
+    from conhook import _repl
+    return _repl.main()
+
+
+def _stdin_is_a_program() -> bool:
+    """Whether a bare ``python -m conhook`` runs stdin as a program: stdin is not a terminal,
+    as for ``python`` (which runs the REPL only on a terminal, or when told ``-i``)."""
+    try:
+        return sys.stdin is not None and not os.isatty(sys.stdin.fileno())
+    except (OSError, ValueError):
+        return False
+
+
+def run_stdin(argv: list[str]) -> int:
+    """``-`` or a bare run with a pipe: the program is stdin's text, as ``python -`` runs it."""
+    source = sys.stdin.buffer.read()
+    return run_code(_compiling(source, "<stdin>"), argv, path0="", file="<stdin>",
+                    loader=importlib.machinery.BuiltinImporter)
+
+
 def show(filename: str, disassemble: bool) -> int:
+    import dis
+
     from conhook._compiler import pipeline
     try:
         with open(filename, "rb") as file:
@@ -139,16 +182,70 @@ def run_script(path: str, args: list[str]) -> int:
     # CPython makes the script's name absolute (joined to the working directory, not
     # normalized, symlinks kept) for __file__, tracebacks and its error message.
     filename = path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
+    if os.path.isdir(filename) or _zip_importer(filename) is not None:
+        return run_archive(path, filename, args)
     try:
-        with open(filename, "rb") as file:
-            source = file.read()
+        # Opened here, for the error message; the code comes from the cache when it is fresh.
+        with open(filename, "rb"):
+            pass
     except OSError as error:
         sys.stderr.write(f"{sys.orig_argv[0]}: can't open file '{filename}': "
                          f"[Errno {error.errno}] {error.strerror}\n")
         return 2
     path0 = os.path.dirname(os.path.realpath(filename))
     loader = importlib.machinery.SourceFileLoader("__main__", filename)
-    return run_code(source, filename, [path, *args], path0=path0, file=filename, loader=loader)
+    _multiprocessing_children_run_con_code()
+    return run_code(_cached(filename), [path, *args], path0=path0, file=filename, loader=loader)
+
+
+def _zip_importer(filename: str):
+    """A ``zipimporter`` of ``filename`` if it is a zip file (a zipapp), else None: CPython's
+    start-up asks ``zipimport`` too."""
+    import zipimport
+    try:
+        return zipimport.zipimporter(filename)
+    except zipimport.ZipImportError:
+        return None
+
+
+def run_archive(path: str, filename: str, args: list[str]) -> int:
+    """A zipapp or a directory: its ``__main__`` module, as ``python app.pyz`` runs it
+    (``runpy._run_module_as_main``: the archive first on ``sys.path``, even under ``-P``)."""
+    if sys.flags.safe_path:
+        sys.path.insert(0, filename)
+    else:
+        sys.path[0] = filename
+    spec = _main_spec(filename)
+    if spec is None or spec.loader is None or spec.origin is None:
+        sys.stderr.write(f"{sys.executable}: can't find '__main__' module in {filename!r}\n")
+        return 1
+    if os.path.isfile(spec.origin):
+        load = _cached(spec.origin)
+    else:  # inside a zip file: compiled on every run, as CPython does (no cache is written there)
+        load = _compiling(spec.loader.get_data(spec.origin), spec.origin)
+    _multiprocessing_children_run_con_code()
+    return run_code(load, [path, *args], path0=None, file=spec.origin, loader=spec.loader, spec=spec)
+
+
+def _main_spec(filename: str):
+    """The spec of the archive's ``__main__`` (the archive first on ``sys.path``), or None."""
+    importer = _zip_importer(filename)
+    if importer is not None:
+        # zipimport's find_spec compiles the module (as plain Python): its spec is made here.
+        import zipimport
+        try:
+            importer.get_source("__main__")
+        except zipimport.ZipImportError:
+            return None
+        return importlib.util.spec_from_file_location("__main__", os.path.join(filename, "__main__.py"),
+                                                      loader=importer)
+    runner_module = sys.modules.pop("__main__")  # (else find_spec answers with the runner's spec)
+    try:
+        return importlib.util.find_spec("__main__")
+    except ImportError:
+        return None
+    finally:
+        sys.modules["__main__"] = runner_module
 
 
 class _NoModule(Exception):
@@ -197,15 +294,41 @@ def run_module(name: str, args: list[str]) -> int:
     except _NoModule as error:
         sys.stderr.write(f"{sys.executable}: {error}\n")  # runpy's wording
         return 1
-    with open(spec.origin, "rb") as file:
-        source = file.read()
-    return run_code(source, spec.origin, [spec.origin, *args], path0=os.getcwd(),
+    if os.path.isfile(spec.origin):
+        load = _cached(spec.origin)
+    else:  # a module in a zip file on sys.path
+        load = _compiling(spec.loader.get_data(spec.origin), spec.origin)
+    _multiprocessing_children_run_con_code()
+    return run_code(load, [spec.origin, *args], path0=os.getcwd(),
                     file=spec.origin, loader=spec.loader, spec=spec)
 
 
-def run_code(source, filename, argv, *, path0, file=None, loader=None, spec=None) -> int:
+def _cached(filename: str):
+    """A loader of the program at ``filename``: its cached code, or compiled and cached."""
+    def load():
+        from conhook._import_hook import compile_cached
+        return compile_cached(filename)
+    return load
+
+
+def _compiling(source, filename: str):
+    """A loader of ``source``'s code, compiled (it has no file to cache it beside)."""
+    def load():
+        from conhook._compiler import pipeline
+        return pipeline.compile_con(source, filename)
+    return load
+
+
+def _multiprocessing_children_run_con_code():
+    from conhook._multiprocessing import children_run_con_code
+    children_run_con_code()
+
+
+def run_code(load, argv, *, path0, file=None, loader=None, spec=None) -> int:
+    """Run the code that ``load()`` returns as ``__main__``; ``path0`` (None: left as it is)
+    becomes ``sys.path[0]``."""
     sys.argv[:] = argv
-    if not sys.flags.safe_path:  # -P / PYTHONSAFEPATH: CPython puts no directory first
+    if path0 is not None and not sys.flags.safe_path:  # -P / PYTHONSAFEPATH: no directory first
         sys.path[0] = path0
     main_module = types.ModuleType("__main__")
     namespace = main_module.__dict__
@@ -218,10 +341,9 @@ def run_code(source, filename, argv, *, path0, file=None, loader=None, spec=None
         if spec is not None:
             namespace["__package__"] = spec.parent
     sys.modules["__main__"] = main_module
-    from conhook._compiler import pipeline
     from conhook._runtime.prejoin import prepare_namespace
     try:
-        code = pipeline.compile_con(source, filename)
+        code = load()
     except SyntaxError as error:
         error.__traceback__ = None
         return report(error)
@@ -317,6 +439,11 @@ def report(error: BaseException) -> int:
         # Like CPython: die of the signal, so that the parent sees how we ended.
         _die_of(signal.SIGTERM if _terminated else signal.SIGINT)
     return 1
+
+
+def console() -> int:
+    """The ``conhook`` console script (``[project.scripts]``): ``python -m conhook``'s twin."""
+    return main(sys.argv[1:])
 
 
 if __name__ == "__main__":

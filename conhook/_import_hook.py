@@ -18,6 +18,7 @@ it writes to stderr, as ``_trace`` does); tests set their own.  Off, it costs a 
 """
 from __future__ import annotations
 
+import _imp
 import importlib
 import importlib.machinery
 import importlib.util
@@ -25,7 +26,6 @@ import io
 import itertools
 import marshal
 import os
-import re
 import struct
 import sys
 import sysconfig
@@ -39,10 +39,10 @@ _OWN_PACKAGE = __name__.partition(".")[0]
 # the dotted names it lists (not as an alias: ``import numpy as con`` does not opt in), at the
 # start of a line (after the UTF-8 BOM on the first); ``lazy`` ones (3.15+) too.  Text only: the
 # tokens then tell whether the line is a statement or lies inside a string (``_statement_lines``).
-_OPT_IN = re.compile(
+# (Compiled on first use: a warm start that imports no module of the user's needs no ``re``.)
+_OPT_IN = (
     rb"^(?:\xef\xbb\xbf)?(?:lazy[ \t]+)?(?:from[ \t]+(?:con|conhook)(?:\.\w+)*[ \t]+import\b"
-    rb"|import[ \t]+(?:[\w.]+(?:[ \t]+as[ \t]+\w+)?[ \t]*,[ \t]*)*(?:con|conhook)\b)",
-    re.MULTILINE)
+    rb"|import[ \t]+(?:[\w.]+(?:[ \t]+as[ \t]+\w+)?[ \t]*,[ \t]*)*(?:con|conhook)\b)")
 
 
 def imports_con(data: bytes) -> bool:
@@ -61,11 +61,13 @@ def imports_con(data: bytes) -> bool:
 
 def _candidate_lines(data: bytes) -> Iterator[int]:
     """The numbers (from 1) of the lines that ``_OPT_IN`` matches, in order."""
+    import re
+    opt_in = re.compile(_OPT_IN, re.MULTILINE)  # (re caches it)
     start = line_start = 0
     number = 1
     while (found := data.find(b"import", start)) >= 0:
         line = data.rfind(b"\n", 0, found) + 1
-        if _OPT_IN.match(data, line):
+        if opt_in.match(data, line):
             number += data.count(b"\n", line_start, line)
             line_start = line
             yield number
@@ -411,6 +413,26 @@ def write_cache(path: str, code: types.CodeType, stat: os.stat_result, self_opte
                 os.unlink(temporary)
             except OSError:
                 pass
+
+
+def compile_cached(filename: str) -> types.CodeType:
+    """The code of the program at ``filename`` (the runner's main script, a ``multiprocessing``
+    child's copy of it), rewritten whether or not it opts in: from the cache entry an import
+    of it would use, if fresh, else compiled (importing the compiler) and cached.  Raises
+    ``OSError`` if the file cannot be read, ``SyntaxError`` if it does not compile."""
+    stat = os.stat(filename)
+    cache_path = cache_path_for(filename)
+    code = read_cache(cache_path, stat) if cache_path else None
+    if code is not None:
+        _imp._fix_co_filename(code, filename)  # (as CPython's own .pyc: the name it was run by)
+        return code
+    with open(filename, "rb") as file:
+        source = file.read()
+    from ._compiler import pipeline
+    code = pipeline.compile_con(source, filename)
+    if cache_path and not sys.dont_write_bytecode:
+        write_cache(cache_path, code, stat, self_opted_in=imports_con(source))
+    return code
 
 
 def _temporary_name(path: str) -> str:

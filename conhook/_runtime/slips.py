@@ -25,13 +25,12 @@ user's ``@()`` line.
 """
 from __future__ import annotations
 
-import linecache
 import opcode
-import re
 
 from .._reserved_names import CO_COROUTINE, RUNTIME_NAME
 
-_AWAITED_TYPE = re.compile(r"^object (\S+) can't be used in 'await'|^'([^']+)' object can't be awaited")
+# (re and linecache are imported only when a slip is explained: every program imports this module.)
+_AWAITED_TYPE = r"^object (\S+) can't be used in 'await'|^'([^']+)' object can't be awaited"
 
 _GET_AWAITABLE = opcode.opmap["GET_AWAITABLE"]
 _BINARY_OP = opcode.opmap["BINARY_OP"]
@@ -70,7 +69,8 @@ def _explained_in_place(exc, last):
             return None
         # "object NoneType can't be used in 'await' expression" (3.11-3.13),
         # "'NoneType' object can't be awaited" (3.14+)
-        named = _AWAITED_TYPE.search(str(exc))
+        import re
+        named = re.search(_AWAITED_TYPE, str(exc))
         what = (named.group(1) or named.group(2)) if named else "a value"
         exc.args = (f"{callee}@(...): {callee} is not a non-atomic function (it returned {_a(what)}, "
                     f"which @() cannot run): call it without @, as {callee}(...)",)
@@ -125,6 +125,7 @@ def _an(word):
 def _callee(code, lasti, tight=False):
     """The text of the function called at `lasti` with ``@(`` (``con.timeout``), or None."""
     import io
+    import linecache
     import tokenize
 
     positions = list(code.co_positions())[lasti // 2]
