@@ -11,7 +11,7 @@ from __future__ import annotations
 # The functions of ``con`` that are called with ``@``.
 NONATOMIC_FUNCTIONS = frozenset({
     "idle", "sleep", "gather", "race", "as_completed", "to_thread",
-    "tcplisten", "tcpconnect", "unixlisten", "unixconnect", "tls_wrap",
+    "tcplisten", "tcpconnect", "unixlisten", "unixconnect", "tls_wrap", "udpsocket",
     "run_process", "open_process",
 })
 
@@ -33,6 +33,7 @@ CLASSES: dict[str, frozenset[str]] = {
     "Stream": frozenset({"read", "write"}),
     "TLSStream": frozenset({"handshake", "read", "write", "unwrap"}),
     "BrokenStreamError": frozenset(),
+    "UDPSocket": frozenset({"sendto", "recvfrom", "send", "recv"}),
     "Process": frozenset({"wait"}),
     "signals": frozenset({"get"}),
 }
@@ -48,6 +49,7 @@ ATOMIC_METHODS: dict[str, frozenset[str]] = {
     "TLSStream": frozenset({"write_nowait", "shutdown_write", "close", "version", "cipher",
                             "selected_alpn_protocol", "getpeercert", "fileno"}),
     "Process": frozenset({"send_signal", "terminate", "kill", "close"}),
+    "UDPSocket": frozenset({"close", "fileno"}),
 }
 
 # What a non-atomic function or method returns, where it is an object of the API's classes (so
@@ -57,5 +59,5 @@ RETURNS: dict[str, tuple[str, ...]] = {
     "tcplisten": ("Listener",), "unixlisten": ("Listener",),
     "tcpconnect": ("Stream", "TLSStream"), "unixconnect": ("Stream",),
     "Listener.accept": ("Stream", "TLSStream"),
-    "tls_wrap": ("TLSStream",), "open_process": ("Process",),
+    "tls_wrap": ("TLSStream",), "open_process": ("Process",), "udpsocket": ("UDPSocket",),
 }
