@@ -2,7 +2,7 @@
 
 ``import conhook`` installs the import hook: from then on, modules that opt in (they
 import ``con`` or ``conhook`` at top level, or lie under a path or package given to
-``install``) may use ``f@(args)`` and ``sibling f@(args)``.  The API is the module
+``install``), installed con libraries' among them, may use ``f@(args)`` and ``sibling f@(args)``.  The API is the module
 ``con``; the runner is ``python -m conhook script.py``.
 """
 from __future__ import annotations
@@ -21,11 +21,11 @@ def compile_con(source, filename="<con>", mode="exec", *, toplevel=False, optimi
 def install(paths=(), packages=()):
     """Rewrite modules that opt in, and every module under ``paths`` or in ``packages``.
 
-    Calling it again replaces the earlier configuration.  ``import conhook`` calls it
-    with no arguments.
+    Each call adds to the earlier ones (an application's and its libraries' alike); installed
+    con libraries need none (docs/libraries.md).  ``import conhook`` calls it with no arguments.
     """
     from . import _import_hook
-    _import_hook.install(paths, packages)
+    _import_hook.add(paths, packages)
 
 
 def uninstall():

@@ -3,10 +3,13 @@
 A module is rewritten when it opts in (docs/spec.md §2.1): it has an import statement in
 column 0 naming ``con`` or ``conhook`` (``import``/``from``; a line of a docstring or other
 string that reads so does not count: the tokens decide, not the text), or it lies under a
-path or package given to ``conhook.install()``.  Every other module is handed back exactly
-as the path finder found it.  conhook's own modules, the standard library and site-packages
-are declined before their files are even opened; any other module without an opt-in line is
-declined on a scan of its text, never tokenized.
+path or package given to ``conhook.install()`` (each call adds to the earlier ones).  Every
+other module is handed back exactly as the path finder found it.  conhook's own modules, the
+standard library and the packages in site-packages are declined before their files are even
+opened, but for an installed con library: a package in site-packages whose directory holds the
+marker file ``con.library`` (docs/libraries.md); one ``stat`` tells, once per package and
+process.  Its modules, and any other module without an opt-in line, are then judged as the
+application's own: a module without one is declined on a scan of its text, never tokenized.
 
 The finder sits just before ``PathFinder`` on ``sys.meta_path`` so that finders placed
 in front of the path finder keep their precedence.
@@ -132,10 +135,13 @@ def _declined(path: str, reason: str) -> None:
         cache_trace(path, reason)
 
 
-def _never_rewritten_roots() -> tuple[str, ...]:
+# The file that marks a package in site-packages as a con library (docs/libraries.md).
+LIBRARY_MARKER = "con.library"
+
+
+def _roots(*keys: str) -> tuple[str, ...]:
     paths = sysconfig.get_paths()
-    roots = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
-    return tuple(os.path.join(os.path.realpath(root), "") for root in roots)
+    return tuple(sorted({os.path.join(os.path.realpath(paths[key]), "") for key in keys if key in paths}))
 
 
 class ConFinder:
@@ -144,7 +150,15 @@ class ConFinder:
     def __init__(self, paths=(), packages=()):
         self.paths = tuple(os.path.join(os.path.abspath(p), "") for p in paths)
         self.packages = tuple(packages)
-        self.skip_roots = _never_rewritten_roots()
+        self.site_roots = _roots("purelib", "platlib")
+        # (site-packages may lie inside the standard library's directory: it is looked at first)
+        self.skip_roots = _roots("stdlib", "platstdlib") + self.site_roots
+        self._libraries: dict[str, bool] = {}  # a package's directory in site-packages: marked?
+
+    def add(self, paths=(), packages=()) -> None:
+        """Rewrite the modules under ``paths`` and in ``packages`` too."""
+        self.paths += tuple(p for p in (os.path.join(os.path.abspath(p), "") for p in paths) if p not in self.paths)
+        self.packages += tuple(p for p in packages if p not in self.packages)
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname == API_MODULE:
@@ -171,15 +185,29 @@ class ConFinder:
             return True, None
         if self.paths and origin.startswith(self.paths):
             return True, None
-        if origin.startswith(self.skip_roots):
+        if origin.startswith(self.skip_roots) and not (origin.startswith(self.site_roots) and self._in_library(origin)):
             return False, None  # the standard library and site-packages never opt in by themselves
         # A fresh cache entry of a module that opted itself in answers for its source,
         # which then need not be read at all (a warm import reads one file, as CPython's).
         cached = read_cache_entry(origin, self_opted_in=True)
         return (True, cached) if cached is not None else (source_imports_con(origin), None)
 
+    def _in_library(self, origin: str) -> bool:
+        """Whether ``origin`` (in site-packages) lies in a package marked as a con library."""
+        for root in self.site_roots:
+            if origin.startswith(root):
+                end = origin.find(os.sep, len(root))
+                if end < 0:
+                    return False  # a module of its own, not in a package
+                directory = origin[:end]
+                marked = self._libraries.get(directory)
+                if marked is None:
+                    marked = self._libraries[directory] = os.path.isfile(os.path.join(directory, LIBRARY_MARKER))
+                return marked
+        return False
+
     def invalidate_caches(self):
-        pass
+        self._libraries.clear()  # (importlib.invalidate_caches(): a library may have been installed)
 
 
 def source_imports_con(origin: str) -> bool:
@@ -441,6 +469,16 @@ def _temporary_name(path: str) -> str:
 
 
 # -- installation -----------------------------------------------------------------------
+
+def add(paths=(), packages=()) -> ConFinder:
+    """Add ``paths`` and ``packages`` to our finder's (putting one on ``sys.meta_path`` if
+    none is there): what ``conhook.install()`` does."""
+    finder = next((f for f in sys.meta_path if isinstance(f, ConFinder)), None)
+    if finder is None:
+        return install(paths, packages)
+    finder.add(paths, packages)
+    return finder
+
 
 def install(paths=(), packages=()) -> ConFinder:
     """Put a finder on ``sys.meta_path`` (replacing an earlier one of ours)."""

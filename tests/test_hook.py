@@ -339,12 +339,14 @@ def test_install_packages_opts_in_the_package_and_its_submodules(tmp_path):
     assert other.RESULT == ("matmul", 3)
 
 
-def test_install_again_replaces_the_finder(tmp_path):
+def test_install_again_adds_to_the_finder(tmp_path):
+    # A library's install() and the application's add up (docs/libraries.md).
     conhook.install(paths=[str(tmp_path)])
     conhook.install(packages=["x"])
+    conhook.install(packages=["x"], paths=[str(tmp_path)])
     finders = [f for f in sys.meta_path if isinstance(f, _import_hook.ConFinder)]
     assert len(finders) == 1
-    assert finders[0].packages == ("x",) and finders[0].paths == ()
+    assert finders[0].packages == ("x",) and finders[0].paths == (os.path.join(str(tmp_path), ""),)
 
 
 def test_uninstall_removes_the_finder(tmp_path):

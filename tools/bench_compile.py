@@ -285,9 +285,12 @@ def bench_warm(source: str, twin: str, repeat: int) -> float:
 
 
 def bench_decline(path: str, repeat: int) -> None:
-    """The finder's ``decide`` on a copy of ``path`` (it has no opt-in line), best of ``repeat``."""
+    """The finder's ``decide`` on a copy of ``path`` (it has no opt-in line), and on a module of
+    the standard library and of site-packages (declined by their paths), best of ``repeat``."""
     import shutil
     import timeit
+
+    import bytecode
 
     from conhook._import_hook import ConFinder
     with tempfile.TemporaryDirectory() as directory:
@@ -299,12 +302,16 @@ def bench_decline(path: str, repeat: int) -> None:
             with open(copy, "rb") as file:
                 file.read()
 
-        times = {label: min(timeit.repeat(function, number=20, repeat=repeat)) / 20
-                 for label, function in (("decline", lambda: finder.decide("copy", copy)), ("read", read))}
+        stdlib, site = os.path.realpath(path), os.path.realpath(bytecode.__file__)
+        cases = (("decline", lambda: finder.decide("copy", copy)), ("read", read),
+                 ("stdlib", lambda: finder.decide("x", stdlib)), ("site", lambda: finder.decide("bytecode", site)))
+        times = {label: min(timeit.repeat(function, number=200, repeat=repeat)) / 200 for label, function in cases}
     size = os.path.getsize(path)
     print(f"\nfinder's decline of {os.path.basename(path)} ({size:,} bytes, best of {repeat}):")
     print(f"  decide (stat, cache look-up, read, opt-in scan) {times['decline'] * 1e6:8.1f} us")
     print(f"  reading the file alone                          {times['read'] * 1e6:8.1f} us")
+    print(f"  decide, the same file in the standard library   {times['stdlib'] * 1e6:8.3f} us")
+    print(f"  decide, a package in site-packages (bytecode)   {times['site'] * 1e6:8.3f} us")
 
 
 def main(argv: list[str]) -> int:
