@@ -13,10 +13,11 @@ not starve them.  A call queued behind a full pool says so where the cactus stac
 workers busy)``.
 
 Each scheduler bounds its calls in flight with a ``CapacityLimiter`` (trio's name and default:
-40 tokens; ``to_thread@(fn, limiter=...)`` takes another).  A call takes a token before it goes
+40 tokens; ``to_thread@(fn, limiter=...)`` takes another).  A call takes a token when it goes
 to the pool, waiting in FIFO order, and gives it back when its worker has finished (an
 abandoned call's token stays taken until then, as in trio).  An interrupted waiter leaves the
-queue and takes nothing.
+queue and takes nothing.  The waiting calls queue in the limiter itself, and a finishing
+worker sends the next one to the pool, so that a queued call costs the scheduler nothing more.
 
 An interrupted caller does not wait: it raises ``Interrupted`` at once.  A call that has not
 started yet is then skipped; one that is running finishes in its worker and its result (or
@@ -38,9 +39,9 @@ from contextvars import copy_context
 from types import CoroutineType
 
 from .errors import Interrupted
-from .kernel import current_kernel, current_thread, strip_internal_frames
+from .kernel import current_kernel, strip_internal_frames
 from .prejoin import isawaitable
-from .traps import DONE, Throw, Trap, WaitQueue, interrupted
+from .traps import Trap
 
 MAX_WORKERS = 64
 RESOLVER_WORKERS = 16
@@ -54,18 +55,20 @@ worker_local = threading.local()
 class CapacityLimiter:
     """At most `total_tokens` ``to_thread@`` calls in flight: ``to_thread@(fn, limiter=lim)``.
 
-    A call takes a token before its worker starts and gives it back when the worker has
+    A call takes a token when it goes to a worker and gives it back when the worker has
     finished; calls beyond the bound wait in FIFO order (an interrupted one leaves the queue).
-    ``total_tokens`` may be changed; raising it lets waiting calls go at once.  Belongs to one
-    scheduler at a time (its queue is of conhook threads).
+    The queue holds the calls themselves, and a worker that finishes hands its token to the
+    next one and sends it to the pool at once, without a trip through the scheduler; so the
+    counts live under a lock, and a limiter may be shared by schedulers.  ``total_tokens`` may
+    be changed; raising it lets waiting calls go at once.
     """
-    __slots__ = ("_total", "_borrowed", "_waiters")
+    __slots__ = ("_total", "_borrowed", "_queue", "_lock")
 
     def __init__(self, total_tokens):
         self._total = _checked_total(total_tokens)
         self._borrowed = 0
-        self._waiters = WaitQueue()
-        self._waiters.label = f"limiter (queued: all {self._total} tokens borrowed)"  # in tree()
+        self._queue = deque()  # the calls waiting for a token
+        self._lock = threading.Lock()
 
     @property
     def total_tokens(self):
@@ -73,12 +76,17 @@ class CapacityLimiter:
 
     @total_tokens.setter
     def total_tokens(self, value):
-        self._total = _checked_total(value)
-        waiters = self._waiters
-        waiters.label = f"limiter (queued: all {value} tokens borrowed)"
-        while waiters and self._borrowed < self._total:
-            self._borrowed += 1
-            waiters.wake_first(current_kernel())
+        value = _checked_total(value)
+        going = []
+        with self._lock:
+            self._total = value
+            while self._queue and self._borrowed < value:
+                self._borrowed += 1
+                job = self._queue.popleft()
+                job.queued = False
+                going.append(job)
+        for job in going:
+            job.go()
 
     @property
     def borrowed_tokens(self):
@@ -91,27 +99,41 @@ class CapacityLimiter:
 
     @property
     def waiting(self):
-        """The calls waiting for a token, in order."""
-        return len(self._waiters)
+        """The calls waiting for a token."""
+        return len(self._queue)
 
-    def _acquire(self):
-        thread = current_thread()
-        if thread.interrupt is not None:
-            return Throw(interrupted(thread))
-        if self._borrowed < self._total and not self._waiters:
+    def _submit(self, job):
+        """In the scheduler: `job` goes to its pool now, or waits its turn here."""
+        with self._lock:
+            if self._queue or self._borrowed >= self._total:
+                job.queued = True
+                self._queue.append(job)
+                return
             self._borrowed += 1
-            return DONE
-        return self._waiters  # _release hands its token over before waking us
+        job.go()
 
-    def _release(self, kernel):
-        if self._waiters and self._borrowed <= self._total:
-            self._waiters.wake_first(kernel)  # the token goes to it
-        else:
-            self._borrowed -= 1
+    def _withdraw(self, job):
+        """In the scheduler: take out `job`, whose caller was interrupted; whether it still waited."""
+        with self._lock:
+            if not job.queued:
+                return False
+            job.queued = False
+            self._queue.remove(job)  # (usually at an end: interrupted in the order queued)
+            return True
+
+    def _release(self):
+        """In a worker, its job done: the token goes to the first waiting call, if any."""
+        with self._lock:
+            if not self._queue or self._borrowed > self._total:
+                self._borrowed -= 1
+                return
+            job = self._queue.popleft()
+            job.queued = False
+        job.go()
 
     def __repr__(self):
         return (f"<con.CapacityLimiter {self._borrowed}/{self._total} tokens borrowed, "
-                f"{len(self._waiters)} waiting>")
+                f"{len(self._queue)} waiting>")
 
 
 def _checked_total(value):
@@ -135,14 +157,14 @@ def current_default_thread_limiter():
 
 class _Job(Trap):
     __slots__ = ("fn", "args", "kwargs", "context", "pool", "started", "kernel", "thread",
-                 "value", "exc", "limiter", "lock", "request")
+                 "value", "exc", "limiter", "queued", "lock", "request")
 
     def __init__(self, fn, args, kwargs, pool, limiter=None):
         self.fn, self.args, self.kwargs = fn, args, kwargs
         self.context = copy_context()  # the caller's, as it is now
         self.pool = pool
         self.limiter = limiter  # its token is given back when the worker has finished
-        self.started = False
+        self.queued = self.started = False  # queued: waiting for a token of the limiter
         self.value = self.exc = self.thread = self.kernel = self.request = None
         self.lock = None  # made when the call goes to a worker (from_thread needs it)
 
@@ -150,6 +172,8 @@ class _Job(Trap):
     def label(self):
         """What the cactus stack shows after the waiting thread's calls."""
         pool = self.pool
+        if self.queued:
+            return f"{pool.label} (queued: all {self.limiter.total_tokens} tokens of its limiter borrowed)"
         if not self.started and pool.running >= pool.size:
             return f"{pool.label} (queued: all {pool.size} workers busy)"
         return pool.label
@@ -160,24 +184,31 @@ class _Job(Trap):
             self.kernel, self.thread = kernel, thread
             self.lock = threading.Lock()
             kernel.workers_busy += 1
-            self.pool.submit(self)
+            if self.limiter is None:
+                self.go()
+            else:
+                self.limiter._submit(self)
+
+    def go(self):
+        """It has its token (or needs none): to the pool's queue."""
+        self.pool.submit(self)
 
     def abort(self, kernel, thread):
         self.leave()  # the caller is gone: the result will be dropped
 
     def leave(self):
         """The caller leaves (done, or interrupted): a call still asked of it fails with
-        Interrupted, later ones are refused; a call that never went to a worker gives its token back."""
+        Interrupted, later ones are refused; a call still waiting for a token is withdrawn."""
         if self.kernel is None:
-            if self.limiter is not None:
-                self.limiter._release(current_kernel())
-                self.limiter = None
-            return
+            return  # interrupted before it went anywhere
         with self.lock:
             self.thread = None
             request, self.request = self.request, None
         if request is not None:
             request.finish(None, caller_gone())
+        if self.queued and self.limiter._withdraw(self):
+            self.kernel.workers_busy -= 1  # it will never run: no _done will come
+            self.fn = self.args = self.kwargs = self.context = None
 
     def run(self):
         """In a worker OS thread."""
@@ -192,14 +223,14 @@ class _Job(Trap):
             finally:
                 worker_local.job = None
         self.fn = self.args = self.kwargs = self.context = None
+        if self.limiter is not None:
+            self.limiter._release()
         self.kernel.post(self._done)
 
     def _done(self):
         """Back in the scheduler."""
         kernel = self.kernel
         kernel.workers_busy -= 1
-        if self.limiter is not None:
-            self.limiter._release(kernel)
         thread = self.thread
         if thread is not None and thread.parked_on is self:
             thread.pending = self.exc
@@ -317,7 +348,6 @@ async def to_thread(fn, /, *args, limiter=None, **kwargs):
         raise TypeError(f"to_thread@(..., limiter={limiter!r}): limiter must be a "
                         f"con.CapacityLimiter (to pass a keyword named 'limiter' to the function, "
                         f"use functools.partial)")
-    await limiter._acquire()
     job = _Job(fn, args, kwargs, _pool, limiter)
     try:
         await job

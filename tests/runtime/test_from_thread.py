@@ -364,7 +364,7 @@ def test_a_call_waiting_for_the_limiter_says_so_in_the_cactus_stack():
         release.set()
         return tree
     assert [line.strip() for line in run(main).splitlines()[1:]] == [
-        "| to_thread", "| to_thread - limiter (queued: all 1 tokens borrowed)"]
+        "| to_thread", "| to_thread - to_thread (queued: all 1 tokens of its limiter borrowed)"]
 
 
 def test_raising_total_tokens_lets_waiting_calls_go():
