@@ -6,6 +6,13 @@ top-level con code and run as one call on a fresh scheduler, in the notebook's n
 * The cell's text is registered with IPython's compiler cache, so tracebacks and syntax
   errors say ``Cell In[n], line L`` and show the cell's lines.  Lines are numbered as the
   notebook numbers them: line 1 is the ``%%con`` line, the cell's first line is line 2.
+* A failure is shown from the cell's own frame, as a plain cell's is: not from the line
+  IPython runs the magic with (``get_ipython().run_cell_magic(...)``) and its hidden frames.
+  The exception renders itself (``_render_traceback_``, which IPython and ipykernel honour)
+  from there, once; what it carries is left as it is (``%tb`` and ``%debug`` see it all).
+  A failure raised by ``bootstrap`` itself after every thread has unwound (``KeyboardInterrupt``
+  of a cell interrupted while it waited, ``Deadlock``) has no frame of the cell's: it is shown
+  with none, its message alone.
 * The value of a trailing expression statement is the magic's return value, which IPython
   displays (``Out[n]``) as it displays an ordinary cell's; a trailing ``;`` hides it.
 * The scheduler runs in the kernel's own thread, inside the cell's execution.  An
@@ -50,7 +57,28 @@ class ConMagics(Magics):
         if RUNTIME_NAME not in namespace:
             prepare_namespace(namespace)
             shell.user_ns_hidden[RUNTIME_NAME] = namespace[RUNTIME_NAME]  # not listed by %who
-        return _toplevel.run_input(code, namespace)
+        try:
+            return _toplevel.run_input(code, namespace)
+        except BaseException as exc:
+            _shown_from_the_cell(exc, code, shell)
+            raise
+
+
+def _shown_from_the_cell(exc, code, shell):
+    """Have IPython show `exc` from the cell's frame (`code`'s) down, as a plain cell's."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code is not code:
+        tb = tb.tb_next
+    # (None: raised by bootstrap itself once every thread had unwound, as KeyboardInterrupt
+    # and Deadlock are: no frame of the cell's is left to show, and none of ours is shown.)
+
+    def render():
+        del exc._render_traceback_  # once: re-raised later, it is shown as usual
+        return shell.InteractiveTB.structured_traceback(type(exc), exc, tb, tb_offset=0)
+    try:
+        exc._render_traceback_ = render
+    except AttributeError:  # (an exception without a __dict__ is shown as IPython shows it)
+        pass
 
 
 _checked: dict = {}  # the cell last compiled by _check_con_cells -> its code

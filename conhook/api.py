@@ -16,7 +16,8 @@ from ._runtime.timeouts import sleep, timeout
 from ._runtime.traps import idle
 from ._runtime.cactus_stack import tree as _tree
 from ._runtime.never_run_warning import install as _install_unrun_warning
-from ._runtime.worker_threads import to_thread
+from ._runtime.worker_threads import CapacityLimiter, current_default_thread_limiter, to_thread
+from ._runtime.from_thread import current_token, from_thread
 
 
 def tree():
@@ -64,6 +65,7 @@ __all__ = [
     "bootstrap", "idle", "sleep", "timeout", "Interrupted", "Deadlock",
     "Event", "Lock", "Semaphore", "Queue", "QueueEmpty", "QueueFull", "QueueClosed",
     "gather", "race", "as_completed", "to_thread", "tree",
+    "from_thread", "current_token", "CapacityLimiter", "current_default_thread_limiter",
     "tcplisten", "tcpconnect", "unixlisten", "unixconnect", "ipv4addr", "ipv6addr",
     "Listener", "Stream", "udpsocket", "UDPSocket", "tls_wrap", "TLSStream", "BrokenStreamError",
     "run_process", "open_process", "Process", "signals",

@@ -183,7 +183,7 @@ class Kernel:
     __slots__ = ("ready", "current", "backend", "_wakeup", "_wakeup_fd", "io",
                  "timers", "_timer_seq", "timers_cancelled", "posted", "workers_busy",
                  "outside_waits", "root", "outcome", "done", "deadlock", "sigint", "aborting",
-                 "clock", "on_block", "on_turn", "describe_threads", "pid", "__weakref__")
+                 "clock", "on_block", "on_turn", "describe_threads", "pid", "guests", "__weakref__")
 
     def __init__(self, backend=None):
         self.ready = deque()
@@ -210,8 +210,11 @@ class Kernel:
         self.on_turn = None  # (ready queue) -> None, at the start of each phase 3
         self.describe_threads = None  # (kernel) -> str, for the Deadlock message
         self.pid = getpid()  # a forked child's copy of this kernel shares the parent's backend
+        self.guests = None  # the threads OS threads start with con.from_thread(token=), if any
 
     def close(self):
+        if self.guests is not None:
+            self.guests.close()  # calls still queued by OS threads fail: none will run
         self.backend.close()
         if not self.workers_busy:
             self._wakeup.close()
@@ -645,7 +648,8 @@ class Kernel:
             scope.child_finished(self, thread, exc)  # (which may interrupt this thread too)
         else:
             self.outcome = (value, exc)
-            self.done = True
+            # (threads started by OS threads through a token are interrupted and waited for)
+            self.done = self.guests is None or self.guests.root_finished()
         thread.coro = thread.context = thread.scope = None
         if thread.interrupt is not None:
             interrupted_threads.discard(thread)

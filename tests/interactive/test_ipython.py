@@ -140,6 +140,49 @@ def test_a_cells_syntax_error_is_shown_as_a_plain_cells_is(shell, ns, capsys):
     assert shown.count("\n") == plain_shown.count("\n")  # as many lines as a plain cell's error
 
 
+def _frames_shown(text):
+    """The frame headers of a traceback IPython printed, the cell numbers made alike."""
+    return [re.sub(r"In\[\d+\]", "In[n]", line) for line in text.splitlines()
+            if line.startswith(("Cell In[", "File ", "    [... skipping"))]
+
+
+def _shape(text):
+    return [re.sub(r"line \d+", "line L", line) for line in _frames_shown(text)]
+
+
+def test_a_failing_cells_traceback_starts_at_the_cells_line_as_a_plain_cells_does(shell, ns, capsys):
+    # Not at the line IPython runs the magic with (get_ipython().run_cell_magic(...)), and
+    # without a note of the magic's hidden frames: the cell's line, then the frames below it.
+    capsys.readouterr()
+    body = "a = 1\ndef fail():\n    {}\n    raise ValueError('boom')\n{}\n"
+    result = shell.run_cell("%%con\n" + body.format("idle@()", "fail@()"), store_history=True)
+    assert isinstance(result.error_in_exec, ValueError)
+    shown = _without_colours(capsys.readouterr().out)
+    plain = shell.run_cell(body.format("pass", "fail()"), store_history=True)
+    assert isinstance(plain.error_in_exec, ValueError)
+    plain_shown = _without_colours(capsys.readouterr().out)
+    assert _shape(shown) == _shape(plain_shown) == ["Cell In[n], line L", "Cell In[n], line L, in fail()"]
+    n = result.execution_count
+    assert _frames_shown(shown) == ["Cell In[n], line 6", "Cell In[n], line 5, in fail()"]
+    assert "run_cell_magic" not in shown and f"Cell In[{n}], line 6\n" in shown
+    # Shown once so: the same exception raised again by a plain cell is shown as usual.
+    shell.user_ns["again"] = result.error_in_exec
+    shell.run_cell("raise again", store_history=True)
+    assert _frames_shown(_without_colours(capsys.readouterr().out))[0] == "Cell In[n], line 1"
+
+
+def test_a_failure_of_the_scheduler_itself_is_shown_without_frames(shell, ns, capsys):
+    # Deadlock (and the KeyboardInterrupt of a cell interrupted while it waited) is raised by
+    # bootstrap once every thread has unwound: no frame of the cell's is left, and the line
+    # that runs the magic and conhook's own frames are not shown instead.
+    capsys.readouterr()
+    result = shell.run_cell("%%con\nEvent().wait@()\n", store_history=True)
+    assert type(result.error_in_exec).__name__ == "Deadlock"
+    shown = _without_colours(capsys.readouterr().out)
+    assert _frames_shown(shown) == [] and "run_cell_magic" not in shown and "conhook/" not in shown
+    assert "bootstrap - <module> - wait" in shown
+
+
 def _without_colours(text):
     return re.sub("\x1b\\[[0-9;]*m", "", text)
 

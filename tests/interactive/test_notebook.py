@@ -98,6 +98,15 @@ spins = 0
 print({BUSY!r}, flush=True)
 while True:
     spins += 1""",
+    # 8, 9: a failing cell, con and plain: the same frames, from the cell's own line
+    """%%con
+def fail():
+    idle@()
+    raise ValueError("boom")
+fail@()""",
+    """def fail():
+    raise ValueError("boom")
+fail()""",
 ]
 
 
@@ -130,8 +139,8 @@ def test_notebook_with_con_cells(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_code_cell(source) for source in CELLS]
-    notebook.cells[5].metadata["tags"] = ["raises-exception"]
-    notebook.cells[7].metadata["tags"] = ["raises-exception"]
+    for failing in (5, 7, 8, 9):
+        notebook.cells[failing].metadata["tags"] = ["raises-exception"]
     client = InterruptingClient(notebook, timeout=60, kernel_name="python3",
                                 resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
@@ -143,10 +152,10 @@ def test_notebook_with_con_cells(tmp_path, monkeypatch):
     assert _value(cells[4]) == "(True, True)"
     [error] = [out for out in cells[5].outputs if out.output_type == "error"]
     assert error.ename == "KeyboardInterrupt"
-    # No frame of the scheduler's: IPython shows the cell, then (as it always shows the innermost
-    # frame) the line that called bootstrap.
-    assert not any(layer in line for line in error.traceback
-                   for layer in ("_runtime/", "_network/", "_compiler/"))
+    # Raised by bootstrap once every thread had unwound: no frame is shown, neither the line
+    # that runs the magic nor conhook's own.
+    assert not any(text in line for line in error.traceback
+                   for text in ("conhook", "run_cell_magic", "Cell In["))
     assert _value(cells[6]) == "(['cell', 'sleeper'], 8)"
     # A busy loop interrupted: the cell's frame is at the loop's line (5 or 6), not its first.
     [error] = [out for out in cells[7].outputs if out.output_type == "error"]
@@ -154,6 +163,22 @@ def test_notebook_with_con_cells(tmp_path, monkeypatch):
     shown = re.sub("\x1b\\[[0-9;]*m", "", "\n".join(error.traceback))
     assert re.search(r"----> 5 while True:|----> 6     spins \+= 1", shown), shown
     assert not any(layer in shown for layer in ("_runtime/", "_network/", "_compiler/"))
+    # A failing cell's traceback starts at the cell's line, as a plain cell's does: not at the
+    # line that runs the magic (get_ipython().run_cell_magic(...)), nor its hidden frames.
+    shown, plain = (_frames(cells[i]) for i in (8, 9))
+    assert [re.sub(r"line \d+", "line L", frame) for frame in shown] == [
+        re.sub(r"line \d+", "line L", frame) for frame in plain] == [
+        "Cell In[n], line L", "Cell In[n], line L, in fail()"]
+    assert shown == ["Cell In[n], line 5", "Cell In[n], line 4, in fail()"]  # (line 1: %%con)
+
+
+def _frames(cell):
+    """The frame headers of a cell's error, the cell numbers made alike."""
+    [error] = [out for out in cell.outputs if out.output_type == "error"]
+    assert error.ename == "ValueError"
+    text = re.sub("\x1b\\[[0-9;]*m", "", "\n".join(error.traceback))
+    return [re.sub(r"In\[\d+\]", "In[n]", line) for line in text.splitlines()
+            if line.startswith(("Cell In[", "File ", "    [... skipping"))]
 
 
 TCP_CELL = """%%con

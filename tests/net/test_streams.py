@@ -189,6 +189,8 @@ def test_a_full_to_thread_pool_neither_starves_name_resolution_nor_hides():
         release.wait()
 
     async def main():
+        # (the scheduler's limiter, 40, would hold them short of the pool's bound)
+        con.current_default_thread_limiter().total_tokens = full + 1
         listener = await con.tcplisten(con.ipv4addr("127.0.0.1", 0))
         port = listener.addresses[0].port
         drawn = []

@@ -364,6 +364,7 @@ def test_to_thread_runs_after_a_full_pool_has_drained_and_its_workers_left(monke
 
     @prejoining
     async def fill(scope):
+        con.current_default_thread_limiter().total_tokens = full + 1  # (40 would hold them)
         for _ in range(full + 1):
             scope.start(con.to_thread, release.wait)
         await con.sleep(0.05)

@@ -1,0 +1,245 @@
+"""``con.from_thread(fn, *args)``: an OS thread calls into a scheduler and waits for the answer.
+
+Two ways in, as trio's ``from_thread.run``:
+
+* In a ``to_thread@`` worker (no token): the call is handed to the conhook thread waiting in
+  ``to_thread@``, which runs it as one of its own calls (``worker_threads._Job.serve``), so its
+  interruptions and timeouts apply to it and ``tree()`` draws it below ``to_thread``.  If that
+  thread is interrupted while ``fn`` runs, ``fn`` sees ``Interrupted`` at its next non-atomic
+  call and, unless it catches it, the worker's ``from_thread`` raises it; the caller then leaves
+  ``to_thread@`` at once.  Once the caller has left, ``from_thread`` in that worker raises
+  ``Interrupted`` without running anything (the call it was serving is gone).
+* In any other OS thread, with ``token=`` (``con.current_token()``, taken in the scheduler's
+  own thread): ``fn`` runs as a new conhook thread of that scheduler, in a copy of the calling
+  OS thread's context (``Guests``).  It belongs to no function's prejoin scope; instead, when
+  the root thread finishes, these threads are interrupted and waited for before ``bootstrap``
+  returns, so nothing outlives the scheduler.  After that, ``from_thread`` with the token raises
+  ``RuntimeError``.  While a token is alive the scheduler counts it as a source of wake-ups, so
+  a program waiting for such a call is not declared deadlocked.
+
+Either way ``fn`` may be non-atomic (it is called, and awaited) or ordinary (it is called in the
+scheduler's thread); its result comes back to the OS thread, and its exception is raised there
+with the user's frames only (``from_thread`` is a class for that, as ``bootstrap`` is).  Called
+in a scheduler's own OS thread it raises ``RuntimeError``: it would block the scheduler that
+must run ``fn``.
+"""
+from __future__ import annotations
+
+import functools
+import threading
+import weakref
+from contextvars import copy_context
+
+from .bootstrap import _DEAD
+from .errors import Interrupted
+from .kernel import current_kernel, state, strip_internal_frames
+from .prejoin import isawaitable
+from .threads import Thread, interrupt, interrupted_threads
+from .worker_threads import caller_gone, worker_local
+
+
+class _Request:
+    """One call of ``from_thread``: what to run, and its outcome for the waiting OS thread."""
+    __slots__ = ("fn", "args", "context", "value", "exc", "_done")
+
+    def __init__(self, fn, args):
+        self.fn, self.args = fn, args
+        self.context = None
+        self.value = self.exc = None
+        self._done = threading.Lock()
+        self._done.acquire()
+
+    def finish(self, value, exc):
+        if self._done.locked():  # once: a caller leaving may race a call that finished
+            self.value, self.exc = value, exc
+            self.fn = self.args = self.context = None
+            self._done.release()
+
+    def wait(self):
+        self._done.acquire()
+
+
+class _Ending:
+    """The interruption source of the token's threads when the root thread has finished."""
+    __slots__ = ()
+    reason = "the program's root thread has finished"
+
+
+class Guests:
+    """The conhook threads that OS threads started with ``from_thread(..., token=)``.
+
+    The scope of each (``thread.scope``): the kernel reports their ends here.  Requests are
+    queued under a lock and started in the kernel's thread; once the root thread has finished
+    (``root_finished``, from the kernel) or the kernel is closed, new ones are refused and the
+    queued ones fail, so that no OS thread waits for a call that will never run.
+    """
+    __slots__ = ("kernel", "_lock", "_queued", "_threads", "_closed", "token", "__weakref__")
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+        self._lock = threading.Lock()
+        self._queued = []
+        self._threads = set()
+        self._closed = False
+        self.token = None  # a weak reference to the live Token, if any
+
+    def submit(self, request):
+        """In an OS thread: queue `request` for the kernel; RuntimeError once it has finished."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(_FINISHED)
+            self._queued.append(request)
+        self.kernel.post(self._start_queued)
+
+    def _start_queued(self):
+        with self._lock:
+            queued, self._queued = self._queued, []
+        for request in queued:
+            thread = Thread(_guest(request), request.context, self)
+            self._threads.add(thread)
+            self.kernel.ready.append(thread)
+
+    def child_returned(self, kernel, thread):
+        interrupted_threads.discard(thread)
+        self._leave(kernel, thread)
+
+    def child_finished(self, kernel, thread, exc):
+        self._leave(kernel, thread)  # (_guest hands every outcome over itself)
+
+    def _leave(self, kernel, thread):
+        thread.coro = thread.context = None
+        self._threads.discard(thread)
+        if self._closed and not self._threads:
+            kernel.done = True  # the root had finished and waited for these
+
+    def root_finished(self):
+        """The root thread has finished: refuse new calls, interrupt the running ones.
+        True if none runs (the kernel is done), else the last to finish ends it."""
+        self._close()
+        for thread in list(self._threads):
+            interrupt(self.kernel, thread, _ENDING)
+        return not self._threads
+
+    def _close(self):
+        with self._lock:
+            self._closed = True
+            queued, self._queued = self._queued, []
+        for request in queued:
+            request.finish(None, RuntimeError(_FINISHED))
+
+    close = _close  # Kernel.close: whatever is still queued fails
+
+    def _token_dropped(self):
+        self.kernel.outside_waits -= 1
+
+
+_ENDING = _Ending()
+_FINISHED = ("con.from_thread(..., token=): the scheduler of this token has finished (its root "
+             "thread returned), so it runs no more calls")
+
+
+async def _guest(request):
+    """The body of a token's thread: run the call and hand its outcome to the OS thread."""
+    try:
+        value = request.fn(*request.args)
+        if isawaitable(value):
+            value = await value
+    except GeneratorExit:
+        request.finish(None, Interrupted("the scheduler was stopped"))
+        raise
+    except BaseException as exc:  # noqa: BLE001  (its failure is the OS thread's to handle)
+        strip_internal_frames(exc)
+        request.finish(None, exc)
+    else:
+        request.finish(value, None)
+
+
+class Token:
+    """The scheduler that ``con.current_token()`` was called in, for ``from_thread(..., token=)``
+    in OS threads that conhook did not start (as trio's ``TrioToken``)."""
+    __slots__ = ("_guests", "__weakref__")
+
+    def __init__(self, guests):
+        self._guests = guests
+
+    def __repr__(self):
+        return "<con token of a scheduler, for con.from_thread(..., token=)>"
+
+
+def current_token():
+    """``con.current_token()``: the running scheduler's token, to give to an OS thread that
+    will call ``con.from_thread(fn, *args, token=token)``.  Called in the scheduler's thread."""
+    kernel = current_kernel()
+    guests = kernel.guests
+    if guests is None:
+        guests = kernel.guests = Guests(kernel)
+    token = guests.token() if guests.token is not None else None
+    if token is None:
+        token = Token(guests)
+        guests.token = weakref.ref(token)
+        kernel.outside_waits += 1  # a live token may bring a call at any time
+        weakref.finalize(token, kernel.post, guests._token_dropped)
+    return token
+
+
+class from_thread:
+    """``con.from_thread(fn, *args, token=None)``: in an OS thread, run ``fn(*args)`` in a
+    conhook scheduler and return its result (or raise its exception) here.
+
+    In a ``to_thread@`` worker, ``fn`` runs in the conhook thread that called ``to_thread@``;
+    elsewhere pass ``token=`` (``con.current_token()``) and ``fn`` runs as a new conhook thread
+    of that scheduler.  The OS thread blocks until ``fn`` is done.
+    """
+    __slots__ = ()
+
+    def __new__(cls, fn, /, *args, token=None):
+        request = _Request(fn, args)
+        exc = _submit(request, token)
+        if exc is None:
+            request.wait()
+            exc = request.exc
+            if exc is None:
+                return request.value
+        request.exc = None
+        return _raiser(cls, exc)
+
+
+def _raiser(cls, exc):
+    """``bootstrap.raiser`` for a class called with keywords (``token=``): an instance whose
+    ``__init__`` raises `exc` from C, so that the OS thread's traceback has no frame of ours.
+    (``__init__`` is ``str.format`` of a marker first, which takes any arguments; the marker's
+    ``__format__`` raises through an exhausted generator's ``throw``.)"""
+    throw = staticmethod(functools.partial(max, exc, exc, key=_DEAD.throw))
+    marker = type("raise", (), {"__slots__": (), "__format__": throw})()
+    attributes = {"__init__": staticmethod(functools.partial("{0}".format, marker)), "__slots__": ()}
+    return object.__new__(type(cls.__name__, (cls,), attributes))
+
+
+def _submit(request, token):
+    """Hand `request` to its scheduler; or the exception that says why it cannot go."""
+    if not callable(request.fn):
+        return TypeError(f"con.from_thread() takes the function to run (and its arguments), "
+                         f"not {request.fn!r}")
+    if state.kernel is not None:
+        return RuntimeError(
+            "con.from_thread() was called in the OS thread of a conhook scheduler: it would block "
+            "the scheduler that must run the call; call the function directly there (fn@(...))")
+    if token is not None:
+        if not isinstance(token, Token):
+            return TypeError(f"con.from_thread(..., token={token!r}): the token must come from "
+                             f"con.current_token(), called in the scheduler's thread")
+        request.context = copy_context()
+        try:
+            token._guests.submit(request)
+        except RuntimeError as exc:
+            return exc
+        return None
+    job = getattr(worker_local, "job", None)
+    if job is None:
+        return RuntimeError(
+            "con.from_thread() was called in an OS thread that conhook did not start: pass "
+            "token=con.current_token(), taken in the scheduler's thread and given to this one "
+            "(a to_thread@ worker needs no token)")
+    if not job.ask(request):
+        return caller_gone()
+    return None
