@@ -16,12 +16,12 @@ NONATOMIC_FUNCTIONS = frozenset({
 })
 
 # The functions of ``con`` that are not: ``@()`` on them is a mistake.
-ATOMIC_FUNCTIONS = frozenset({"tree"})
+ATOMIC_FUNCTIONS = frozenset({"tree", "current_token", "current_default_thread_limiter"})
 
 # The classes of ``con``, each with its non-atomic methods.  ``@()`` on a class
 # (``timeout@(5)``, ``Event@()``) is a mistake.
 CLASSES: dict[str, frozenset[str]] = {
-    "bootstrap": frozenset(), "timeout": frozenset(),
+    "bootstrap": frozenset(), "timeout": frozenset(), "from_thread": frozenset(),
     "Interrupted": frozenset(), "Deadlock": frozenset(),
     "Event": frozenset({"wait"}),
     "Lock": frozenset({"acquire", "hold"}),
@@ -34,6 +34,7 @@ CLASSES: dict[str, frozenset[str]] = {
     "TLSStream": frozenset({"handshake", "read", "write", "unwrap"}),
     "BrokenStreamError": frozenset(),
     "UDPSocket": frozenset({"sendto", "recvfrom", "send", "recv"}),
+    "CapacityLimiter": frozenset(),
     "Process": frozenset({"wait"}),
     "signals": frozenset({"get"}),
 }
