@@ -218,14 +218,19 @@ class TLSStream(ByteStream):
     async def _timed_handshake(self):
         seconds = self._handshake_timeout
         if seconds is None:
-            return await self._retry(self._ssl.do_handshake)
+            return await self._handshake_steps()
         try:
             with timeout(seconds):
-                await self._retry(self._ssl.do_handshake)
+                await self._handshake_steps()
         except TimeoutError:
             self.close()
             raise TimeoutError(f"the peer did not finish its TLS handshake within {seconds} s "
                                f"(handshake_timeout): the connection was dropped") from None
+
+    async def _handshake_steps(self):
+        if self._ssl.server_side and not self._in.pending:
+            await self._receive()  # a server speaks second: nothing to do before the ClientHello
+        await self._retry(self._ssl.do_handshake)
 
     # -- reading and writing ---------------------------------------------------------------
 
