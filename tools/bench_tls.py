@@ -3,6 +3,7 @@
     python tools/bench_tls.py [--quick] [--only NAME,...] [--runs 100c,bulk,hs] [--duration S]
                               [--warmup S] [--repeats N] [--json FILE] [--quiet-wait S]
     python tools/bench_tls.py --instructions [--only NAME,...] [--runs 100c,hs] [--duration S]
+    python tools/bench_tls.py --baseline DIR ...    # DIR: a worktree of an earlier commit, a row of its own
 
 The TLS sibling of bench_echo.py (same placement, rounds, medians and load checks; tools/README.md).
 A throw-away ECDSA P-256 certificate is made with the `openssl` CLI; each server in turn listens on
@@ -45,11 +46,13 @@ class Server:
     peer: bool = True
 
 
-def all_servers(python, cert, key):
+def all_servers(python, cert, key, baseline=None):
     def peer(name, file):
         return Server(name, [python, str(PEERS / file), "--port", str(PORT), "--cert", cert, "--key", key])
 
-    return [Server("conhook", [python, "-m", "conhook", "samples/echo_tls.py", cert, key, str(PORT)], peer=False),
+    sample = ["-m", "conhook", "samples/echo_tls.py", cert, key, str(PORT)]
+    before = [Server("conhook-baseline", ["env", "--chdir", baseline, python, *sample], peer=False)] if baseline else []
+    return [Server("conhook", [python, *sample], peer=False), *before,
             peer("asyncio-streams", "asyncio_streams_tls.py"),
             peer("uvloop-streams", "uvloop_streams_tls.py"),
             peer("trio", "trio_tls.py")]
@@ -301,6 +304,9 @@ def main():
     parser.add_argument("--json", metavar="FILE", help="also write every raw load generator result here")
     parser.add_argument("--quiet-wait", type=float, default=0, metavar="S",
                         help="before each server's turn, wait up to S seconds for the machine to be quiet")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="also run the sample of another conhook checkout (a git worktree of an earlier "
+                             "commit), as the row conhook-baseline: before and after a change in one run")
     parser.add_argument("--instructions", action="store_true",
                         help="count user-space instructions per request under callgrind instead (needs valgrind)")
     args = parser.parse_args()
@@ -314,7 +320,7 @@ def main():
         sys.exit("bench_tls: needs the openssl command to make the certificate")
     signal.signal(signal.SIGINT, signal.default_int_handler)  # see bench_echo.main
     with tempfile.TemporaryDirectory(prefix="bench-tls-") as directory:
-        servers = all_servers(sys.executable, *make_certificate(directory))
+        servers = all_servers(sys.executable, *make_certificate(directory), args.baseline)
         if args.only:
             names = args.only.split(",")
             unknown = set(names) - {s.name for s in servers}
