@@ -216,7 +216,8 @@ def report(servers, placement, raw, other, missing, notes, duration, warmup, rou
 def instructions(server, loadgen, run, duration):
     """(instructions per request, requests) of one server and one run under callgrind, or (None, why)."""
     out_dir = tempfile.mkdtemp(prefix="callgrind-")
-    argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_dir}/out.%p"] + server.argv
+    argv = ["valgrind", "--tool=callgrind", "--trace-children=yes",  # through env --chdir (--baseline)
+            f"--callgrind-out-file={out_dir}/out.%p"] + server.argv
     proc, why = bench_echo.start(Server(server.name, argv, pinned=False), None)
     if proc is None:
         return None, why
