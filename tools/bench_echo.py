@@ -70,13 +70,13 @@ def all_servers(python):
     ]
 
 
-def build(source):
+def build(source, libs=()):
     """Compile a C tool into tools/build/ unless the binary is newer than its source."""
     exe = BUILD / source.stem
     if not exe.exists() or exe.stat().st_mtime < source.stat().st_mtime:
         BUILD.mkdir(exist_ok=True)
         cc = os.environ.get("CC", "cc")
-        subprocess.run([cc, "-O2", "-o", str(exe), str(source)], check=True)
+        subprocess.run([cc, "-O2", "-o", str(exe), str(source), *libs], check=True)
     return exe
 
 

@@ -16,6 +16,9 @@ Rules:
   (TLS 1.3 post-handshake messages: a KeyUpdate answered): the encrypted bytes are sent in the
   order they were made by whichever thread holds ``_sending``; a reader that finds a writer
   sending leaves its bytes to it (the sender drains everything before it stops).
+* A read asks the SSL object for bytes only when something waits in it (``pending()``) or in
+  its incoming BIO (or the end of stream); otherwise it receives first: an ``SSLWantReadError``
+  costs more to make than a small record costs to decrypt.
 * Every ``read@``/``write@`` is an interruption point at entry, and an interruption there leaves
   the stream as it was.  Once TLS work has begun, an interruption or any other failure leaves
   the stream *broken*: the operation's own exception propagates, and every later operation
@@ -152,6 +155,13 @@ class TLSStream(ByteStream):
             return
         self._in.write(data)
 
+    async def _receive_first(self):
+        """Feed the SSL object before a read that would only ask for more: nothing is waiting in
+        it or in the incoming BIO (``SSLWantReadError`` costs microseconds to make)."""
+        if self._out.pending:
+            await self._flush(wait=False)
+        await self._receive()
+
     async def _retry(self, fn, *args):
         """Call `fn` (an SSLObject operation) until it no longer wants the peer's bytes."""
         while True:
@@ -208,14 +218,19 @@ class TLSStream(ByteStream):
     async def _timed_handshake(self):
         seconds = self._handshake_timeout
         if seconds is None:
-            return await self._retry(self._ssl.do_handshake)
+            return await self._handshake_steps()
         try:
             with timeout(seconds):
-                await self._retry(self._ssl.do_handshake)
+                await self._handshake_steps()
         except TimeoutError:
             self.close()
             raise TimeoutError(f"the peer did not finish its TLS handshake within {seconds} s "
                                f"(handshake_timeout): the connection was dropped") from None
+
+    async def _handshake_steps(self):
+        if self._ssl.server_side and not self._in.pending:
+            await self._receive()  # a server speaks second: nothing to do before the ClientHello
+        await self._retry(self._ssl.do_handshake)
 
     # -- reading and writing ---------------------------------------------------------------
 
@@ -232,6 +247,8 @@ class TLSStream(ByteStream):
             if not self._handshaken:
                 await self.handshake()
             try:
+                if not (self._in.pending or self._in.eof or self._ssl.pending()):
+                    await self._receive_first()
                 data = await self._retry(self._ssl.read, max_bytes)
             except ssl.SSLZeroReturnError:
                 data = b""

@@ -398,3 +398,85 @@ def test_16_mib_each_way_at_once_checked_by_hash(certs):
         client.close()
         server.close()
     run(main)
+
+
+# -- reading without waste -----------------------------------------------------------------------
+
+class CountingSSLObject:
+    """An SSLObject whose read() and do_handshake() count the SSLWantReadError they raise."""
+
+    def __init__(self, ssl_object):
+        self.ssl_object = ssl_object
+        self.wants = self.handshake_wants = 0
+
+    def read(self, *args):
+        try:
+            return self.ssl_object.read(*args)
+        except ssl.SSLWantReadError:
+            self.wants += 1
+            raise
+
+    def do_handshake(self):
+        try:
+            return self.ssl_object.do_handshake()
+        except ssl.SSLWantReadError:
+            self.handshake_wants += 1
+            raise
+
+    def __getattr__(self, name):
+        return getattr(self.ssl_object, name)
+
+
+def test_a_read_with_nothing_buffered_feeds_the_ssl_object_before_asking_it(certs):
+    """SSLWantReadError costs microseconds to make (more than encrypting a small record): a read
+    that finds nothing in the SSL object or its incoming BIO receives first."""
+    async def main():
+        client, server = await tls_pair(certs)
+        await handshake_both(client, server)
+        counting = server._ssl = CountingSSLObject(server._ssl)
+
+        async def c():
+            for i in range(20):
+                await client.write(b"ping %d" % i)
+                assert await client.read() == b"PING %d" % i
+            client.close()
+
+        async def s():
+            with pytest.raises(EOFError):
+                while True:
+                    await server.write((await server.read()).upper())
+        await together(c, s)
+        assert counting.wants == 0
+        server.close()
+    run(main)
+
+
+def test_a_server_waits_for_the_client_hello_before_its_first_handshake_step(certs):
+    """The server's handshake asks the SSL object for nothing before the ClientHello is in: one
+    SSLWantReadError in all, when its flight is out and it waits for the client's Finished."""
+    async def main():
+        client, server = await tls_pair(certs)
+        counting = server._ssl = CountingSSLObject(server._ssl)
+        await handshake_both(client, server)
+        assert counting.handshake_wants == 1
+        assert server.version() == "TLSv1.3"
+        client.close()
+        server.close()
+    run(main)
+
+
+def test_bytes_already_in_the_ssl_object_or_its_bio_are_read_without_waiting(certs):
+    async def main():
+        client, server = await tls_pair(certs)
+        await handshake_both(client, server)
+        await client.write(b"one")
+        await client.write(b"two")  # a second record, in the BIO behind the first
+        client.shutdown_write()
+        got = b""
+        with pytest.raises(EOFError, match="close_notify"):
+            while True:
+                got += await server.read(2)  # leaves part of each record in the SSL object
+        assert got == b"onetwo"
+        client.close()
+        server.close()
+    run(main)
