@@ -23,8 +23,9 @@ import inspect
 from contextvars import copy_context
 
 from .._reserved_names import CO_COROUTINE
+from .cactus_stack import hide
 from .errors import Interrupted
-from .hosted import current_host, hosts
+from .hosted import hosts
 from .kernel import current_kernel
 from .prejoin import _call
 from .threads import Thread, interrupt, interrupted_threads
@@ -104,8 +105,8 @@ def aio(awaitable, /):
     """``con.aio@(awaitable)``: run an asyncio awaitable on the host loop; return its result."""
     kernel = current_kernel()
     thread = kernel.current
-    host = current_host()
-    if host is None:
+    host = hosts.host
+    if host is None or host.kernel is not kernel:
         if asyncio.iscoroutine(awaitable):
             awaitable.close()  # it will never run: no "never awaited" warning on top of this
         raise RuntimeError(_STANDALONE)
@@ -139,7 +140,7 @@ class _AioCall:
     def _leave(self, kernel, thread, exc):
         interrupted_threads.discard(thread)
         thread.coro = thread.context = None
-        self.host.foreign.pop(thread, None)
+        self.host.kernel.adopted.pop(thread, None)
         self.exc = exc
         if not self.future.done():
             self.future.set_result(None)
@@ -150,8 +151,13 @@ async def _runs(call, fn, args, kwargs):
     code = getattr(fn, "__code__", None)
     if code is not None and code.co_flags & CO_COROUTINE:
         call.value = await fn(*args, **kwargs)
-    else:
-        call.value = await _call(fn, args, kwargs)
+    else:  # an ordinary function: tree() names it, not the wrapper
+        coro = _call(fn, args, kwargs)
+        coro.__name__ = coro.__qualname__ = getattr(fn, "__name__", coro.__name__)
+        call.value = await coro
+
+
+hide(_runs)
 
 
 async def from_aio(fn, /, *args, **kwargs):
@@ -173,7 +179,7 @@ async def from_aio(fn, /, *args, **kwargs):
     if type(name) is str:
         coro.__qualname__ = coro.__name__ = name
     call.thread = thread = Thread(coro, copy_context(), call)
-    host.foreign[thread] = None
+    host.kernel.adopted[thread] = None
     host.kernel.ready.append(thread)
     host.schedule()
     cancelled = None

@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from .kernel import current_kernel
 from .threads import interrupt
 
 
@@ -65,8 +64,8 @@ class _ProgramEnd:
 
 class Host:
     """The kernel's side of the host loop: the reader, the queued turn and the mirrored timer."""
-    __slots__ = ("kernel", "loop", "fd", "scheduled", "timer", "deadline", "finished", "foreign",
-                 "ending", "sniffio")
+    __slots__ = ("kernel", "loop", "fd", "scheduled", "timer", "deadline", "finished", "ending",
+                 "sniffio")
 
     def __init__(self, kernel, loop, sniffio=None):
         fileno = getattr(kernel.backend, "fileno", None)
@@ -78,8 +77,7 @@ class Host:
         self.scheduled = False
         self.timer = self.deadline = None
         self.finished = loop.create_future()
-        self.foreign = {}  # con threads that asyncio code started (from_aio) and awaits
-        self.ending = False  # the root has finished, and those threads are being interrupted
+        self.ending = False  # the root has finished; the threads asyncio code started are interrupted
         self.sniffio = sniffio  # sniffio's thread_local: its name is "conhook" during a turn
 
     def start(self):
@@ -108,14 +106,14 @@ class Host:
         else:
             kernel.run_turn()
         if kernel.done or self.ending:
-            if not self.foreign:
+            if not self.kernel.adopted:
                 kernel.done = True
             elif not self.ending:
                 # The root has finished; threads started by asyncio code have not: interrupt
                 # them, and go on running turns until they have finished.
                 self.ending = True
                 kernel.done = False
-                for thread in list(self.foreign):
+                for thread in list(self.kernel.adopted):
                     interrupt(kernel, thread, _ProgramEnd, 0)
         if not kernel.done:
             if not kernel.ready:
@@ -183,11 +181,3 @@ def run(kernel, root_coro, loop, sniffio=None):
     factory = loop_factory(loop)
     with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(host_run(kernel, root_coro, sniffio))
-
-
-def current_host():
-    """The Host of the kernel running in this OS thread, or None when it is standalone."""
-    host = hosts.host
-    if host is not None and host.kernel is current_kernel():
-        return host
-    return None

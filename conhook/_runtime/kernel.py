@@ -185,7 +185,7 @@ class Kernel:
     __slots__ = ("ready", "current", "backend", "_wakeup", "_wakeup_fd", "io",
                  "timers", "_timer_seq", "timers_cancelled", "posted", "workers_busy",
                  "outside_waits", "root", "outcome", "done", "deadlock", "sigint", "aborting",
-                 "clock", "on_block", "on_turn", "describe_threads", "pid", "__weakref__")
+                 "clock", "on_block", "on_turn", "describe_threads", "pid", "adopted", "__weakref__")
 
     def __init__(self, backend=None):
         self.ready = deque()
@@ -212,6 +212,7 @@ class Kernel:
         self.on_turn = None  # (ready queue) -> None, at the start of each phase 3
         self.describe_threads = None  # (kernel) -> str, for the Deadlock message
         self.pid = getpid()  # a forked child's copy of this kernel shares the parent's backend
+        self.adopted = {}  # threads started by code outside the kernel (``aio.from_aio``): no scope's
 
     def close(self):
         self.backend.close()

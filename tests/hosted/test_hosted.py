@@ -320,6 +320,22 @@ def test_tree_draws_a_thread_waiting_on_asyncio(host_loop):
     assert "waiting - aio" in drawn[0]
 
 
+def test_tree_draws_the_threads_asyncio_code_started(host_loop):
+    drawn = []
+
+    async def handle():
+        await con.sleep(0.05)
+
+    async def main():
+        task = asyncio.get_running_loop().create_task(con.from_aio(handle))
+        await con.sleep(0.01)
+        drawn.append(con.tree())
+        await con.aio(task)
+
+    con.bootstrap(main, loop=host_loop)
+    assert drawn[0].splitlines() == ["bootstrap - main", "from_aio - handle - sleep"]
+
+
 def test_sniffio_names_conhook_in_con_threads_and_asyncio_in_aio_tasks(host_loop):
     sniffio = pytest.importorskip("sniffio")
 
