@@ -411,6 +411,27 @@ def test_ctrl_c_and_sigterm_unwind_the_threads_and_cancel_their_tasks(host_loop,
     assert proc.returncode == -signum
 
 
+def test_ctrl_c_while_asyncio_code_runs_lets_it_finish_its_step(host_loop):
+    # Between turns the host loop runs asyncio's code: Ctrl-C interrupts the con threads
+    # (through aio@, the Task is cancelled at its next await), not the Task's step midway.
+    proc = subprocess.Popen([sys.executable, "-m", "conhook", "--loop", host_loop, "-c", textwrap.dedent("""
+        import asyncio, con, time
+        async def busy():
+            print("ready", flush=True)
+            start = time.monotonic()
+            while time.monotonic() - start < 1:
+                pass
+            print("step finished", flush=True)
+            await asyncio.sleep(100)
+        con.bootstrap(lambda: con.aio@(busy()))
+    """)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=CONHOOK_DIR)
+    assert proc.stdout.readline() == "ready\n"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert out == "step finished\n"
+    assert err.strip().endswith("KeyboardInterrupt") and "in busy" not in err, err
+
+
 def test_schedule_seed_and_watchdog_work_hosted(host_loop):
     program = """
         import con
