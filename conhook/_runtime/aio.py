@@ -169,8 +169,9 @@ async def from_aio(fn, /, *args, **kwargs):
             f"con.from_aio({getattr(fn, '__qualname__', fn)!r}): no conhook scheduler is hosted on "
             f"this asyncio event loop; run the program with con.bootstrap(main, loop=\"asyncio\") or "
             f"`python -m conhook --loop asyncio`, and call from_aio in that loop's thread")
-    if host.finished.done():
-        raise RuntimeError("con.from_aio(): the conhook program hosted on this loop has finished")
+    if host.finished.done() or host.ending:
+        raise RuntimeError(f"con.from_aio({getattr(fn, '__qualname__', fn)!r}): the conhook program hosted "
+                           f"on this loop has finished (its main function returned)")
     if not callable(fn):
         raise TypeError(f"con.from_aio() runs a function in a con thread, not {fn!r}")
     call = _AioCall(host)

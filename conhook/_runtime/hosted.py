@@ -35,7 +35,7 @@ from .threads import interrupt
 
 
 class _Hosts(threading.local):
-    host = None  # the Host of the kernel hosted in this OS thread, if any
+    host = None  # the Host of the kernel hosted last in this OS thread (maybe finished), if any
 
 
 hosts = _Hosts()
@@ -149,8 +149,7 @@ class Host:
             self.finished.set_result(None)
 
     def close(self):
-        if hosts.host is self:
-            hosts.host = None
+        # (hosts.host stays: from_aio in the loop's leftover Tasks says the program has finished)
         self.loop.remove_reader(self.fd)
         if self.timer is not None:
             self.timer.cancel()

@@ -283,6 +283,28 @@ def test_con_threads_asyncio_started_are_interrupted_when_the_program_ends(host_
     assert log == ["finished"]
 
 
+def test_from_aio_after_the_program_finished_says_so(host_loop):
+    errors = []
+
+    async def late():
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:  # the program has finished: its leftover Tasks are cancelled
+            try:
+                await con.from_aio(con.idle)
+            except RuntimeError as exc:
+                errors.append(str(exc))
+            raise
+
+    async def main():
+        task = asyncio.get_running_loop().create_task(late())
+        await con.sleep(0.001)
+        return task
+
+    task = con.bootstrap(main, loop=host_loop)
+    assert task.done() and "has finished" in errors[0]
+
+
 def test_from_aio_without_a_hosted_kernel_says_how():
     async def nothing():
         pass
