@@ -80,7 +80,7 @@ class _Outcome(asyncio.Future, Trap):
             self.set_result(task.result())
         if thread is not None and thread.parked_on is self:
             kernel.wake(thread)
-            host.schedule()
+            host.turn_now()  # (as a Task's own wake-up runs its step: no call_soon in between)
 
 
 def _task_of(host, awaitable, context):

@@ -91,6 +91,11 @@ class Host:
             self.scheduled = True
             self.loop.call_soon(self.turn)
 
+    def turn_now(self):
+        """Run a turn from a host callback (a Task's done callback), unless one is queued already."""
+        if not self.scheduled:
+            self.turn()
+
     def turn(self):
         self.scheduled = False
         kernel = self.kernel
