@@ -329,14 +329,16 @@ def test_a_thread_waiting_on_asyncio_is_no_deadlock_but_a_stuck_one_is(host_loop
 def test_tree_draws_a_thread_waiting_on_asyncio(host_loop):
     drawn = []
 
-    async def waiting():
-        await con.aio(asyncio.sleep(0.02))
+    async def waiting(event):
+        await con.aio(event.wait())
 
     @prejoining
     async def main(scope):
-        scope.start(waiting)
+        event = asyncio.Event()
+        scope.start(waiting, event)
         await con.sleep(0.01)
         drawn.append(con.tree())
+        event.set()
 
     con.bootstrap(main, loop=host_loop)
     assert "waiting - aio" in drawn[0]
@@ -345,17 +347,19 @@ def test_tree_draws_a_thread_waiting_on_asyncio(host_loop):
 def test_tree_draws_the_threads_asyncio_code_started(host_loop):
     drawn = []
 
-    async def handle():
-        await con.sleep(0.05)
+    async def handle(event):
+        await event.wait()
 
     async def main():
-        task = asyncio.get_running_loop().create_task(con.from_aio(handle))
+        event = con.Event()
+        task = asyncio.get_running_loop().create_task(con.from_aio(handle, event))
         await con.sleep(0.01)
         drawn.append(con.tree())
+        event.set()
         await con.aio(task)
 
     con.bootstrap(main, loop=host_loop)
-    assert drawn[0].splitlines() == ["bootstrap - main", "from_aio - handle - sleep"]
+    assert drawn[0].splitlines() == ["bootstrap - main", "from_aio - handle - wait"]
 
 
 def test_sniffio_names_conhook_in_con_threads_and_asyncio_in_aio_tasks(host_loop):
