@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import signal
+import sys
 import sysconfig
 import threading
 from os import environ
@@ -113,9 +114,13 @@ def _interrupt_program():
 default_loop = None
 
 
-def _sniffio_local():
-    """sniffio's per-OS-thread state, if sniffio is installed: its ``name`` is "conhook" while
-    con threads run (all along standalone; during each turn hosted)."""
+def _sniffio_local(hosted):
+    """sniffio's per-OS-thread state, or None: its ``name`` is "conhook" while con threads run
+    (hosted: during each turn, sniffio imported if installed; standalone: while ``bootstrap``
+    runs, if the program has imported sniffio by then, as libraries that use it do at import)."""
+    if not hosted:
+        module = sys.modules.get("sniffio")
+        return getattr(module, "thread_local", None)
     try:
         from sniffio import thread_local
     except ImportError:
@@ -156,7 +161,7 @@ def _run(fn, args, backend=None, loop=None):
     # the outcome goes from the kernel straight into _conclude, through a list emptied
     # on the way.
     outcome = []
-    sniffio = _sniffio_local()
+    sniffio = _sniffio_local(loop is not None)
     try:
         try:
             if loop is not None:
