@@ -59,6 +59,7 @@ def loop_factory(name):
 
 
 class _ProgramEnd:
+    """The source of the interruption of the threads asyncio code started, left at the end."""
     reason = "the program's main function finished while asyncio code awaited this thread"
 
 
@@ -111,14 +112,14 @@ class Host:
         else:
             kernel.run_turn()
         if kernel.done or self.ending:
-            if not self.kernel.adopted:
+            if not kernel.adopted:
                 kernel.done = True
             elif not self.ending:
                 # The root has finished; threads started by asyncio code have not: interrupt
                 # them, and go on running turns until they have finished.
                 self.ending = True
                 kernel.done = False
-                for thread in list(self.kernel.adopted):
+                for thread in list(kernel.adopted):
                     interrupt(kernel, thread, _ProgramEnd, 0)
         if not kernel.done:
             if not kernel.ready:
