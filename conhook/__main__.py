@@ -11,6 +11,7 @@
     python -m conhook --show FILE      the token-rewritten source
     python -m conhook --dis FILE       the rewritten bytecode
     python -m conhook --workers N ...  N copies of the program, sharing listening addresses
+    python -m conhook --loop asyncio ...  its bootstrap hosted on an asyncio (or uvloop) loop
     python -m conhook                  the REPL (top-level x = f@() works)
     python -m conhook COMMAND ...      a toolchain command on con files (``SUBCOMMANDS``)
 
@@ -56,6 +57,7 @@ SUBCOMMANDS = {
 USAGE = """\
 usage: python -m conhook (script.py | -m module | -c code | app.pyz | directory | -) [args...]
        python -m conhook --workers N (script.py | -m module | -c code) [args...]
+       python -m conhook --loop (asyncio | uvloop) (script.py | -m module | -c code) [args...]
        python -m conhook (--show | --dis) FILE    (the rewritten source, or its bytecode)
        python -m conhook                          (no arguments: the REPL, or stdin's program)
        python -m conhook -i                       (the REPL, whatever stdin is)
@@ -78,6 +80,8 @@ def main(argv: list[str]) -> int:
         sys.stdout.write(f"conhook {conhook.__version__} (Python {sys.version.split()[0]})\n")
         return 0
     option, rest = argv[0], argv[1:]
+    if option == "--loop" or option.startswith("--loop="):
+        return hosted_on(option, rest)
     if option in SUBCOMMANDS:
         import importlib
         return importlib.import_module(SUBCOMMANDS[option]).main(rest)
@@ -106,6 +110,20 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(f"unknown option {option!r}\n" + USAGE)
         return 2
     return run_script(option, rest)
+
+
+def hosted_on(option: str, rest: list[str]) -> int:
+    """``--loop asyncio|uvloop ...``: the program's ``bootstrap`` hosts its scheduler on that loop."""
+    loop, rest = (rest[0], rest[1:]) if option == "--loop" and rest else (option.partition("=")[2], rest)
+    from conhook._runtime import bootstrap, hosted
+    if loop not in hosted.LOOPS:
+        sys.stderr.write(f"--loop needs one of {', '.join(hosted.LOOPS)}, not {loop!r}\n" + USAGE)
+        return 2
+    if not rest or rest[0].startswith("--"):
+        sys.stderr.write("--loop needs a program to run\n" + USAGE)
+        return 2
+    bootstrap.default_loop = loop
+    return main(rest)
 
 
 def workers(option: str, rest: list[str]) -> int:

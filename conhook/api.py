@@ -30,19 +30,21 @@ def tree():
     return _tree()
 
 
-# Imported when first used: ssl and subprocess cost a program that does not use them 20 ms.
+# Imported when first used: ssl, subprocess and asyncio cost a program that does not use them 20 ms.
 # (Named here for readers and type checkers, which take TYPE_CHECKING as true.)
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ._network.tls import BrokenStreamError, TLSStream, tls_wrap
     from ._system.processes import Process, open_process, run_process
     from ._system.signals import signals
+    from ._runtime.aio import aio, from_aio
 
 _ON_FIRST_USE = {
     "tls_wrap": "conhook._network.tls", "TLSStream": "conhook._network.tls",
     "BrokenStreamError": "conhook._network.tls",
     "run_process": "conhook._system.processes", "open_process": "conhook._system.processes",
     "Process": "conhook._system.processes", "signals": "conhook._system.signals",
+    "aio": "conhook._runtime.aio", "from_aio": "conhook._runtime.aio",
 }
 
 
@@ -68,5 +70,5 @@ __all__ = [
     "from_thread", "current_token", "CapacityLimiter", "current_default_thread_limiter",
     "tcplisten", "tcpconnect", "unixlisten", "unixconnect", "ipv4addr", "ipv6addr",
     "Listener", "Stream", "udpsocket", "UDPSocket", "tls_wrap", "TLSStream", "BrokenStreamError",
-    "run_process", "open_process", "Process", "signals",
+    "run_process", "open_process", "Process", "signals", "aio", "from_aio",
 ]

@@ -12,13 +12,15 @@ Discussion: the user must see no frame of conhook in the traceback of what ``boo
 raises.  Any ``raise`` inside a Python function adds that function's frame, so ``bootstrap``
 is a class: ``__new__`` runs the program and returns its value, or, to raise, an instance of a
 one-off subclass whose ``__init__`` is a C callable that raises the exception (``throw`` on an
-exhausted generator re-raises its argument as it is).  ``type.__call__`` runs it after every
-Python frame of ours has returned, so the traceback starts at the caller's line.
+exhausted generator re-raises its argument as it is; ``raiser`` says how it is reached).
+``type.__call__`` runs it after every Python frame of ours has returned, so the traceback starts
+at the caller's line.
 """
 from __future__ import annotations
 
 import functools
 import signal
+import sys
 import sysconfig
 import threading
 from os import environ
@@ -50,7 +52,11 @@ def raiser(cls, exc):
     Returned by ``cls.__new__``, it makes ``cls(...)`` raise `exc` once every Python frame of
     ours has returned (also used by ``ipv4addr``/``ipv6addr``).
     """
-    init = staticmethod(functools.partial(max, exc, exc, key=_DEAD.throw))
+    # ``__init__`` is ``str.format``, which takes any arguments (``bootstrap``'s keyword
+    # ``loop`` too) and looks ``_raise`` up on its first: a property whose getter raises.
+    raising = type("raising", (), {"_raise": property(functools.partial(max, exc, exc, key=_DEAD.throw)),
+                                   "__slots__": ()})()
+    init = staticmethod(functools.partial("{0._raise}".format, raising))
     sub = type(cls.__name__, (cls,), {"__init__": init, "__slots__": ()})
     return object.__new__(sub)
 
@@ -80,7 +86,9 @@ def _interrupt_on_signal(frame) -> bool:
         return True
     kernel.sigint = True
     kernel.post(_interrupt_program)
-    return not _in_conhook(frame)  # a thread is running user code: stop it where it is
+    # A thread is running user code: stop it where it is.  (Between turns of a hosted kernel
+    # the host loop runs asyncio's code, which the posted interruption reaches through aio@.)
+    return kernel.current is not None and not _in_conhook(frame)
 
 
 class on_interrupt_signal:
@@ -101,9 +109,31 @@ def _interrupt_program():
     state.kernel.interrupt_program("the program was interrupted (Ctrl-C)")
 
 
-def _run(fn, args, backend=None):
-    """Run the program; return ("value", v) or ("raise", exception)."""
+# The loop that ``bootstrap`` hosts the kernel on when its caller names none: None (standalone),
+# or what ``python -m conhook --loop`` asked for.
+default_loop = None
+
+
+def _sniffio_local(hosted):
+    """sniffio's per-OS-thread state, or None: its ``name`` is "conhook" while con threads run
+    (hosted: during each turn, sniffio imported if installed; standalone: while ``bootstrap``
+    runs, if the program has imported sniffio by then, as libraries that use it do at import)."""
+    if not hosted:
+        module = sys.modules.get("sniffio")
+        return getattr(module, "thread_local", None)
+    try:
+        from sniffio import thread_local
+    except ImportError:
+        return None
+    return thread_local
+
+
+def _run(fn, args, backend=None, loop=None):
+    """Run the program; return ("value", v) or ("raise", exception).  `loop` ("asyncio" or
+    "uvloop") hosts the kernel on a new event loop of that kind (``hosted``)."""
     refuse_nested_run()  # before making a kernel: nothing to close
+    if loop is not None:
+        from . import hosted
     kernel = new_kernel(backend)
     code = getattr(fn, "__code__", None)
     try:
@@ -131,9 +161,19 @@ def _run(fn, args, backend=None):
     # the outcome goes from the kernel straight into _conclude, through a list emptied
     # on the way.
     outcome = []
+    sniffio = _sniffio_local(loop is not None)
     try:
         try:
-            outcome.append(kernel.run(coro))
+            if loop is not None:
+                outcome.append(hosted.run(kernel, coro, loop, sniffio))
+            elif sniffio is not None:
+                library, sniffio.name = sniffio.name, "conhook"
+                try:
+                    outcome.append(kernel.run(coro))
+                finally:
+                    sniffio.name = library
+            else:
+                outcome.append(kernel.run(coro))
             kernel.outcome = coro = None
         finally:
             if previous is not None:
@@ -195,13 +235,25 @@ class bootstrap:
     have unwound, ``bootstrap`` raises ``KeyboardInterrupt``.  If no thread can ever make
     progress it raises ``Deadlock`` with the cactus stack.  Calling it while a scheduler runs
     in the same OS thread raises ``RuntimeError``.
+
+    ``loop="asyncio"`` or ``loop="uvloop"`` runs the scheduler as a guest of a new event loop
+    of that kind, so that con threads can run asyncio code with ``con.aio@(awaitable)`` and
+    asyncio code can await con functions with ``con.from_aio(fn, *args)`` (docs/hosted.md).
     """
     __slots__ = ()
 
-    def __new__(cls, fn, /, *args):
+    def __new__(cls, fn, /, *args, loop=None):
         if not callable(fn):
             return raiser(cls, _not_a_function(fn))
-        kind, result = _run(fn, args)
+        if loop is None:
+            loop = default_loop
+        if loop is not None:
+            from .hosted import loop_factory
+            try:
+                loop_factory(loop)  # an unknown or missing loop fails before anything starts
+            except (ValueError, ImportError) as exc:
+                return raiser(cls, exc)
+        kind, result = _run(fn, args, loop=loop)
         if kind == "raise":
             return raiser(cls, result)
         return result

@@ -35,6 +35,11 @@ from .results import THREAD_WRAPPERS
 _HIDDEN = {Scope.failed.__code__, *THREAD_WRAPPERS}
 
 
+def hide(function):
+    """Leave `function`'s frames out of the drawing: conhook's wrapper around a thread's call."""
+    _HIDDEN.add(function.__code__)
+
+
 def _chain(thread, running):
     """[(name, frame or None)] of the thread's non-atomic calls, outermost first.
 
@@ -133,10 +138,10 @@ class _Line:
         return " - ".join(self.names) if self.names else "?"
 
 
-def _draw(kernel, root, frame):
+def _draw(kernel, root, frame, first="bootstrap"):
     """The lines of the cactus stack under `root`, drawn with a stack of our own (no recursion)."""
     lines = []
-    stack = [(root, 0, ["bootstrap"], None)]  # (thread, column of its "| ", names before, parent)
+    stack = [(root, 0, [first], None)]  # (thread, column of its "| ", names before, parent)
     while stack:
         thread, column, names_before, parent = stack.pop()
         line = _Line(kernel, thread, names_before, frame)
@@ -176,6 +181,7 @@ def tree(kernel=None, frame=None):
 
     The root thread's chain of non-atomic calls comes first (``bootstrap - main - ...``); each
     thread started by ``sibling`` follows on its own line, under the frame that started it.
+    Threads that asyncio code started (``from_aio - handle - ...``, hosted) come last.
     `frame` is the innermost Python frame of the OS thread that runs `kernel` (default: the
     caller's); only the watchdog, which draws from another OS thread, passes it.
     """
@@ -184,9 +190,11 @@ def tree(kernel=None, frame=None):
     if kernel is None:
         kernel = current_kernel()
     root = kernel.root
-    if root is None or root.coro is None:
-        return "bootstrap"
-    return "\n".join(line.rstrip() for line in _draw(kernel, root, frame))
+    lines = ["bootstrap"] if root is None or root.coro is None else _draw(kernel, root, frame)
+    for thread in list(kernel.adopted):  # started by asyncio code (con.from_aio), drawn after
+        if thread.coro is not None:
+            lines.extend(_draw(kernel, thread, frame, "from_aio"))
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def _dump(signum, frame):

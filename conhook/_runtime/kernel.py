@@ -14,6 +14,8 @@ Design rules:
   about 10 ns a switch; docs/spec.md §1.2).
 * Wake-ups from signal handlers and other OS threads go through ``post``: a thread-safe deque
   plus an eventfd (or socket pair) registered with the backend.
+* Hosted on an asyncio loop (``hosted``), the loop calls ``run_turn``: the same turn, whose
+  poll never blocks; the host blocks instead, watching the backend's own fd.
 * Nothing here imports upward.  What lives above the kernel reaches it through hooks, all
   None or the default when unused, none read per switch: ``clock`` (the time source of
   timers, ``time.monotonic``), ``on_block`` (asked for the poll timeout when nothing is
@@ -183,7 +185,7 @@ class Kernel:
     __slots__ = ("ready", "current", "backend", "_wakeup", "_wakeup_fd", "io",
                  "timers", "_timer_seq", "timers_cancelled", "posted", "workers_busy",
                  "outside_waits", "root", "outcome", "done", "deadlock", "sigint", "aborting",
-                 "clock", "on_block", "on_turn", "describe_threads", "pid", "guests", "__weakref__")
+                 "clock", "on_block", "on_turn", "describe_threads", "pid", "guests", "adopted", "__weakref__")
 
     def __init__(self, backend=None):
         self.ready = deque()
@@ -211,6 +213,7 @@ class Kernel:
         self.describe_threads = None  # (kernel) -> str, for the Deadlock message
         self.pid = getpid()  # a forked child's copy of this kernel shares the parent's backend
         self.guests = None  # the threads OS threads start with con.from_thread(token=), if any
+        self.adopted = {}  # threads started by code outside the kernel (``aio.from_aio``): no scope's
 
     def close(self):
         if self.guests is not None:
@@ -501,17 +504,28 @@ class Kernel:
 
     def run(self, root_coro):
         """Run `root_coro` as the root thread until it finishes; return (value, exception)."""
-        refuse_nested_run()
-        self.root = root = Thread(root_coro, copy_context(), None)  # nothing it sets leaks out
-        self.ready.append(root)
-        state.kernel = self
+        self.start(root_coro)
         try:
             self._loop()
             self._close_orphans()
         finally:
-            state.kernel = None
-            self.current = None
+            self.stop()
         return self.outcome
+
+    def start(self, root_coro):
+        """Make `root_coro` the root thread, ready, and this the OS thread's kernel."""
+        refuse_nested_run()
+        self.root = root = Thread(root_coro, copy_context(), None)  # nothing it sets leaks out
+        self.ready.append(root)
+        state.kernel = self
+
+    def stop(self):
+        state.kernel = None
+        self.current = None
+
+    def run_turn(self):
+        """One turn that never blocks: a hosted kernel's (``hosted``), run by its host loop."""
+        self._loop(True)
 
     def abandon(self):
         """After a second Ctrl-C: close every live thread's coroutine, deepest first.
@@ -550,7 +564,7 @@ class Kernel:
                 except BaseException:  # noqa: BLE001  (orphans: their errors are dropped)
                     pass
 
-    def _loop(self):
+    def _loop(self, once=False):
         timers = self.timers
         on_turn = self.on_turn
         send = _send
@@ -561,6 +575,8 @@ class Kernel:
             if ready:
                 if self.io or self.posted:  # (some fd may be ready; whether anyone waits
                     self._poll(0)           # for it is not counted: see awaits_io)
+            elif once:
+                self._poll(0)  # a hosted turn: the host loop blocks, not the kernel
             else:
                 timeout = self._poll_timeout()
                 if self.done:
@@ -610,6 +626,8 @@ class Kernel:
             ready.clear()
             spare = ready
             self.current = None
+            if once:
+                break
         # A frame that outlives its run keeps the frames below it (this one) and their locals:
         # do not let the last exception thrown into a thread close a cycle through them.
         exc = trap = thread = None

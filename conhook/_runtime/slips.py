@@ -9,7 +9,7 @@ conhook:
 * ``asyncio.sleep@(0.1)``, ``asyncio.Queue().get@()`` — asyncio code (or trio's, anyio's)
   awaited by a conhook thread: "no running event loop", an ``AttributeError`` inside asyncio,
   or conhook's own "yielded None".  Replaced by the ``TypeError`` docs/spec.md §1.1 promises:
-  the line that awaited it, what to use instead.
+  the line that awaited it, what to use instead (for asyncio: ``con.aio@``, hosted).
 * ``f@(x)`` in a module that does not opt in (docs/spec.md §2.1): there ``@`` is matrix
   multiplication, and Python says "unsupported operand type(s) for @".  Told, when the left
   operand is something conhook can recognise (a non-atomic or ``async def`` function, a
@@ -101,9 +101,12 @@ def _framework_awaited(exc, entries):
                 and callee.tb_frame.f_code.co_flags & CO_COROUTINE):
             code = caller.tb_frame.f_code
             called = _callee(code, caller.tb_lasti) or callee.tb_frame.f_code.co_qualname
+            hosted = (f"Run it on the asyncio loop that can host the scheduler: con.aio@({called}(...)), "
+                      f"with `python -m conhook --loop asyncio` or con.bootstrap(main, loop=\"asyncio\"); "
+                      f"or use " if framework in ("asyncio", "uvloop") else "Use ")
             error = TypeError(
                 f"{called}@(...) awaited {framework} code ({name}.{callee.tb_frame.f_code.co_qualname}), "
-                f"which runs only on {_an(framework)} event loop: conhook is a scheduler of its own. Use "
+                f"which runs only on {_an(framework)} event loop: conhook is a scheduler of its own. {hosted}"
                 f"conhook's operations instead (con.sleep, con.Event, con.Queue, con.tcpconnect, ...), "
                 f"or run the {framework} code in a worker OS thread: to_thread@({framework}.run, ...)")
             caller.tb_next = None  # the user's @() line is the last frame shown

@@ -76,7 +76,8 @@ def interrupt(kernel, thread, source, above=0):
     """Interrupt `thread` on behalf of `source`, and the threads of its scopes from `above` on.
 
     `above` is 0 when `source` lies outside the thread, else the index just above `source` in
-    ``thread.scopes``.  A parked thread whose wait is interruptible is woken with Interrupted.
+    ``thread.scopes``.  A parked thread whose wait is interruptible is woken with Interrupted;
+    a wait that is not is told (``Trap.interrupting``) and ends when it will.
     """
     _interrupt_subtrees(kernel, [(thread, above)], source)
 
@@ -104,13 +105,16 @@ def _interrupt_subtrees(kernel, stack, source):
             continue  # already interrupted by this source or by one further out
         set_interrupt(thread, source)
         trap = thread.parked_on
-        if trap is not None and trap.interruptible:
-            trap.abort(kernel, thread)
-            thread.pending = interrupted(thread)
-            if trap is IDLE:
-                thread.parked_on = None  # it waits its turn in the ready queue already
+        if trap is not None:
+            if trap.interruptible:
+                trap.abort(kernel, thread)
+                thread.pending = interrupted(thread)
+                if trap is IDLE:
+                    thread.parked_on = None  # it waits its turn in the ready queue already
+                else:
+                    kernel.wake(thread)
             else:
-                kernel.wake(thread)
+                trap.interrupting(kernel, thread)  # it ends the wait itself, in its own time
         scopes = thread.scopes
         if scopes:
             for scope in reversed(scopes[above:]):

@@ -66,6 +66,10 @@ class Trap:
     def abort(self, kernel, thread):
         """Forget the parked `thread` (it was interrupted)."""
 
+    def interrupting(self, kernel, thread):
+        """The parked `thread` was interrupted, and this wait is not interruptible: it may start
+        ending itself (``aio@`` cancels its Task, and wakes the thread once the Task is done)."""
+
 
 class _Idle(Trap):
     """The trap of ``idle``: go to the back of the ready queue."""

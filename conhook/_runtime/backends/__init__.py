@@ -8,6 +8,9 @@ Every backend is a class with these methods, and nothing else is used by the ker
     poll(timeout)         wait up to timeout seconds (None: forever, 0: do not block) and
                           return a list of (fd, events) pairs
     close()
+    fileno()              epoll and kqueue only: an fd that is readable while some watched
+                          fd is ready, for a host loop to watch (``hosted``); poll and select
+                          have none, so they cannot be hosted
     readable, writable    class attributes: the bits of `events` that wake an fd's reader,
                           and its writer
     just_readable,        class attributes: the value of `events` that says "readable"

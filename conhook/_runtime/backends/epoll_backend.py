@@ -47,5 +47,9 @@ class EpollBackend:
     def poll(self, timeout):
         return self._epoll.poll(-1 if timeout is None else timeout)
 
+    def fileno(self):
+        """The epoll fd: itself readable while some watched fd is ready (a hosted kernel's host watches it)."""
+        return self._epoll.fileno()
+
     def close(self):
         self._epoll.close()

@@ -61,5 +61,9 @@ class KqueueBackend:
             events[kev.ident] = events.get(kev.ident, 0) | bit
         return list(events.items())
 
+    def fileno(self):
+        """The kqueue fd: itself readable while some watched fd is ready (a hosted kernel's host watches it)."""
+        return self._kqueue.fileno()
+
     def close(self):
         self._kqueue.close()

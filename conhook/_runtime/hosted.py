@@ -1,0 +1,188 @@
+"""The hosted kernel: conhook's scheduler as a guest of a running asyncio event loop (docs/hosted.md).
+
+``con.bootstrap(main, loop="asyncio" | "uvloop")`` and ``python -m conhook --loop ...`` run
+the program here.  The kernel is the standalone one; only who blocks changes.  The host loop
+(asyncio's own or uvloop's) is driven through its public methods only:
+
+* ``add_reader`` on the kernel's backend fd: an epoll or kqueue fd is itself readable while
+  some fd it watches is ready (the kernel's wake-up socket included, so ``post`` from a signal
+  handler or a worker OS thread wakes the host too).  The poll and select backends have no
+  such fd: a kernel on them (``CONHOOK_BACKEND``) cannot be hosted, and says so.
+* ``call_soon``: a turn (``Kernel.run_turn``: poll without blocking, fire due timers, run each
+  ready thread once).  While threads are ready, one turn is queued at a time, so the host's
+  own callbacks and I/O take their turns between the kernel's: neither side starves the other.
+* ``call_later``: the kernel's next timer, mirrored; rearmed only when the first deadline changes.
+
+Nothing of this runs in a standalone kernel: it reaches hosting only through this module,
+which ``bootstrap`` imports when a loop is asked for.
+
+Deadlock, hosted: as standalone, no con thread is ready and nothing can wake one, where a
+thread waiting on asyncio (``con.aio@``) and a con thread that asyncio code awaits
+(``con.from_aio``) count as pending wake-ups.  A thread that waits on a con primitive which only
+asyncio code could later set is a deadlock, as it is standalone: wait on asyncio instead
+(``aio@(server.serve_forever())``).
+
+When the root thread has finished, con threads that asyncio code started and still awaits are
+interrupted, and ``bootstrap`` returns once they have finished (as ``asyncio.run`` cancels the
+Tasks left over).
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from .threads import interrupt
+
+
+class _Hosts(threading.local):
+    host = None  # the Host of the kernel hosted last in this OS thread (maybe finished), if any
+
+
+hosts = _Hosts()
+
+LOOPS = ("asyncio", "uvloop")
+
+
+def loop_factory(name):
+    """The event loop factory for ``loop=name``; ValueError or ImportError that says what to do."""
+    if name == "asyncio":
+        return asyncio.new_event_loop
+    if name == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            raise ImportError("loop='uvloop' needs the uvloop package: pip install uvloop "
+                              "(or run on loop='asyncio')") from None
+        return uvloop.new_event_loop
+    raise ValueError(f"unknown host loop {name!r}: choose one of {', '.join(LOOPS)} "
+                     f"(con.bootstrap(main, loop=...) or python -m conhook --loop ...)")
+
+
+class _ProgramEnd:
+    """The source of the interruption of the threads asyncio code started, left at the end."""
+    reason = "the program's main function finished while asyncio code awaited this thread"
+
+
+class Host:
+    """The kernel's side of the host loop: the reader, the queued turn and the mirrored timer."""
+    __slots__ = ("kernel", "loop", "fd", "scheduled", "timer", "deadline", "finished", "ending",
+                 "sniffio")
+
+    def __init__(self, kernel, loop, sniffio=None):
+        fileno = getattr(kernel.backend, "fileno", None)
+        if fileno is None:
+            raise RuntimeError(
+                f"the {kernel.backend.name} backend cannot be hosted on an asyncio loop: it has no "
+                f"fd that the loop could watch; unset CONHOOK_BACKEND (epoll or kqueue can be hosted)")
+        self.kernel, self.loop, self.fd = kernel, loop, fileno()
+        self.scheduled = False
+        self.timer = self.deadline = None
+        self.finished = loop.create_future()
+        self.ending = False  # the root has finished; the threads asyncio code started are interrupted
+        self.sniffio = sniffio  # sniffio's thread_local: its name is "conhook" during a turn
+
+    def start(self):
+        hosts.host = self
+        self.loop.add_reader(self.fd, self.turn)
+        self.schedule()
+
+    def schedule(self):
+        """Queue a turn on the host loop (one at a time)."""
+        if not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self.turn)
+
+    def turn_now(self):
+        """Run a turn from a host callback (a Task's done callback), unless one is queued already."""
+        if not self.scheduled:
+            self.turn()
+
+    def turn(self):
+        self.scheduled = False
+        kernel = self.kernel
+        if self.finished.done():
+            return
+        sniffio = self.sniffio
+        if sniffio is not None:
+            previous, sniffio.name = sniffio.name, "conhook"
+            try:
+                kernel.run_turn()
+            finally:
+                sniffio.name = previous
+        else:
+            kernel.run_turn()
+        if kernel.done or self.ending:
+            if not kernel.adopted:
+                kernel.done = True
+            elif not self.ending:
+                # The root has finished; threads started by asyncio code have not: interrupt
+                # them, and go on running turns until they have finished.
+                self.ending = True
+                kernel.done = False
+                for thread in list(kernel.adopted):
+                    interrupt(kernel, thread, _ProgramEnd, 0)
+        if not kernel.done:
+            if not kernel.ready:
+                timeout = kernel._poll_timeout()  # (finds a deadlock, which readies threads)
+                if not kernel.done and not kernel.ready:
+                    self._mirror_timer(timeout)
+                    return
+            if not kernel.done:
+                self.schedule()
+                return
+        self._finish()
+
+    def _mirror_timer(self, timeout):
+        timers = self.kernel.timers
+        deadline = timers[0][0] if timers else None
+        if deadline == self.deadline and self.timer is not None:
+            return
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.deadline = deadline
+        if timeout is not None:
+            self.timer = self.loop.call_later(timeout, self._timer_fired)
+
+    def _timer_fired(self):
+        self.timer = self.deadline = None
+        self.turn()
+
+    def _finish(self):
+        self.kernel._close_orphans()
+        self.close()
+        if not self.finished.done():
+            self.finished.set_result(None)
+
+    def close(self):
+        # (hosts.host stays: from_aio in the loop's leftover Tasks says the program has finished)
+        self.loop.remove_reader(self.fd)
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
+async def host_run(kernel, root_coro, sniffio=None):
+    """Run `root_coro` as the root thread of `kernel`, a guest of the running loop; return
+    (value, exception) once the root (and every thread asyncio code started) has finished."""
+    kernel.start(root_coro)
+    try:
+        host = Host(kernel, asyncio.get_running_loop(), sniffio)
+    except BaseException:
+        kernel.stop()
+        kernel.root.coro.close()
+        raise
+    try:
+        host.start()
+        await asyncio.shield(host.finished)  # (a cancelled main Task must not lose the threads)
+    finally:
+        host.close()
+        kernel.stop()
+    return kernel.outcome
+
+
+def run(kernel, root_coro, loop, sniffio=None):
+    """``bootstrap(..., loop=...)``: a new `loop` event loop that hosts `kernel` until the program ends."""
+    factory = loop_factory(loop)
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(host_run(kernel, root_coro, sniffio))

@@ -1,0 +1,235 @@
+"""Hosted-kernel benchmark (issue 14): what running con code as a guest of asyncio costs.
+
+Not a test.  Needs aiohttp and uvloop (a missing one is skipped)::
+
+    python tools/bench_hosted.py            # one run
+    python tools/bench_hosted.py --quick    # smaller counts
+
+Two measures, each in a fresh subprocess, best of several repeats:
+(a) an aiohttp GET against a local aiohttp server (another process, on uvloop), issued one at a
+    time from a con thread through ``con.aio@`` on a hosted kernel, against the same request
+    awaited natively by an asyncio Task of the same kind of loop, rounds of the two alternating
+    in one process; wall time per request and the client's CPU time per request (on a shared
+    machine the CPU time is the steadier of the two).  Goals: aio@ / native <= 1.10 on uvloop, <= 1.20 on asyncio.
+(b) a switch: N con threads each calling ``idle@()`` in a loop, hosted on each loop and
+    standalone, against N asyncio Tasks each awaiting ``asyncio.sleep(0)`` on the same loop;
+    CPU nanoseconds per switch.  Goals: hosted <= 2x standalone, and below the host's own.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+SERVER = """
+import asyncio, sys
+from aiohttp import web
+try:
+    import uvloop
+    new_loop = uvloop.new_event_loop
+except ImportError:
+    new_loop = asyncio.new_event_loop
+
+async def hello(request):
+    return web.Response(body=b"x" * 64)
+
+async def main(port):
+    app = web.Application()
+    app.router.add_get("/", hello)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+with asyncio.Runner(loop_factory=new_loop) as runner:
+    runner.run(main(int(sys.argv[1])))
+"""
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _new_loop(loop):
+    if loop == "uvloop":
+        import uvloop
+        return uvloop.new_event_loop
+    import asyncio
+    return asyncio.new_event_loop
+
+
+# -- (a) aiohttp GET ------------------------------------------------------------------------
+
+def get_cost(loop, port, requests, repeats):
+    """{mode: (wall seconds, CPU seconds) per request}, each the best of `repeats` rounds, the
+    native and the aio@ rounds alternating in this one process (so both see the same machine)."""
+    import asyncio
+
+    import aiohttp
+
+    import conhook.api as con
+    url = f"http://127.0.0.1:{port}/"
+
+    async def get(session):
+        async with session.get(url) as response:
+            return await response.read()
+
+    results = {"native": [], "aio@": []}
+
+    async def native():
+        async with aiohttp.ClientSession() as session:
+            await get(session)  # warm: the connection is made and kept
+            wall, cpu = time.perf_counter(), time.process_time()
+            for _ in range(requests):
+                await get(session)
+            results["native"].append((time.perf_counter() - wall, time.process_time() - cpu))
+
+    async def hosted():
+        session = aiohttp.ClientSession()
+        try:
+            await con.aio(get(session))
+            wall, cpu = time.perf_counter(), time.process_time()
+            for _ in range(requests):
+                await con.aio(get(session))  # con.aio@(get(session))
+            results["aio@"].append((time.perf_counter() - wall, time.process_time() - cpu))
+        finally:
+            await con.aio(session.close())
+
+    for _ in range(repeats):
+        gc.collect()
+        with asyncio.Runner(loop_factory=_new_loop(loop)) as runner:
+            runner.run(native())
+        gc.collect()
+        con.bootstrap(hosted, loop=loop)
+    return {mode: (min(r[0] for r in runs) / requests, min(r[1] for r in runs) / requests)
+            for mode, runs in results.items()}
+
+
+# -- (b) switch -----------------------------------------------------------------------------
+
+def switch_cost(mode, loop, threads, per_thread, repeats):
+    """CPU nanoseconds per switch, best of `repeats`."""
+    import asyncio
+
+    import conhook.api as con
+    from conhook._runtime import prejoin as __con__
+    idle = con.idle
+
+    async def worker():
+        for _ in range(per_thread):
+            await idle()
+
+    async def main():  # what the compiler emits for a function that starts `threads` siblings
+        __con_scope__ = __con__.prejoin()
+        try:
+            for _ in range(threads):
+                __con_scope__.start(worker)
+        except BaseException as __con_exc__:
+            if await __con_scope__.failed(__con_exc__):
+                raise
+        finally:
+            await __con_scope__.join()
+
+    async def task():
+        for _ in range(per_thread):
+            await asyncio.sleep(0)
+
+    async def tasks():
+        await asyncio.gather(*[task() for _ in range(threads)])
+
+    def once():
+        if mode == "standalone":
+            con.bootstrap(main)
+        elif mode == "hosted":
+            con.bootstrap(main, loop=loop)
+        else:
+            with asyncio.Runner(loop_factory=_new_loop(loop)) as runner:
+                runner.run(tasks())
+
+    times = []
+    for _ in range(repeats):
+        gc.collect()
+        start = time.process_time()
+        once()
+        times.append(time.process_time() - start)
+    return min(times) / (threads * per_thread) * 1e9
+
+
+def _in_subprocess(kind, *args):
+    out = subprocess.run([sys.executable, __file__, "--child", json.dumps([kind, *args])],
+                         capture_output=True, text=True, cwd=ROOT)
+    if out.returncode:
+        return None, out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"
+    return json.loads(out.stdout), None
+
+
+def _have(module):
+    import importlib.util
+    return importlib.util.find_spec(module) is not None
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--child")
+    args = parser.parse_args()
+    if args.child:
+        kind, *rest = json.loads(args.child)
+        print(json.dumps(get_cost(*rest) if kind == "get" else switch_cost(*rest)))
+        return 0
+    loops = ["asyncio"] + (["uvloop"] if _have("uvloop") else [])
+    requests, repeats = (300, 5) if args.quick else (500, 15)
+    threads, per_thread = (100, 200) if args.quick else (100, 1000)
+    lines = []
+    if _have("aiohttp"):
+        port = _free_port()
+        server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], stdout=subprocess.PIPE, text=True)
+        try:
+            server.stdout.readline()
+            lines.append(f"(a) aiohttp GET, one at a time, {requests} requests a round, best of {repeats} "
+                         f"rounds, native and aio@ rounds alternating")
+            lines.append(f"    {'host':8} {'native us':>10} {'aio@ us':>10} {'ratio':>6} {'goal':>6}   "
+                         f"{'client CPU: native us':>21} {'aio@ us':>8} {'ratio':>6}")
+            for loop in loops:
+                costs, why = _in_subprocess("get", loop, port, requests, repeats)
+                if costs is None:
+                    lines.append(f"    {loop:8} failed: {why}")
+                    continue
+                native, hosted = costs["native"], costs["aio@"]
+                goal = 1.10 if loop == "uvloop" else 1.20
+                ratio = hosted[0] / native[0]
+                lines.append(f"    {loop:8} {native[0] * 1e6:10.1f} {hosted[0] * 1e6:10.1f} {ratio:6.2f} {goal:6.2f}"
+                             f" {'met' if ratio <= goal else 'MISSED':>6}   {native[1] * 1e6:13.1f} "
+                             f"{hosted[1] * 1e6:8.1f} {hosted[1] / native[1]:6.2f}")
+        finally:
+            server.kill()
+            server.wait()
+    else:
+        lines.append("(a) aiohttp GET: skipped, aiohttp is not installed")
+    lines.append(f"(b) switch, {threads} threads x {per_thread} switches, CPU ns per switch, best of {repeats}")
+    standalone, _ = _in_subprocess("switch", "standalone", None, threads, per_thread, repeats)
+    lines.append(f"    standalone conhook                 {standalone:8.0f}")
+    for loop in loops:
+        hosted, _ = _in_subprocess("switch", "hosted", loop, threads, per_thread, repeats)
+        own, _ = _in_subprocess("switch", "own", loop, threads, per_thread, repeats)
+        verdict = "met" if hosted <= 2 * standalone and hosted < own else "MISSED"
+        lines.append(f"    hosted on {loop:8} {hosted:8.0f}   {loop}'s sleep(0) {own:8.0f}   "
+                     f"hosted/standalone {hosted / standalone:4.2f} (goal <= 2), hosted/host {hosted / own:4.2f} "
+                     f"(goal < 1)  {verdict}")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
