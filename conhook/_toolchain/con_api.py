@@ -13,6 +13,7 @@ NONATOMIC_FUNCTIONS = frozenset({
     "idle", "sleep", "gather", "race", "as_completed", "to_thread",
     "tcplisten", "tcpconnect", "unixlisten", "unixconnect", "tls_wrap", "udpsocket",
     "run_process", "open_process",
+    "aio", "from_aio",  # (from_aio is awaited by asyncio code: a coroutine function all the same)
 })
 
 # The functions of ``con`` that are not: ``@()`` on them is a mistake.

@@ -77,10 +77,12 @@ def opts_in(source: str) -> bool:
 
 def nonatomic(function: ast.AST) -> bool:
     """Whether the compiler makes ``function`` (a node of a tree the AST step has transformed) a
-    coroutine function: an ``async def``, or a function whose own code holds a non-atomic call
-    (a ``sibling`` statement holds one too: its function waits for its threads at the end)."""
+    coroutine function: an ``async def`` that does not ``yield`` (one that does is an async
+    generator, iterated with ``async for``, not called with ``@``), or a function whose own code
+    holds a non-atomic call (a ``sibling`` statement holds one too: its function waits for its
+    threads at the end)."""
     if isinstance(function, ast.AsyncFunctionDef):
-        return True
+        return not any(isinstance(node, ast.Yield) for node in own_nodes(function))
     return any(ast_step.is_marker(node) for node in own_nodes(function))
 
 
