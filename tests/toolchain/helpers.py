@@ -49,9 +49,13 @@ def con_programs() -> dict[str, str]:
 
 def con_tree(source: str, name: str = "<con>") -> str:
     """What the code means: the compiler's tree of it, without positions, docstrings'
-    indentation normalised (formatters re-indent docstrings)."""
+    indentation normalised (formatters re-indent docstrings), and without the source text a
+    t-string keeps of each interpolation (3.14+: a formatter re-lays that text out in plain
+    Python too, as it does the expression itself)."""
     tree, _ = pipeline.parse_con(source, name)
     for node in ast.walk(tree):
+        if type(node).__name__ == "Interpolation":
+            node.str = None
         body = getattr(node, "body", None)
         if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
                 and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
