@@ -16,9 +16,12 @@ Rules:
   (TLS 1.3 post-handshake messages: a KeyUpdate answered): the encrypted bytes are sent in the
   order they were made by whichever thread holds ``_sending``; a reader that finds a writer
   sending leaves its bytes to it (the sender drains everything before it stops).
-* A read asks the SSL object for bytes only when something waits in it (``pending()``) or in
-  its incoming BIO (or the end of stream); otherwise it receives first: an ``SSLWantReadError``
-  costs more to make than a small record costs to decrypt.
+* A read asks the SSL object for bytes only when something waits in it (``pending()``), or its
+  incoming BIO holds the end of a record (or the end of stream); otherwise it receives first: an
+  ``SSLWantReadError`` costs more to make than a small record costs to decrypt.  To know where
+  records end, every byte fed to the BIO passes ``_track``, which follows the 5-byte record
+  headers (type, version, length); a header announcing more than a record can hold stops the
+  tracking, and the SSL object is then asked every time (it reports the error).
 * Every ``read@``/``write@`` is an interruption point at entry, and an interruption there leaves
   the stream as it was.  Once TLS work has begun, an interruption or any other failure leaves
   the stream *broken*: the operation's own exception propagates, and every later operation
@@ -46,6 +49,8 @@ from .stream_contract import BUDGET, READ_SIZE, ByteStream
 RECEIVE_SIZE = 65536  # bytes asked of the underlying stream per read
 WRITE_CHUNK = 262144  # plaintext encrypted per step of a large write (bounds the records held)
 _RECORD_HEADER = 5  # a TLS record: type, version (2), length (2), then the body
+_MAX_RECORD = 16384 + 2048  # the longest body TLS allows (TLSCiphertext, RFC 5246 6.2.3)
+_UNTRACKED = 1 << 62  # once record boundaries are unknown: _need is this, _tail its negative
 
 
 class BrokenStreamError(OSError):
@@ -69,7 +74,8 @@ class TLSStream(ByteStream):
     """
     __slots__ = ("_transport", "_ssl", "_in", "_out", "_https_compatible", "_handshaken",
                  "_handshake_lock", "_sending", "_reading", "_writing", "_broken", "_closed",
-                 "_budget", "_eof_sent", "_shut_transport", "_handshake_timeout")
+                 "_budget", "_eof_sent", "_shut_transport", "_handshake_timeout", "_need", "_head",
+                 "_tail")
 
     def __init__(self, transport, context, server_side=False, server_hostname=None,
                  https_compatible=False, handshake_timeout=None):
@@ -96,6 +102,12 @@ class TLSStream(ByteStream):
         self._eof_sent = False  # close_notify queued (shutdown_write, close, unwrap)
         self._shut_transport = False  # shut the transport's writing side once it is all out
         self._handshake_timeout = handshake_timeout  # seconds; past them the peer is dropped
+        # Record boundaries of the bytes fed to the incoming BIO (_track): the bytes still to
+        # come of the current record, the start of a header split between two feeds, and how
+        # many bytes of an unfinished record were fed (0 at a boundary).
+        self._need = 0
+        self._head = b""
+        self._tail = 0
 
     # -- the way in and out of every operation --------------------------------------------
 
@@ -154,13 +166,50 @@ class TLSStream(ByteStream):
             self._in.write_eof()
             return
         self._in.write(data)
+        self._track(data)
+
+    async def _fill(self):
+        """Receive until the incoming BIO holds the end of a record, or the end of stream."""
+        incoming = self._in
+        while True:
+            await self._receive()
+            if incoming.pending > self._tail or incoming.eof:
+                return
+
+    def _track(self, data):
+        """Follow the record headers in `data`, the next bytes fed to the incoming BIO."""
+        n = len(data)
+        need = self._need
+        if need > n:  # all of it inside the current record (bulk: the common case)
+            self._need = need - n
+            self._tail += n
+            return
+        if self._head:  # a header began in the last feed (need is 0): read it whole
+            data = self._head + data
+            n = len(data)
+        start = last = need
+        while start + _RECORD_HEADER <= n:
+            length = int.from_bytes(data[start + 3:start + 5], "big")
+            if length > _MAX_RECORD:  # not TLS: leave the judgement to the SSL object
+                self._need, self._head, self._tail = _UNTRACKED, b"", -_UNTRACKED
+                return
+            last = start
+            start += _RECORD_HEADER + length
+        if start >= n:  # a record ends at or after the end of data
+            self._need = start - n
+            self._head = b""
+            self._tail = n - last if start > n else 0
+        else:  # a header split between this feed and the next
+            self._need = 0
+            self._head = data[start:]
+            self._tail = n - start
 
     async def _receive_first(self):
         """Feed the SSL object before a read that would only ask for more: nothing is waiting in
         it or in the incoming BIO (``SSLWantReadError`` costs microseconds to make)."""
         if self._out.pending:
             await self._flush(wait=False)
-        await self._receive()
+        await self._fill()
 
     async def _retry(self, fn, *args):
         """Call `fn` (an SSLObject operation) until it no longer wants the peer's bytes."""
@@ -170,7 +219,7 @@ class TLSStream(ByteStream):
             except ssl.SSLWantReadError:
                 if self._out.pending:
                     await self._flush(wait=False)
-                await self._receive()
+                await self._fill()
                 continue
             if self._out.pending:
                 await self._flush(wait=False)
@@ -247,7 +296,8 @@ class TLSStream(ByteStream):
             if not self._handshaken:
                 await self.handshake()
             try:
-                if not (self._in.pending or self._in.eof or self._ssl.pending()):
+                if (self._in.pending <= self._tail and not self._in.eof
+                        and not self._ssl.pending()):
                     await self._receive_first()
                 data = await self._retry(self._ssl.read, max_bytes)
             except ssl.SSLZeroReturnError:
@@ -418,9 +468,11 @@ class TLSStream(ByteStream):
                 got += await self._transport.read(count - len(got))
             except EOFError:
                 self._in.write(got)
+                self._track(got)
                 self._in.write_eof()
                 return None
         self._in.write(got)
+        self._track(got)
         return got
 
     # -- facts ---------------------------------------------------------------------------------
