@@ -583,3 +583,73 @@ def test_bytes_that_are_not_tls_records_are_an_error_not_a_wait(certs):
         server.close()
     run(main)
 
+
+def test_a_small_write_hands_its_records_on_at_once_in_one_call(certs):
+    """The write fast path: nobody sending, one chunk: one write_nowait to the transport, no
+    write@ (no lock, no coroutine of the transport's)."""
+    async def main():
+        a, b = memory_stream_pair()
+        counted = Trickle(a)
+        client, server = await tls_pair(certs, counted, b)
+        await handshake_both(client, server)
+        counted.writes = counted.nowaits = 0
+        for i in range(10):
+            await client.write(b"ping %d" % i)
+            assert await server.read() == b"ping %d" % i
+        assert (counted.writes, counted.nowaits) == (0, 10)
+        client.close()
+        server.close()
+    run(main)
+
+
+def test_a_fast_write_the_transport_takes_in_part_finishes_in_order(certs):
+    """The transport takes part of a fast-path write's records at once: the rest waits for
+    room; meanwhile a second writer is refused and shutdown_write's close_notify queues behind
+    the rest, so the peer reads everything, then the end of stream."""
+    async def main():
+        a, b = memory_stream_pair(max_buffer=2048)
+        client, server = await tls_pair(certs, a, b)
+        await handshake_both(client, server)
+        payload = os.urandom(50_000)
+        events = []
+
+        async def writer():
+            await client.write(payload)
+            events.append("written")
+
+        async def meddler():
+            await con.sleep(0.01)  # the writer waits for room now
+            assert client._sending.locked()
+            with pytest.raises(RuntimeError, match="already writing"):
+                await client.write(b"second")
+            client.shutdown_write()
+            events.append("shut")
+
+        async def reader():
+            await con.sleep(0.02)
+            got = b""
+            with pytest.raises(EOFError, match="close_notify"):
+                while True:
+                    got += await server.read()
+            assert got == payload
+        await together(writer, meddler, reader)
+        assert events == ["shut", "written"]
+        client.close()
+        server.close()
+    run(main)
+
+
+def test_an_interrupted_fast_write_after_part_went_leaves_the_stream_broken(certs):
+    async def main():
+        a, b = memory_stream_pair(max_buffer=2048)
+        client, server = await tls_pair(certs, a, b)
+        await handshake_both(client, server)
+        with pytest.raises(TimeoutError):
+            with con.timeout(0.02):
+                await client.write(b"x" * 50_000)  # 2048 bytes go at once, the rest waits
+        assert len(await b.read()) == 2048  # part of the records went
+        with pytest.raises(con.BrokenStreamError, match="write@\\(\\) was interrupted"):
+            await client.write(b"x")
+        client.close()
+        server.close()
+    run(main)
