@@ -16,9 +16,19 @@ Rules:
   (TLS 1.3 post-handshake messages: a KeyUpdate answered): the encrypted bytes are sent in the
   order they were made by whichever thread holds ``_sending``; a reader that finds a writer
   sending leaves its bytes to it (the sender drains everything before it stops).
-* A read asks the SSL object for bytes only when something waits in it (``pending()``) or in
-  its incoming BIO (or the end of stream); otherwise it receives first: an ``SSLWantReadError``
-  costs more to make than a small record costs to decrypt.
+* A read asks the SSL object for bytes only when something waits in it (``pending()``), or its
+  incoming BIO holds the end of a record (or the end of stream); otherwise it receives first: an
+  ``SSLWantReadError`` costs more to make than a small record costs to decrypt.  To know where
+  records end, every byte fed to the BIO passes ``_track``, which follows the 5-byte record
+  headers (type, version, length); a header announcing more than a record can hold stops the
+  tracking, and the SSL object is then asked every time (it reports the error).
+* The common case takes a fast path (same rules, fewer calls): a read that finds no record
+  receives from the transport itself, then asks the SSL object once; a ``bytes`` write of at
+  most ``WRITE_CHUNK`` while nobody is sending encrypts it and hands the records to the
+  transport with ``write_nowait``, without taking ``_sending`` (nothing can switch in between);
+  what the transport does not take ``_flush`` sends under ``_sending`` (before what a reader
+  makes meanwhile), as the general case does.  Not over a TLS transport, whose
+  ``write_nowait`` is all or nothing.
 * Every ``read@``/``write@`` is an interruption point at entry, and an interruption there leaves
   the stream as it was.  Once TLS work has begun, an interruption or any other failure leaves
   the stream *broken*: the operation's own exception propagates, and every later operation
@@ -39,6 +49,7 @@ import ssl
 from .._runtime.errors import Interrupted
 from .._runtime.kernel import current_thread
 from .._runtime.primitives import Lock
+from .._runtime.threads import interrupted_threads
 from .._runtime.timeouts import timeout
 from .._runtime.traps import IDLE, interrupted
 from .stream_contract import BUDGET, READ_SIZE, ByteStream
@@ -46,6 +57,8 @@ from .stream_contract import BUDGET, READ_SIZE, ByteStream
 RECEIVE_SIZE = 65536  # bytes asked of the underlying stream per read
 WRITE_CHUNK = 262144  # plaintext encrypted per step of a large write (bounds the records held)
 _RECORD_HEADER = 5  # a TLS record: type, version (2), length (2), then the body
+_MAX_RECORD = 16384 + 2048  # the longest body TLS allows (TLSCiphertext, RFC 5246 6.2.3)
+_UNTRACKED = 1 << 62  # once record boundaries are unknown: _need is this, _tail its negative
 
 
 class BrokenStreamError(OSError):
@@ -69,7 +82,8 @@ class TLSStream(ByteStream):
     """
     __slots__ = ("_transport", "_ssl", "_in", "_out", "_https_compatible", "_handshaken",
                  "_handshake_lock", "_sending", "_reading", "_writing", "_broken", "_closed",
-                 "_budget", "_eof_sent", "_shut_transport", "_handshake_timeout")
+                 "_budget", "_eof_sent", "_shut_transport", "_handshake_timeout", "_direct",
+                 "_need", "_head", "_tail")
 
     def __init__(self, transport, context, server_side=False, server_hostname=None,
                  https_compatible=False, handshake_timeout=None):
@@ -96,11 +110,28 @@ class TLSStream(ByteStream):
         self._eof_sent = False  # close_notify queued (shutdown_write, close, unwrap)
         self._shut_transport = False  # shut the transport's writing side once it is all out
         self._handshake_timeout = handshake_timeout  # seconds; past them the peer is dropped
+        # The write fast path hands records on with the transport's write_nowait, which is all
+        # or nothing on a TLS transport (a partial write breaks it): not over TLS.
+        self._direct = not isinstance(transport, TLSStream)
+        # Record boundaries of the bytes fed to the incoming BIO (_track): the bytes still to
+        # come of the current record, the start of a header split between two feeds, and how
+        # many bytes of an unfinished record were fed (0 at a boundary).
+        self._need = 0
+        self._head = b""
+        self._tail = 0
 
     # -- the way in and out of every operation --------------------------------------------
 
     async def _begin(self, what):
         """Checks at the start of an operation: usable, interruption point, fairness."""
+        self._refuse(what)
+        self._budget -= 1
+        if not self._budget:
+            self._budget = BUDGET
+            await IDLE
+
+    def _refuse(self, what):
+        """Raise if the stream is closed or broken or this thread interrupted."""
         if self._closed:
             raise OSError(errno.EBADF, f"{what} on a closed TLS stream")
         if self._broken is not None:
@@ -108,10 +139,6 @@ class TLSStream(ByteStream):
         thread = current_thread()
         if thread.interrupt is not None:
             raise interrupted(thread)
-        self._budget -= 1
-        if not self._budget:
-            self._budget = BUDGET
-            await IDLE
 
     def _break(self, what, exc):
         """Mark the stream broken by `exc`, raised part way through `what`."""
@@ -125,14 +152,17 @@ class TLSStream(ByteStream):
 
     # -- moving encrypted bytes -------------------------------------------------------------
 
-    async def _flush(self, wait=True):
-        """Send every encrypted byte made so far, in order.  With ``wait=False`` (a reader), if
-        another thread is sending, leave the bytes to it: it drains the BIO before it stops."""
+    async def _flush(self, wait=True, first=None):
+        """Send every encrypted byte made so far, in order (`first`, made before what is in the
+        BIO, first).  With ``wait=False`` (a reader), if another thread is sending, leave the
+        bytes to it: it drains the BIO before it stops."""
         if self._sending.locked():
             if not wait:
                 return
         await self._sending.acquire()
         try:
+            if first is not None:
+                await self._transport.write(first)
             out = self._out
             while out.pending:
                 await self._transport.write(out.read())
@@ -154,13 +184,44 @@ class TLSStream(ByteStream):
             self._in.write_eof()
             return
         self._in.write(data)
+        self._track(data)
 
-    async def _receive_first(self):
-        """Feed the SSL object before a read that would only ask for more: nothing is waiting in
-        it or in the incoming BIO (``SSLWantReadError`` costs microseconds to make)."""
-        if self._out.pending:
-            await self._flush(wait=False)
-        await self._receive()
+    async def _fill(self):
+        """Receive until the incoming BIO holds the end of a record, or the end of stream."""
+        incoming = self._in
+        while True:
+            await self._receive()
+            if incoming.pending > self._tail or incoming.eof:
+                return
+
+    def _track(self, data):
+        """Follow the record headers in `data`, the next bytes fed to the incoming BIO."""
+        n = len(data)
+        start = self._need  # where the next record begins in data
+        if start > n:  # all of it inside the current record (bulk: the common case)
+            self._need = start - n
+            self._tail += n
+            return
+        if self._head:  # a header began in the last feed (start is 0): read it whole
+            data = self._head + data
+            n = len(data)
+            self._head = b""
+        last = start
+        while start + _RECORD_HEADER <= n:
+            last = start
+            start += _RECORD_HEADER + (data[start + 3] << 8 | data[start + 4])
+        if start == n:  # (one record in, the common case: nothing changes)
+            self._need = self._tail = 0
+        elif start > n:  # inside a record whose header is in
+            if start - last > _RECORD_HEADER + _MAX_RECORD:  # not TLS: the SSL object judges
+                self._need, self._tail = _UNTRACKED, -_UNTRACKED
+            else:
+                self._need = start - n
+                self._tail = n - last
+        else:  # a header split between this feed and the next
+            self._need = 0
+            self._head = data[start:]
+            self._tail = n - start
 
     async def _retry(self, fn, *args):
         """Call `fn` (an SSLObject operation) until it no longer wants the peer's bytes."""
@@ -170,7 +231,7 @@ class TLSStream(ByteStream):
             except ssl.SSLWantReadError:
                 if self._out.pending:
                     await self._flush(wait=False)
-                await self._receive()
+                await self._fill()
                 continue
             if self._out.pending:
                 await self._flush(wait=False)
@@ -241,15 +302,46 @@ class TLSStream(ByteStream):
             raise ValueError(f"read() needs max_bytes >= 1, not {max_bytes!r}")
         if self._reading:
             raise RuntimeError("another thread is already reading this TLS stream")
-        await self._begin("read()")
+        if self._closed or self._broken is not None or interrupted_threads:
+            self._refuse("read()")
+        self._budget -= 1
+        if not self._budget:
+            self._budget = BUDGET
+            await IDLE
         self._reading = True
         try:
             if not self._handshaken:
                 await self.handshake()
             try:
-                if not (self._in.pending or self._in.eof or self._ssl.pending()):
-                    await self._receive_first()
-                data = await self._retry(self._ssl.read, max_bytes)
+                ssl_object, incoming = self._ssl, self._in
+                if (incoming.pending <= self._tail and not incoming.eof
+                        and not ssl_object.pending()):
+                    # No record to decrypt: receive first (_receive, inlined).
+                    if self._out.pending:
+                        await self._flush(wait=False)
+                    self._budget = BUDGET  # the transport keeps its own count
+                    try:
+                        received = await self._transport.read(RECEIVE_SIZE)
+                    except EOFError:
+                        incoming.write_eof()
+                    else:
+                        incoming.write(received)
+                        n = len(received)
+                        if (self._need or self._head or n < _RECORD_HEADER
+                                or n != _RECORD_HEADER + (received[3] << 8 | received[4])):
+                            self._track(received)  # (not just one whole record, the common case)
+                            if incoming.pending <= self._tail:  # part of a record
+                                await self._fill()
+                try:
+                    data = ssl_object.read(max_bytes)
+                except ssl.SSLWantReadError:  # (a record that was not data)
+                    if self._out.pending:
+                        await self._flush(wait=False)
+                    await self._fill()
+                    data = await self._retry(ssl_object.read, max_bytes)
+                else:
+                    if self._out.pending:
+                        await self._flush(wait=False)
             except ssl.SSLZeroReturnError:
                 data = b""
             except BaseException as exc:
@@ -271,9 +363,35 @@ class TLSStream(ByteStream):
         """``write@(data)``: encrypt all of `data` and hand it on, waiting while the peer is slow."""
         if self._writing:
             raise RuntimeError("another thread is already writing this TLS stream")
-        await self._begin("write()")
+        if self._closed or self._broken is not None or interrupted_threads:
+            self._refuse("write()")
+        self._budget -= 1
+        if not self._budget:
+            self._budget = BUDGET
+            await IDLE
         if self._eof_sent:
             raise BrokenPipeError(errno.EPIPE, "write() after shutdown_write() on a TLS stream")
+        if (self._handshaken and self._direct and type(data) is bytes
+                and len(data) <= WRITE_CHUNK and not self._sending.locked()
+                and not self._out.pending):
+            # The fast path: encrypt, hand the records on at once; what the transport does not
+            # take _flush sends, waiting, before anything a reader makes meanwhile.
+            self._writing = True
+            try:
+                try:
+                    self._ssl.write(data)
+                except ssl.SSLWantReadError:
+                    raise _renegotiation_error() from None
+                records = self._out.read()
+                sent = self._transport.write_nowait(records)
+                if sent != len(records):
+                    await self._flush(first=memoryview(records)[sent:] if sent else records)
+            except BaseException as exc:
+                self._break("write@()", exc)
+                raise
+            finally:
+                self._writing = False
+            return
         self._writing = True
         try:
             if not self._handshaken:
@@ -287,9 +405,7 @@ class TLSStream(ByteStream):
                         try:
                             self._ssl.write(view[start:start + WRITE_CHUNK])
                         except ssl.SSLWantReadError:
-                            raise ssl.SSLError(
-                                "the peer asked for a renegotiation in the middle of a write; "
-                                "conhook refuses renegotiation") from None
+                            raise _renegotiation_error() from None
                         out = self._out
                         while out.pending:
                             await self._transport.write(out.read())
@@ -418,9 +534,11 @@ class TLSStream(ByteStream):
                 got += await self._transport.read(count - len(got))
             except EOFError:
                 self._in.write(got)
+                self._track(got)
                 self._in.write_eof()
                 return None
         self._in.write(got)
+        self._track(got)
         return got
 
     # -- facts ---------------------------------------------------------------------------------
@@ -485,6 +603,11 @@ class TLSStream(ByteStream):
 def _write_nowait(stream, data):
     """What of `data` the stream took at once (0 for a stream that cannot tell)."""
     return stream.write_nowait(data) if data else 0
+
+
+def _renegotiation_error():
+    return ssl.SSLError("the peer asked for a renegotiation in the middle of a write; conhook "
+                        "refuses renegotiation")
 
 
 def _is_eof(exc):

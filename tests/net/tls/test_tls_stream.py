@@ -11,6 +11,7 @@ import ssl
 import pytest
 
 import conhook.api as con
+from conhook._network.stream_contract import ByteStream
 from conhook.testing import memory_stream_pair
 
 from ..helpers import run, together
@@ -477,6 +478,178 @@ def test_bytes_already_in_the_ssl_object_or_its_bio_are_read_without_waiting(cer
             while True:
                 got += await server.read(2)  # leaves part of each record in the SSL object
         assert got == b"onetwo"
+        client.close()
+        server.close()
+    run(main)
+
+
+class Trickle(ByteStream):
+    """A stream over another that hands at most `size` bytes per read@ (to split TLS records and
+    their 5-byte headers between reads) and counts the ways a write goes."""
+
+    def __init__(self, stream, size=65536):
+        self.stream, self.size = stream, size
+        self.writes = self.nowaits = 0
+
+    async def read(self, max_bytes=65536):
+        return await self.stream.read(min(max_bytes, self.size))
+
+    async def write(self, data):
+        self.writes += 1
+        await self.stream.write(data)
+
+    def write_nowait(self, data):
+        self.nowaits += 1
+        return self.stream.write_nowait(data)
+
+    def shutdown_write(self):
+        self.stream.shutdown_write()
+
+    def close(self):
+        self.stream.close()
+
+    @property
+    def closed(self):
+        return self.stream.closed
+
+
+def test_a_read_that_ends_inside_a_record_receives_before_asking_the_ssl_object(certs):
+    """Bulk: 80 KiB in one write is five records; the server's first transport read takes 64 KiB
+    (three records and part of the fourth).  The read after the third record knows, from the
+    record headers fed, that the rest of the fourth is not in, and receives first."""
+    async def main():
+        client, server = await tls_pair(certs)
+        await handshake_both(client, server)
+        counting = server._ssl = CountingSSLObject(server._ssl)
+        payload = os.urandom(80 * 1024)
+
+        async def c():
+            await client.write(payload)
+
+        async def s():
+            got = b""
+            while len(got) < len(payload):
+                got += await server.read()
+            assert got == payload
+        await together(c, s)
+        assert counting.wants == 0
+        client.close()
+        server.close()
+    run(main)
+
+
+@pytest.mark.parametrize("size", [1, 3, 4, 6, 700])
+def test_record_headers_split_between_transport_reads_are_followed(certs, size):
+    """Transport reads of `size` bytes split records and their headers anywhere: every record
+    arrives whole and the SSL object is asked only once one is in (no SSLWantReadError)."""
+    async def main():
+        a, b = memory_stream_pair()
+        trickle = Trickle(b, size)
+        client, server = await tls_pair(certs, a, trickle)
+        await handshake_both(client, server)
+        counting = server._ssl = CountingSSLObject(server._ssl)
+        messages = [os.urandom(n) for n in (1, 2, 3, 64, 700, 5000)]
+
+        async def c():
+            for message in messages:
+                await client.write(message)
+            client.shutdown_write()
+
+        async def s():
+            got = b""
+            with pytest.raises(EOFError, match="close_notify"):
+                while True:
+                    got += await server.read()
+            assert got == b"".join(messages)
+        await together(c, s)
+        assert counting.wants == 0
+        client.close()
+        server.close()
+    run(main)
+
+
+def test_bytes_that_are_not_tls_records_are_an_error_not_a_wait(certs):
+    """A header announcing more than a TLS record can hold stops the record tracking: the SSL
+    object is asked, and its error raised, rather than waiting for 64 KiB that never come."""
+    async def main():
+        a, b = memory_stream_pair()
+        client, server = await tls_pair(certs, a, b)
+        await handshake_both(client, server)
+        await a.write(b"\x17\x03\x03\xff\xff" + b"x" * 100)
+        with con.timeout(5):  # (a hang guard only)
+            with pytest.raises(ssl.SSLError):
+                await server.read()
+        client.close()
+        server.close()
+    run(main)
+
+
+def test_a_small_write_hands_its_records_on_at_once_in_one_call(certs):
+    """The write fast path: nobody sending, one chunk: one write_nowait to the transport, no
+    write@ (no lock, no coroutine of the transport's)."""
+    async def main():
+        a, b = memory_stream_pair()
+        counted = Trickle(a)
+        client, server = await tls_pair(certs, counted, b)
+        await handshake_both(client, server)
+        counted.writes = counted.nowaits = 0
+        for i in range(10):
+            await client.write(b"ping %d" % i)
+            assert await server.read() == b"ping %d" % i
+        assert (counted.writes, counted.nowaits) == (0, 10)
+        client.close()
+        server.close()
+    run(main)
+
+
+def test_a_fast_write_the_transport_takes_in_part_finishes_in_order(certs):
+    """The transport takes part of a fast-path write's records at once: the rest waits for
+    room; meanwhile a second writer is refused and shutdown_write's close_notify queues behind
+    the rest, so the peer reads everything, then the end of stream."""
+    async def main():
+        a, b = memory_stream_pair(max_buffer=2048)
+        client, server = await tls_pair(certs, a, b)
+        await handshake_both(client, server)
+        payload = os.urandom(50_000)
+        events = []
+
+        async def writer():
+            await client.write(payload)
+            events.append("written")
+
+        async def meddler():
+            await con.sleep(0.01)  # the writer waits for room now
+            assert client._sending.locked()
+            with pytest.raises(RuntimeError, match="already writing"):
+                await client.write(b"second")
+            client.shutdown_write()
+            events.append("shut")
+
+        async def reader():
+            await con.sleep(0.02)
+            got = b""
+            with pytest.raises(EOFError, match="close_notify"):
+                while True:
+                    got += await server.read()
+            assert got == payload
+        await together(writer, meddler, reader)
+        assert events == ["shut", "written"]
+        client.close()
+        server.close()
+    run(main)
+
+
+def test_an_interrupted_fast_write_after_part_went_leaves_the_stream_broken(certs):
+    async def main():
+        a, b = memory_stream_pair(max_buffer=2048)
+        client, server = await tls_pair(certs, a, b)
+        await handshake_both(client, server)
+        with pytest.raises(TimeoutError):
+            with con.timeout(0.02):
+                await client.write(b"x" * 50_000)  # 2048 bytes go at once, the rest waits
+        assert len(await b.read()) == 2048  # part of the records went
+        with pytest.raises(con.BrokenStreamError, match="write@\\(\\) was interrupted"):
+            await client.write(b"x")
         client.close()
         server.close()
     run(main)
