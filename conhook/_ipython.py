@@ -1,25 +1,34 @@
-"""``%load_ext conhook``: the ``%%con`` cell magic (docs/spec.md §2.4).
+"""``%load_ext conhook``: the ``%%con`` cell magic and its line magics (docs/spec.md §2.4).
 
-A thin adapter over the compile pipeline (``_toplevel``): the cell is compiled as
-top-level con code and run as one call on a fresh scheduler, in the notebook's namespace.
+A thin adapter over the compile pipeline (``_toplevel``): the cell is compiled as top-level
+con code and run as one call in the notebook's namespace.  Where it runs:
+
+* In Jupyter (an asyncio loop runs in the kernel's thread, autoawait on), on that loop: the input
+  transformer turns the cell into ``await __con_cell__()``, which IPython runs with autoawait;
+  it runs the compiled cell as an input of the notebook's session (``_runtime.session``: one
+  kernel hosted on the loop for the kernel's life), so ``con.aio@`` works.  ``%%con --background``
+  compiles the cell so that its top-level ``sibling`` threads are the session's background threads;
+  ``%con_threads`` lists them, ``%con_stop`` interrupts them (a cell that is that line alone
+  becomes ``await __con_stop__(...)``, which waits until they have finished).
+* Elsewhere (terminal IPython: no loop runs between cells), on a fresh scheduler, as ``bootstrap``
+  runs a program; ``--background`` is refused there.
+
+Both ways:
 
 * The cell's text is registered with IPython's compiler cache, so tracebacks and syntax
   errors say ``Cell In[n], line L`` and show the cell's lines.  Lines are numbered as the
   notebook numbers them: line 1 is the ``%%con`` line, the cell's first line is line 2.
 * A failure is shown from the cell's own frame, as a plain cell's is: not from the line
-  IPython runs the magic with (``get_ipython().run_cell_magic(...)``) and its hidden frames.
-  The exception renders itself (``_render_traceback_``, which IPython and ipykernel honour)
-  from there, once; what it carries is left as it is (``%tb`` and ``%debug`` see it all).
-  A failure raised by ``bootstrap`` itself after every thread has unwound (``KeyboardInterrupt``
-  of a cell interrupted while it waited, ``Deadlock``) has no frame of the cell's: it is shown
-  with none, its message alone.
-* The value of a trailing expression statement is the magic's return value, which IPython
-  displays (``Out[n]``) as it displays an ordinary cell's; a trailing ``;`` hides it.
-* The scheduler runs in the kernel's own thread, inside the cell's execution.  An
-  ipykernel's asyncio loop is running there, but it is suspended while a cell executes and
-  conhook never touches asyncio, so the two do not meet; the cell blocks the kernel as any
-  cell does.  Interrupting the kernel (SIGINT) stops the cell as Ctrl-C stops a program:
-  every thread unwinds, then the cell raises ``KeyboardInterrupt``.
+  IPython runs the magic with (``get_ipython().run_cell_magic(...)``, or ``await __con_cell__()``)
+  and its hidden frames.  The exception renders itself (``_render_traceback_``, which IPython and
+  ipykernel honour) from there, once; what it carries is left as it is (``%tb`` and ``%debug``
+  see it all).  A failure raised after every thread has unwound (``KeyboardInterrupt`` of a cell
+  interrupted while it waited, ``Deadlock``) has no frame of the cell's: it is shown with none,
+  its message alone.
+* The value of a trailing expression statement is the magic's (or the awaited runner's) value,
+  which IPython displays (``Out[n]``) as it displays an ordinary cell's; a trailing ``;`` hides it.
+* Interrupting the kernel (SIGINT) stops the cell as Ctrl-C stops a program: its threads unwind,
+  then the cell raises ``KeyboardInterrupt`` (background threads run on).
 """
 from __future__ import annotations
 
