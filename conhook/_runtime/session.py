@@ -24,18 +24,21 @@ cells in Jupyter) run as its threads (docs/interactive.md, "Hosted on the kernel
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import signal
 import sys
 import threading
 import traceback
 from contextvars import copy_context
 
+from .._reserved_names import CO_COROUTINE
 from .aio import aio
+from .cactus_stack import hide, tree
 from .bootstrap import _in_conhook, _sniffio_local, new_kernel, raiser
 from .errors import Deadlock, Interrupted
 from .hosted import Host
 from .kernel import state, strip_internal_frames
-from .prejoin import Scope, _call, carry_over
+from .prejoin import Scope, carry_over
 from .slips import explain
 from .threads import Thread, interrupt, interrupt_threads, interrupted_threads, thread_name
 from .traps import DONE
@@ -119,6 +122,7 @@ class _Input:
         interrupted_threads.discard(thread)
         thread.coro = thread.context = None
         self.session.inputs.discard(self)
+        self.session.kernel.adopted.pop(thread, None)
         self.exc = exc
         if not self.future.done():
             self.future.set_result(None)
@@ -142,7 +146,16 @@ class _SessionHost(Host):
 
 
 async def _runs(call, fn):
-    call.value = await _call(fn, (), {})
+    """An input thread's coroutine: ``fn()`` of con code, its value kept for ``Session.run``."""
+    call.value = await fn()
+
+
+async def _runs_plain(call, fn):
+    """The same for input without con syntax, an ordinary function (named as it: ``<module>``)."""
+    call.value = fn()
+
+
+hide(_runs)  # tree() draws an input as bootstrap - <module> - ...
 
 
 class Session:
@@ -155,12 +168,13 @@ class Session:
         self.inputs = set()
         self.background = None
         self.closing = loop.create_future()
-        kernel.start(self._root())
+        kernel.start(self.session())
         state.kernel = None  # (current during turns only: _SessionHost)
         self.host = _SessionHost(kernel, loop, _sniffio_local(True))
         self.host.start()
 
-    async def _root(self):
+    async def session(self):
+        """The root thread: it owns the background scope (tree(): bootstrap - session - ...)."""
         kernel = self.kernel
         root = kernel.current
         self.background = Background(kernel, root)
@@ -173,16 +187,27 @@ class Session:
 
     # -- inputs ------------------------------------------------------------------------------
 
+    async def outcome(self, fn):
+        """``run``, as (value, exception): an asyncio Task must not raise KeyboardInterrupt or
+        SystemExit, which stop its loop (the REPL runs its inputs so)."""
+        try:
+            return await self.run(fn), None
+        except BaseException as exc:  # noqa: BLE001  (handed to the caller, in its OS thread)
+            return None, exc
+
     async def run(self, fn):
         """Run ``fn()`` as an input: a new thread of the session; its value, or raise."""
         if self.closing.done():
             raise RuntimeError("this conhook session has been closed")
         call = _Input(self)
-        call.thread = thread = Thread(_runs(call, fn), copy_context(), call)
+        code = getattr(fn, "__code__", None)
+        runs = _runs if code is not None and code.co_flags & CO_COROUTINE else _runs_plain
+        call.thread = thread = Thread(runs(call, fn), copy_context(), call)
         name = getattr(fn, "__qualname__", None)
         if type(name) is str:
             thread.coro.__qualname__ = thread.coro.__name__ = name
         self.inputs.add(call)
+        self.kernel.adopted[thread] = "bootstrap"  # (drawn by tree() as a program of its own)
         self.kernel.ready.append(thread)
         self.host.schedule()
         previous = self._catch_sigint()
@@ -231,6 +256,17 @@ class Session:
 
         return signal.signal(signal.SIGINT, on_sigint)
 
+    def interrupt_from(self, ident):
+        """Ctrl-C seen by another OS thread (the REPL's console) while inputs run in the OS thread
+        `ident` (the loop's): raise KeyboardInterrupt in it where it runs a thread's atomic code,
+        else interrupt the inputs through the kernel."""
+        kernel = self.kernel
+        frame = sys._current_frames().get(ident)
+        if kernel.current is not None and frame is not None and not _in_conhook(frame):
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(KeyboardInterrupt))
+        else:
+            kernel.post(self._interrupt_inputs)
+
     def _interrupt_inputs(self):
         for call in list(self.inputs):
             call.stop(_CTRL_C)
@@ -242,7 +278,6 @@ class Session:
                 and not (kernel.workers_busy or kernel.posted or kernel.awaits_io())):
             stuck = [call for call in self.inputs if call.cause is None]
             if stuck:
-                from .cactus_stack import tree
                 message = ("deadlock: no conhook thread of this input can make progress (none is "
                            "ready, no I/O, timer, worker thread or asyncio Task is awaited). The "
                            "threads and where they wait:\n" + tree(kernel))
