@@ -71,6 +71,11 @@ class HostedSession:
         self.session = asyncio.run_coroutine_threadsafe(self._start(), loop).result()
 
     def _serve(self):
+        if hasattr(signal, "pthread_sigmask"):
+            # The OS delivers a process-wide SIGINT to any thread that does not block it; Python
+            # runs its handler in the main thread only, and a main thread blocked in a wait is
+            # woken only if the signal is delivered to it.
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGUSR1})
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
 

@@ -257,24 +257,6 @@ def test_ctrl_c_interrupts_the_running_input_and_returns_to_the_prompt(repl):
     assert repl.enter("con.idle@(); 'usable'") == b"'usable'\n"
 
 
-def test_ctrl_c_stops_an_input_busy_in_atomic_code(repl):
-    repl.enter("n = 0")
-    line = "while True: n += 1; print('spin' + 'ning') if n == 1 else None"
-    if repl.new:
-        repl.type("\x1b[200~" + line + "\n\x1b[201~")  # pasted, then Enter (as enter_block)
-        repl.read_until_shown(b"else None")
-        repl.type("\r")
-    else:
-        repl.type(line + "\r")
-        repl.read_until(b"\n... ")
-        repl.type("\r")
-    repl.read_until(b"spinning")  # printed by the loop itself: it is running
-    repl.type("\x03")
-    shown = repl.output()
-    assert b"KeyboardInterrupt" in shown and b"conhook" not in shown
-    assert repl.enter("n > 0") == b"True\n"
-
-
 def test_a_server_started_at_one_prompt_answers_a_client_at_the_next(repl):
     # Issue 14, item 4: the REPL runs hosted; a top-level sibling is a background thread of the
     # session, which keeps serving while the user types (and while the console waits for a line).
