@@ -1,4 +1,4 @@
-"""``python -m conhook`` with no arguments: the con REPL (docs/spec.md §2.3).
+"""``python -m conhook`` with no arguments: the con REPL, hosted (docs/spec.md §2.3).
 
 The REPL is the one ``python -m asyncio`` of the running Python would be: on 3.13+ the new
 REPL (``_pyrepl``: colour, multiline editing, auto-indent, history, F1 help, F3 paste mode)
@@ -8,12 +8,16 @@ not ``dumb``); otherwise the basic ``code.InteractiveConsole`` with readline
 (history, line editing, tab completion over the console's namespace).  No warning is printed
 when the new REPL cannot be used: asyncio's falls back silently too.
 
-Both run an input the same way.  Each complete input is compiled as top-level con code
-(``x = f@()`` and ``sibling g@()`` work at the prompt) and run as one call on a fresh
-scheduler; every top-level expression statement shows its value, as in ``python``.  An
-input of several statements (a paste into the new REPL) is still one call, so its siblings
-run beside its later statements.  Ctrl-C while an input runs interrupts it (every thread
-unwinds, docs/spec.md §1.6) and returns to the prompt.
+Both run an input the same way, as ``python -m asyncio`` runs its inputs: an asyncio loop runs
+in an OS thread of its own for the whole session and hosts one conhook kernel (a session,
+``_runtime.session``); the console stays in the main thread.  Each complete input is compiled as
+top-level con code and run as one thread of that kernel, the console waiting for it; every
+top-level expression statement shows its value, as in ``python``.  A top-level ``sibling`` starts
+a background thread of the session, which runs on while the console reads the next lines (as
+``asyncio.create_task`` at asyncio's prompt).  Ctrl-C while an input runs interrupts it (its
+threads unwind, docs/spec.md §1.6; a thread busy in atomic code gets ``KeyboardInterrupt`` in the
+loop's OS thread) and returns to the prompt; background threads run on.  At exit they are
+interrupted and waited for.
 
 Whether an input is complete is decided by ``codeop`` on the token-rewritten text (the
 console's ``compile``, which the new REPL asks too), so ``f@(`` waits for more lines just as
@@ -23,12 +27,15 @@ tracebacks show them, as ``python`` does; the basic one names every input ``<std
 from __future__ import annotations
 
 import ast
+import asyncio
 import builtins
 import code
 import codeop
 import linecache
 import os
+import signal
 import sys
+import threading
 import types
 
 from . import _toplevel
@@ -38,8 +45,9 @@ from ._runtime.prejoin import prepare_namespace
 
 BANNER = (
     f"conhook {__version__} REPL, Python {sys.version} on {sys.platform}\n"
-    "Non-atomic calls (x = f@()) and 'sibling f@()' work at the prompt; each input runs on a\n"
-    "fresh scheduler; Ctrl-C interrupts it. The con API is imported as 'con'.\n"
+    "Non-atomic calls (x = f@()) work at the prompt; 'sibling f@()' there starts a background\n"
+    "thread that runs on between inputs; Ctrl-C interrupts the running input. The con API is\n"
+    "imported as 'con'.\n"
     'Type "help", "copyright", "credits" or "license" for more information.'
 )
 EXIT_MESSAGE = "exiting conhook REPL..."
@@ -52,12 +60,69 @@ class ConCompiler(codeop.CommandCompiler):
         return super().__call__(pipeline.rewrite_tokens(source, filename).source, filename, symbol)
 
 
-class ConConsole(code.InteractiveConsole):
-    """An interactive console whose inputs are top-level con code."""
+class HostedSession:
+    """The REPL's session (``_runtime.session``) on an asyncio loop that runs in an OS thread of
+    its own, so that background threads run on while the console waits for the next line."""
 
-    def __init__(self, locals, filename="<stdin>"):
+    def __init__(self):
+        self.loop = loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._serve, name="conhook session", daemon=True)
+        self.thread.start()
+        self.session = asyncio.run_coroutine_threadsafe(self._start(), loop).result()
+
+    def _serve(self):
+        if hasattr(signal, "pthread_sigmask"):
+            # The OS delivers a process-wide SIGINT to any thread that does not block it; Python
+            # runs its handler in the main thread only, and a main thread blocked in a wait is
+            # woken only if the signal is delivered to it.
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGUSR1})
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    async def _start(self):
+        from ._runtime.session import Session
+        return Session(asyncio.get_running_loop())
+
+    def run(self, fn):
+        """Run ``fn`` as an input; Ctrl-C while it runs interrupts it (then it raises KeyboardInterrupt)."""
+        future = asyncio.run_coroutine_threadsafe(self.session.outcome(fn), self.loop)
+        while True:
+            try:
+                value, exc = future.result()
+                break
+            except KeyboardInterrupt:
+                self.session.interrupt_from(self.thread.ident)
+        if exc is not None:
+            raise exc
+        return value
+
+    def dump(self, signum, frame):
+        """SIGUSR1: the session's cactus stack on stderr (drawn from the main OS thread)."""
+        from ._runtime.cactus_stack import tree
+        try:
+            text = tree(self.session.kernel, sys._current_frames().get(self.thread.ident))
+            sys.stderr.write(f"conhook: cactus stack\n{text}\n")
+            sys.stderr.flush()
+        except Exception as exc:  # noqa: BLE001  (a signal handler must not raise)
+            sys.stderr.write(f"conhook: could not draw the cactus stack: {exc!r}\n")
+
+    def close(self):
+        """Stop the background threads (their ``finally`` blocks run), then the loop."""
+        try:
+            asyncio.run_coroutine_threadsafe(self.session.close(), self.loop).result()
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join()
+            self.loop.close()
+
+
+class ConConsole(code.InteractiveConsole):
+    """An interactive console whose inputs are top-level con code, run by a hosted session."""
+
+    def __init__(self, locals, filename="<stdin>", session=None):
         super().__init__(locals, filename)
         self.compile = ConCompiler()
+        self.session = session
 
     def runsource(self, source, filename="<input>", symbol="single"):
         try:
@@ -73,8 +138,9 @@ class ConConsole(code.InteractiveConsole):
         try:
             tree, rewrite = pipeline.parse_con(source, filename, "exec")
             # "single" mode over every statement: each expression statement shows its value.
+            # Top-level siblings are the session's background threads (asyncio's create_task).
             compiled = pipeline.compile_tree(ast.Interactive(tree.body), rewrite, filename,
-                                             "single", toplevel=True)
+                                             "single", toplevel=True, opener="background")
         except (SyntaxError, OverflowError, ValueError):
             self.showsyntaxerror(filename)
             return
@@ -86,17 +152,19 @@ class ConConsole(code.InteractiveConsole):
         try:
             try:
                 prepare_namespace(self.locals)
-                from .api import bootstrap
-                bootstrap(_toplevel.as_function(compiled, self.locals))
+                self.session.run(_toplevel.as_function(compiled, self.locals))
             except SystemExit:
                 raise
             except BaseException as exc:  # noqa: BLE001  (re-raised at once)
-                if exc.__traceback__.tb_next is None:
-                    # Raised by bootstrap itself (Deadlock, KeyboardInterrupt): no frame of the
+                tb = exc.__traceback__
+                while tb is not None and tb.tb_frame.f_code is not compiled:
+                    tb = tb.tb_next  # (the session's frames and the wait for it, in this OS thread)
+                if tb is None:
+                    # Raised by the session itself (Deadlock, KeyboardInterrupt): no frame of the
                     # input's would be shown, nor the "Traceback" header.  Raise it from a
                     # frame of the input's, as python's REPL would show it.
                     exec(_raising_code(compiled.co_filename), {"error": exc.with_traceback(None)})
-                raise
+                raise exc.with_traceback(tb)
         except SystemExit:
             raise
         except BaseException:  # noqa: BLE001  (the REPL shows every failure and goes on)
@@ -127,18 +195,22 @@ def main() -> int:
     import con
     namespace["con"] = con
     new_repl = _new_repl_usable()
-    console = _new_repl_console(namespace) if new_repl else ConConsole(namespace)
-    _setup_readline(namespace)
-    from ._runtime.cactus_stack import install_dump_signal
-    install_dump_signal()  # SIGUSR1: the running input's cactus stack on stderr (docs/spec.md §2.3)
-    if not new_repl:
-        console.interact(banner=BANNER, exitmsg=EXIT_MESSAGE)
+    session = HostedSession()
+    try:
+        console = _new_repl_console(namespace, session) if new_repl else ConConsole(namespace, session=session)
+        _setup_readline(namespace)
+        if hasattr(signal, "SIGUSR1"):
+            signal.signal(signal.SIGUSR1, session.dump)  # the session's cactus stack (docs/spec.md §2.3)
+        if not new_repl:
+            console.interact(banner=BANNER, exitmsg=EXIT_MESSAGE)
+            return 0
+        from _pyrepl.simple_interact import run_multiline_interactive_console
+        console.write(BANNER + "\n")
+        run_multiline_interactive_console(console)
+        console.write(EXIT_MESSAGE + "\n")
         return 0
-    from _pyrepl.simple_interact import run_multiline_interactive_console
-    console.write(BANNER + "\n")
-    run_multiline_interactive_console(console)
-    console.write(EXIT_MESSAGE + "\n")
-    return 0
+    finally:
+        session.close()
 
 
 def _new_repl_usable() -> bool:
@@ -154,7 +226,7 @@ def _new_repl_usable() -> bool:
     return CAN_USE_PYREPL
 
 
-def _new_repl_console(namespace: dict) -> ConConsole:
+def _new_repl_console(namespace: dict, session: HostedSession) -> ConConsole:
     """A ``ConConsole`` for the new REPL: coloured tracebacks, each input's lines registered."""
     from _pyrepl.console import InteractiveColoredConsole
 
@@ -165,7 +237,7 @@ def _new_repl_console(namespace: dict) -> ConConsole:
             self.run_input(source, filename)
             return False
 
-    return NewReplConsole(namespace)
+    return NewReplConsole(namespace, session=session)
 
 
 def _setup_readline(namespace: dict) -> None:

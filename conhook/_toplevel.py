@@ -28,14 +28,17 @@ from ._runtime.prejoin import prepare_namespace
 
 
 def compile_input(source: str, filename: str, mode: str = "exec", *,
-                  keep_result: bool = False) -> types.CodeType:
-    """Compile top-level con code; with ``keep_result`` the trailing expression's value is kept."""
+                  keep_result: bool = False, background: bool = False) -> types.CodeType:
+    """Compile top-level con code; with ``keep_result`` the trailing expression's value is kept;
+    with ``background`` its top-level ``sibling`` threads are a session's background threads,
+    which the input does not wait for (``_runtime.session``)."""
     tree, rewrite = pipeline.parse_con(source, filename, mode)
     if keep_result and _trailing_expression(tree) and not _ends_with_semicolon(source):
         last = tree.body[-1]
         target = ast.copy_location(ast.Name(RESULT_NAME, ast.Store()), last)
         tree.body[-1] = ast.copy_location(ast.Assign([target], last.value), last)
-    return pipeline.compile_tree(tree, rewrite, filename, mode, toplevel=True)
+    return pipeline.compile_tree(tree, rewrite, filename, mode, toplevel=True,
+                                 opener="background" if background else "prejoin")
 
 
 def run_input(code: types.CodeType, namespace: dict):

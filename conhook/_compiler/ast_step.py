@@ -59,11 +59,13 @@ def is_marker(node: ast.AST) -> bool:
     return isinstance(node, ast.Attribute) and node.attr == AWAIT_MARKER
 
 
-def transform(tree: ast.Module, rewrite: TokenRewrite, filename: str, *, toplevel: bool = False) -> ast.Module:
+def transform(tree: ast.Module, rewrite: TokenRewrite, filename: str, *, toplevel: bool = False,
+              opener: str = "prejoin") -> ast.Module:
     """Check and transform ``tree`` (parsed from ``rewrite.source``) in place.
 
     ``toplevel`` allows non-atomic calls and siblings at module level (``%%con`` cells
-    and the REPL); the module body is then a prejoin scope of its own.
+    and the REPL); the module body is then a prejoin scope of its own, which
+    ``__con__.<opener>()`` opens (``background``: the threads outlive the input, docs/interactive.md).
     """
     columns = rewrite.columns
     if not columns:
@@ -78,7 +80,7 @@ def transform(tree: ast.Module, rewrite: TokenRewrite, filename: str, *, topleve
             raise checker.error("'lazy import' cannot stand in input that starts threads at top "
                                 "level, which runs in a prejoin scope (a 'try' block); import it "
                                 "in an input of its own", lazy)
-        tree.body = _prejoin_scope(tree.body, tree.body[0] if tree.body else tree)
+        tree.body = _prejoin_scope(tree.body, tree.body[0] if tree.body else tree, opener)
     return tree
 
 
@@ -460,7 +462,7 @@ def _lazy_import(body: list[ast.AST]) -> ast.stmt | None:
     return None
 
 
-def _prejoin_scope(body: list[ast.stmt], where: ast.AST) -> list[ast.stmt]:
+def _prejoin_scope(body: list[ast.stmt], where: ast.AST, opener: str = "prejoin") -> list[ast.stmt]:
     """Wrap ``body`` in the prejoin scope described in the module docstring.
 
     The generated nodes have lines but no columns (a traceback shows the line, no carets):
@@ -495,7 +497,7 @@ def _prejoin_scope(body: list[ast.stmt], where: ast.AST) -> list[ast.stmt]:
     def awaited(expr):
         return ast.Attribute(expr, AWAIT_MARKER, ast.Load())
 
-    setup = at(ast.Assign([name(SCOPE_NAME, ast.Store)], method(RUNTIME_NAME, "prejoin")))
+    setup = at(ast.Assign([name(SCOPE_NAME, ast.Store)], method(RUNTIME_NAME, opener)))
     reraise = ast.If(awaited(method(SCOPE_NAME, "failed", name(EXC_NAME))), [ast.Raise()], [])
     handler = at(ast.ExceptHandler(type=name("BaseException"), name=EXC_NAME, body=[reraise]))
     rethrown = ast.ExceptHandler(type=name("BaseException"), name=EXC_NAME, body=[

@@ -78,11 +78,13 @@ def _parse(rewrite: tokens.TokenRewrite, filename: str, mode: str) -> ast.AST:
 
 
 def compile_tree(tree: ast.AST, rewrite: tokens.TokenRewrite, filename: str = "<con>",
-                 mode: str = "exec", *, toplevel: bool = False, optimize: int = -1) -> types.CodeType:
-    """The last stages: AST step, ``compile``, bytecode rewrite (see ``parse_con``)."""
+                 mode: str = "exec", *, toplevel: bool = False, optimize: int = -1,
+                 opener: str = "prejoin") -> types.CodeType:
+    """The last stages: AST step, ``compile``, bytecode rewrite (see ``parse_con``); ``opener``
+    names what opens a top-level scope (``ast_step.transform``)."""
     from . import ast_step, bytecode_layer
     try:
-        tree = ast_step.transform(tree, rewrite, filename, toplevel=toplevel)
+        tree = ast_step.transform(tree, rewrite, filename, toplevel=toplevel, opener=opener)
         code = compile(tree, filename, mode, dont_inherit=True, optimize=optimize)
     except SyntaxError as error:
         raise error.with_traceback(None) from None

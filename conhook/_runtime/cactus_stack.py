@@ -191,9 +191,9 @@ def tree(kernel=None, frame=None):
         kernel = current_kernel()
     root = kernel.root
     lines = ["bootstrap"] if root is None or root.coro is None else _draw(kernel, root, frame)
-    for thread in list(kernel.adopted):  # started by asyncio code (con.from_aio), drawn after
-        if thread.coro is not None:
-            lines.extend(_draw(kernel, thread, frame, "from_aio"))
+    for thread, label in list(kernel.adopted.items()):  # started by asyncio code (con.from_aio,
+        if thread.coro is not None:                     # a session's inputs), drawn after
+            lines.extend(_draw(kernel, thread, frame, label or "from_aio"))
     return "\n".join(line.rstrip() for line in lines)
 
 

@@ -79,6 +79,20 @@ def prejoin():
     return scope
 
 
+def background():
+    """Open the scope of an input's top level whose threads outlive the input: a session's
+    background scope (``session``; the compiler emits this call for such input instead of
+    ``prejoin()``)."""
+    kernel = state.kernel
+    if kernel is None:
+        kernel = current_kernel()  # raises the explanatory RuntimeError
+    scope = getattr(kernel.current.scope, "background", None)
+    if scope is None:
+        raise RuntimeError("this input was compiled to leave its threads in the background, which only "
+                           "an input run by a session can (%%con --background in Jupyter)")
+    return scope
+
+
 def isawaitable(value):
     """``inspect.isawaitable``."""
     return (type(value) is types.CoroutineType or isinstance(value, Awaitable)

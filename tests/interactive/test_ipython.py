@@ -223,10 +223,19 @@ sibling interrupter@()
     assert shell.run_cell_magic("con", "", "double@(4)\n") == 8
 
 
-def test_magic_takes_no_arguments(shell, ns):
+def test_magic_takes_only_the_background_option(shell, ns):
     from IPython.core.error import UsageError
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match="--background"):
         shell.run_cell_magic("con", "--fast", "pass\n")
+
+
+def test_background_needs_a_loop_running_between_cells(shell, ns, capsys):
+    # Terminal IPython runs no loop between cells: nothing could run a background thread there.
+    from IPython.core.error import UsageError
+    with pytest.raises(UsageError, match="Jupyter kernel"):
+        shell.run_cell_magic("con", "--background", "sibling idle@()\n")
+    shell.run_line_magic("con_threads", "")  # none: a fresh scheduler per cell here
+    assert capsys.readouterr().out == "no background threads\n"
 
 
 def test_runtime_name_is_hidden_from_who(shell, ns):

@@ -12,6 +12,7 @@ import pathlib
 import re
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -204,8 +205,10 @@ def test_nonatomic_calls_and_siblings_at_the_prompt(repl):
     assert repl.enter("x") == b"42\n"
     assert repl.enter("double@(x)") == b"84\n"
     assert repl.enter("q = con.Queue(); sibling q.put@('from a sibling'); q.get@()") == b"'from a sibling'\n"
-    assert repl.enter("con.idle@(); print(con.tree())") == b"bootstrap - <module>\n"
-    assert repl.enter("print(con.tree())") == b"bootstrap - <module>\n"  # an input without con syntax
+    # The session's root, where background threads hang, then the running input.
+    session = b"bootstrap - session - aio\n"
+    assert repl.enter("con.idle@(); print(con.tree())") == session + b"bootstrap - <module>\n"
+    assert repl.enter("print(con.tree())") == session + b"bootstrap - <module>\n"  # an input without con syntax
     assert repl.close() == 0
 
 
@@ -242,14 +245,53 @@ def test_errors_are_reported_and_the_repl_goes_on(repl):
 
 def test_ctrl_c_interrupts_the_running_input_and_returns_to_the_prompt(repl):
     repl.enter("log = []")
-    repl.enter_block("def sleeper():\n    try:\n        con.sleep@(3600)\n    finally:\n        log.append('unwound')")
-    repl.type("sibling sleeper@(); con.idle@(); print('start' + 'ed'); con.sleep@(3600)\r")
+    repl.enter_block("def sleeper(who):\n    try:\n        con.sleep@(3600)\n    finally:\n        log.append(who)")
+    repl.enter_block("def waits():\n    sibling sleeper@('sibling')\n    sleeper@('input')")
+    repl.enter("sibling sleeper@('background')")  # a background thread: Ctrl-C leaves it running
+    repl.type("con.idle@(); print('start' + 'ed'); waits@()\r")
     repl.read_until(b"started")  # printed by the input (its echo shows 'start' + 'ed')
     wait_until_blocked_in_poll(repl.pid)
     repl.type("\x03")  # Ctrl-C: the terminal sends SIGINT to the REPL
     assert b"KeyboardInterrupt" in repl.output()
-    assert repl.enter("log") == b"['unwound']\n"
+    assert repl.enter("sorted(log)") == b"['input', 'sibling']\n"
     assert repl.enter("con.idle@(); 'usable'") == b"'usable'\n"
+
+
+def test_a_server_started_at_one_prompt_answers_a_client_at_the_next(repl):
+    # Issue 14, item 4: the REPL runs hosted; a top-level sibling is a background thread of the
+    # session, which keeps serving while the user types (and while the console waits for a line).
+    repl.enter_block("""def upper(stream):
+    try:
+        while True:
+            stream.write@(stream.read@().upper())
+    except EOFError:
+        pass
+    finally:
+        stream.close()""")
+    repl.enter_block("""def serve(listener):
+    while True:
+        sibling upper@(listener.accept@())""")
+    repl.enter("listener = con.tcplisten@(con.ipv4addr('127.0.0.1', 0))")
+    assert repl.enter("sibling serve@(listener)") == b""  # the prompt comes back at once
+    port = int(repl.enter("listener.addresses[0].port").strip())
+    # A client from outside, while the REPL sits at its prompt.
+    with socket.create_connection(("127.0.0.1", port), timeout=LIMIT) as client:
+        client.sendall(b"from outside")
+        client.shutdown(socket.SHUT_WR)
+        assert b"".join(iter(lambda: client.recv(100), b"")) == b"FROM OUTSIDE"
+    # A client at the next prompt, in con code.
+    repl.enter_block("""def ask(text):
+    with con.tcpconnect@(listener.addresses[0]) as stream:
+        stream.write@(text.encode())
+        stream.shutdown_write()
+        data = b''
+        try:
+            while True:
+                data += stream.read@()
+        except EOFError:
+            return data.decode()""")
+    assert repl.enter("ask@('at the next prompt')") == b"'AT THE NEXT PROMPT'\n"
+    assert repl.close() == 0
 
 
 def test_ctrl_c_at_the_prompt_discards_the_line(repl):
@@ -275,12 +317,16 @@ def test_history_and_line_editing(repl, tmp_path):
 
 def test_sigusr1_prints_the_running_inputs_cactus_stack(repl):
     repl.enter_block("def waiter(e):\n    e.wait@()")
+    repl.enter_block("def waits(e):\n    sibling waiter@(e)\n    con.sleep@(3600)")
     # The waiter is parked (idle let it run) before 'started' is printed.
-    repl.type("e = con.Event(); sibling waiter@(e); con.idle@(); print('start' + 'ed'); con.sleep@(3600)\r")
+    repl.type("e = con.Event(); sibling waiter@(e); con.idle@(); print('start' + 'ed'); waits@(e)\r")
     repl.read_until(b"started")
     wait_until_blocked_in_poll(repl.pid)
     os.kill(repl.pid, signal.SIGUSR1)
-    shown = repl.read_until(b"| waiter - wait")
-    assert b"conhook: cactus stack\nbootstrap - <module> - sleep\n" in shown
+    shown = repl.read_until(b"| waiter - wait\n", b"| waiter - wait\r\n")
+    shown += repl.read_until(b"| waiter - wait")
+    # The session's root with its background thread, then the running input with its sibling.
+    assert re.search(rb"conhook: cactus stack\nbootstrap - session - aio\n +\| waiter - wait\n"
+                     rb"bootstrap - <module> - waits - sleep\n +\| waiter - wait", shown), shown
     repl.type("\x03")
     assert b"KeyboardInterrupt" in repl.output()
