@@ -46,10 +46,10 @@ class _Outcome(asyncio.Future, Trap):
     to the kernel, which parks the thread here, and once the Future is done it returns the
     result or raises the exception right in the user's frame (no frame of conhook's).
 
-    A coroutine's Task is made when the thread parks here, out of the thread's step (on 3.12+
-    its first step runs at once, in the thread's context: ``Context.run`` cannot enter a context
-    that the thread's own step has entered).  A Task that finishes in that first step wakes
-    the thread at once, through the ready queue.
+    On 3.12+ a coroutine's Task is made when the thread parks here, out of the thread's step,
+    and started eagerly: its first step runs at once in the thread's context, which
+    ``Context.run`` could not enter during the thread's own step.  A Task that finishes in that
+    first step wakes the thread at once, through the ready queue.
 
     Not interruptible in the kernel's sense: an interruption cancels the Task (``interrupting``),
     and the thread wakes when the Task has finished, with ``Interrupted`` (or what the Task's
@@ -73,7 +73,7 @@ class _Outcome(asyncio.Future, Trap):
         thread.parked_on = self
         task = self.task
         if task is None:
-            self.task = task = _start(self.host, self.coro, self.context)
+            self.task = task = _start_eagerly(self.host, self.coro, self.context)
             self.coro = self.context = None
             if task.done():  # it finished in its eager first step
                 self._settle(task)
@@ -111,20 +111,16 @@ class _Outcome(asyncio.Future, Trap):
         return thread
 
 
-def _start(host, coro, context):
-    """The Task of `coro` on the host loop, in `context`: started eagerly where asyncio can
-    (3.12+, unless the loop has a task factory of its own), so its first step runs now, not one
-    loop iteration later.  That step is asyncio code, not the con thread's: sniffio sees the
-    Task, and Ctrl-C lets it finish its step (as between turns), with no con thread current."""
-    loop = host.loop
-    if not _EAGER or loop.get_task_factory() is not None:
-        return loop.create_task(coro, context=context)
+def _start_eagerly(host, coro, context):
+    """The Task of `coro` on the host loop, in `context`, its first step run now (3.12+), not
+    one loop iteration later.  That step is asyncio code, not the con thread's: sniffio sees
+    the Task, and Ctrl-C lets it finish its step (as between turns), with no con thread current."""
     kernel, sniffio = host.kernel, host.sniffio
     current, kernel.current = kernel.current, None
     if sniffio is not None:
         name, sniffio.name = sniffio.name, None
     try:
-        return asyncio.Task(coro, loop=loop, context=context, eager_start=True)
+        return asyncio.Task(coro, loop=host.loop, context=context, eager_start=True)
     finally:
         kernel.current = current
         if sniffio is not None:
@@ -134,15 +130,19 @@ def _start(host, coro, context):
 def _outcome(host, awaitable, context):
     loop = host.loop
     if asyncio.iscoroutine(awaitable):
-        return _Outcome(host, None, awaitable, context)
-    if asyncio.isfuture(awaitable):
+        coro = awaitable
+    elif asyncio.isfuture(awaitable):
         if awaitable.get_loop() is not loop:
             raise ValueError(f"con.aio@({awaitable!r}): that future belongs to another event loop "
                              f"than the one hosting this scheduler")
         return _Outcome(host, awaitable)
-    if inspect.isawaitable(awaitable):
-        return _Outcome(host, None, _awaited(awaitable), context)
-    raise TypeError(f"con.aio@() runs an asyncio awaitable (a coroutine, Task or Future), not {awaitable!r}")
+    elif inspect.isawaitable(awaitable):
+        coro = _awaited(awaitable)
+    else:
+        raise TypeError(f"con.aio@() runs an asyncio awaitable (a coroutine, Task or Future), not {awaitable!r}")
+    if _EAGER and loop.get_task_factory() is None:
+        return _Outcome(host, None, coro, context)  # (its Task is started in park)
+    return _Outcome(host, loop.create_task(coro, context=context))  # (3.11, or the loop's own factory)
 
 
 async def _awaited(awaitable):
