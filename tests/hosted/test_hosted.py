@@ -161,6 +161,29 @@ def test_aio_of_a_task_that_finishes_at_once_still_lets_the_other_threads_run(ho
     assert log.index("idle") < len(log) - 1 - log[::-1].index("aio"), log
 
 
+def test_aio_makes_its_task_with_the_loops_own_task_factory(host_loop):
+    made = []
+
+    def factory(loop, coro, **kwargs):
+        made.append(coro.__name__)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    async def coroutine():
+        await asyncio.sleep(0)
+        return VAR.get()
+
+    async def main():
+        VAR.set("con")
+        asyncio.get_running_loop().set_task_factory(factory)
+        try:
+            return await con.aio(coroutine())
+        finally:
+            asyncio.get_running_loop().set_task_factory(None)
+
+    assert con.bootstrap(main, loop=host_loop) == "con"
+    assert made == ["coroutine"]
+
+
 def test_aio_from_a_standalone_kernel_says_how_to_run_hosted():
     async def main():
         await con.aio(asyncio.sleep(0))
