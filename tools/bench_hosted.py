@@ -4,6 +4,7 @@ Not a test.  Needs aiohttp and uvloop (a missing one is skipped)::
 
     python tools/bench_hosted.py            # one run
     python tools/bench_hosted.py --quick    # smaller counts
+    python tools/bench_hosted.py --instructions --trees /path/to/before,.   # (a) by callgrind
 
 Two measures, each in a fresh subprocess, best of several repeats:
 (a) an aiohttp GET against a local aiohttp server (another process, on uvloop), issued one at a
@@ -14,6 +15,11 @@ Two measures, each in a fresh subprocess, best of several repeats:
 (b) a switch: N con threads each calling ``idle@()`` in a loop, hosted on each loop and
     standalone, against N asyncio Tasks each awaiting ``asyncio.sleep(0)`` on the same loop;
     CPU nanoseconds per switch.  Goals: hosted <= 2x standalone, and below the host's own.
+
+``--instructions`` measures (a) by valgrind's callgrind instead: the client's user-space
+instructions per request, native and through ``aio@``, for each source tree of ``--trees`` in
+one run (two runs each, of 200 requests and of 1,200, differenced so that start-up cancels
+out): the work per request, which the machine's other load does not move.
 """
 from __future__ import annotations
 
@@ -26,7 +32,7 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.environ.get("BENCH_HOSTED_TREE") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 SERVER = """
@@ -116,6 +122,56 @@ def get_cost(loop, port, requests, repeats):
             for mode, runs in results.items()}
 
 
+def get_once(loop, port, requests, mode):
+    """One round of `requests` GETs, `mode` "native" or "aio@" (what ``--instructions`` counts)."""
+    import asyncio
+
+    import aiohttp
+
+    import conhook.api as con
+    url = f"http://127.0.0.1:{port}/"
+
+    async def get(session):
+        async with session.get(url) as response:
+            return await response.read()
+
+    async def native():
+        async with aiohttp.ClientSession() as session:
+            for _ in range(requests):
+                await get(session)
+
+    async def hosted():
+        session = aiohttp.ClientSession()
+        try:
+            for _ in range(requests):
+                await con.aio(get(session))  # con.aio@(get(session))
+        finally:
+            await con.aio(session.close())
+
+    if mode == "native":
+        with asyncio.Runner(loop_factory=_new_loop(loop)) as runner:
+            runner.run(native())
+    else:
+        con.bootstrap(hosted, loop=loop)
+    return 0
+
+
+def instructions(tree, loop, port, mode, few=200, many=1200):
+    """The client's user-space instructions per request in `tree`, by callgrind."""
+    import tempfile
+    totals = []
+    for n in (few, many):
+        env = dict(os.environ, BENCH_HOSTED_TREE=os.path.abspath(tree), PYTHONDONTWRITEBYTECODE="1")
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "callgrind.out")
+            subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
+                            __file__, "--child", json.dumps(["get1", loop, port, n, mode])],
+                           env=env, capture_output=True, check=True)
+            with open(out) as file:
+                totals.append(int(next(line for line in file if line.startswith("summary:")).split()[1]))
+    return (totals[1] - totals[0]) / (many - few)
+
+
 # -- (b) switch -----------------------------------------------------------------------------
 
 def switch_cost(mode, loop, threads, per_thread, repeats):
@@ -183,12 +239,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--child")
+    parser.add_argument("--instructions", action="store_true", help="(a) by callgrind (needs valgrind)")
+    parser.add_argument("--trees", default=ROOT, help="with --instructions: comma-separated source trees")
     args = parser.parse_args()
     if args.child:
         kind, *rest = json.loads(args.child)
-        print(json.dumps(get_cost(*rest) if kind == "get" else switch_cost(*rest)))
+        measure = {"get": get_cost, "get1": get_once, "switch": switch_cost}[kind]
+        print(json.dumps(measure(*rest)))
         return 0
     loops = ["asyncio"] + (["uvloop"] if _have("uvloop") else [])
+    if args.instructions:
+        return _instructions(args.trees.split(","), loops)
     requests, repeats = (300, 5) if args.quick else (500, 15)
     threads, per_thread = (100, 200) if args.quick else (100, 1000)
     lines = []
@@ -228,6 +289,24 @@ def main():
                      f"hosted/standalone {hosted / standalone:4.2f} (goal <= 2), hosted/host {hosted / own:4.2f} "
                      f"(goal < 1)  {verdict}")
     print("\n".join(lines))
+    return 0
+
+
+def _instructions(trees, loops):
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], stdout=subprocess.PIPE, text=True)
+    try:
+        server.stdout.readline()
+        print(f"(a) aiohttp GET, client instructions per request (callgrind), Python {sys.version.split()[0]}")
+        print(f"    {'tree':<32} {'host':8} {'native':>9} {'aio@':>9} {'ratio':>6} {'goal':>5}")
+        for loop in loops:
+            for tree in trees:
+                native, hosted = (instructions(tree, loop, port, mode) for mode in ("native", "aio@"))
+                print(f"    {tree:<32} {loop:8} {native:9,.0f} {hosted:9,.0f} {hosted / native:6.3f} "
+                      f"{1.10 if loop == 'uvloop' else 1.20:5.2f}", flush=True)
+    finally:
+        server.kill()
+        server.wait()
     return 0
 
 

@@ -2,7 +2,8 @@
 
 ``con.aio@(awaitable)``: a con thread runs an asyncio awaitable.  A coroutine becomes a real
 asyncio Task on the host loop, made in the con thread's own context (what it sets there, the con
-thread sees afterwards, as after ``await``); a Task or Future is awaited as it is.  The thread
+thread sees afterwards, as after ``await``), and on 3.12+ started eagerly (its first step runs at
+once, as asyncio code); a Task or Future is awaited as it is.  The thread
 is parked until it is done, then gets its result or its exception (with the asyncio frames).
 An interrupted thread (a failing sibling, a ``timeout``, Ctrl-C) cancels the Task and waits,
 uninterruptibly, until the Task has really finished: its cleanup runs inside the thread's
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import sys
 from contextvars import copy_context
 
 from .._reserved_names import CO_COROUTINE
@@ -35,6 +37,7 @@ _STANDALONE = (
     "con.aio@() runs asyncio code on the asyncio event loop that hosts the scheduler, and this "
     "scheduler runs standalone: run the program hosted, with `python -m conhook --loop asyncio "
     "script.py` (or --loop uvloop), or con.bootstrap(main, loop=\"asyncio\")")
+_EAGER = sys.version_info >= (3, 12)  # asyncio.Task(..., eager_start=True)
 
 
 class _Outcome(asyncio.Future, Trap):
@@ -43,23 +46,43 @@ class _Outcome(asyncio.Future, Trap):
     to the kernel, which parks the thread here, and once the Future is done it returns the
     result or raises the exception right in the user's frame (no frame of conhook's).
 
+    On 3.12+ a coroutine's Task is made when the thread parks here, out of the thread's step,
+    and started eagerly: its first step runs at once in the thread's context, which
+    ``Context.run`` could not enter during the thread's own step.  A Task that finishes in that
+    first step wakes the thread at once, through the ready queue.
+
     Not interruptible in the kernel's sense: an interruption cancels the Task (``interrupting``),
     and the thread wakes when the Task has finished, with ``Interrupted`` (or what the Task's
     cleanup raised)."""
     interruptible = False
     label = "aio"
 
-    def __init__(self, host, task):
+    def __init__(self, host, task, coro=None, context=None):
         super().__init__(loop=host.loop)
         self.host, self.task, self.thread = host, task, None
-        host.kernel.outside_waits += 1  # a pending wake-up while the Task runs
+        self.coro, self.context = coro, context  # (the Task to make in park, when task is None)
+        if task is not None:
+            self._watch(task)
+
+    def _watch(self, task):
+        self.host.kernel.outside_waits += 1  # a pending wake-up while the Task runs
         task.add_done_callback(self._task_done)
 
     def park(self, kernel, thread):  # (an interrupted thread waits here for the cancelled Task too)
         self.thread = thread
         thread.parked_on = self
+        task = self.task
+        if task is None:
+            self.task = task = _start_eagerly(self.host, self.coro, self.context)
+            self.coro = self.context = None
+            if task.done():  # it finished in its eager first step
+                self._settle(task)
+                kernel.wake(thread)
+                return None
+            self._watch(task)
         if thread.interrupt is not None:
-            self.task.cancel()
+            task.cancel()
+        return None
 
     def interrupting(self, kernel, thread):
         self.task.cancel()
@@ -68,6 +91,13 @@ class _Outcome(asyncio.Future, Trap):
         host = self.host
         kernel = host.kernel
         kernel.outside_waits -= 1
+        thread = self._settle(task)
+        if thread is not None and thread.parked_on is self:
+            kernel.wake(thread)
+            host.turn_now()  # (as a Task's own wake-up runs its step: no call_soon in between)
+
+    def _settle(self, task):
+        """End this Future as the finished `task` ended; return the thread parked here, if any."""
         thread, self.thread = self.thread, None
         if thread is not None and thread.interrupt is not None:
             exc = None if task.cancelled() else task.exception()
@@ -78,23 +108,41 @@ class _Outcome(asyncio.Future, Trap):
             self.set_exception(task.exception())
         else:
             self.set_result(task.result())
-        if thread is not None and thread.parked_on is self:
-            kernel.wake(thread)
-            host.turn_now()  # (as a Task's own wake-up runs its step: no call_soon in between)
+        return thread
 
 
-def _task_of(host, awaitable, context):
+def _start_eagerly(host, coro, context):
+    """The Task of `coro` on the host loop, in `context`, its first step run now (3.12+), not
+    one loop iteration later.  That step is asyncio code, not the con thread's: sniffio sees
+    the Task, and Ctrl-C lets it finish its step (as between turns), with no con thread current."""
+    kernel, sniffio = host.kernel, host.sniffio
+    current, kernel.current = kernel.current, None
+    if sniffio is not None:
+        name, sniffio.name = sniffio.name, None
+    try:
+        return asyncio.Task(coro, loop=host.loop, context=context, eager_start=True)
+    finally:
+        kernel.current = current
+        if sniffio is not None:
+            sniffio.name = name
+
+
+def _outcome(host, awaitable, context):
     loop = host.loop
     if asyncio.iscoroutine(awaitable):
-        return loop.create_task(awaitable, context=context)
-    if asyncio.isfuture(awaitable):
+        coro = awaitable
+    elif asyncio.isfuture(awaitable):
         if awaitable.get_loop() is not loop:
             raise ValueError(f"con.aio@({awaitable!r}): that future belongs to another event loop "
                              f"than the one hosting this scheduler")
-        return awaitable
-    if inspect.isawaitable(awaitable):
-        return loop.create_task(_awaited(awaitable), context=context)
-    raise TypeError(f"con.aio@() runs an asyncio awaitable (a coroutine, Task or Future), not {awaitable!r}")
+        return _Outcome(host, awaitable)
+    elif inspect.isawaitable(awaitable):
+        coro = _awaited(awaitable)
+    else:
+        raise TypeError(f"con.aio@() runs an asyncio awaitable (a coroutine, Task or Future), not {awaitable!r}")
+    if _EAGER and loop.get_task_factory() is None:
+        return _Outcome(host, None, coro, context)  # (its Task is started in park)
+    return _Outcome(host, loop.create_task(coro, context=context))  # (3.11, or the loop's own factory)
 
 
 async def _awaited(awaitable):
@@ -114,7 +162,7 @@ def aio(awaitable, /):
         if asyncio.iscoroutine(awaitable):
             awaitable.close()
         return Throw(interrupted(thread))
-    return _Outcome(host, _task_of(host, awaitable, thread.context))
+    return _outcome(host, awaitable, thread.context)
 
 
 class _AioCall:

@@ -108,6 +108,82 @@ def test_aio_raises_the_tasks_exception_with_its_frames_and_the_users_only(host_
     assert files == {__file__}
 
 
+def test_a_task_that_finishes_in_its_first_step_is_still_a_task_of_the_threads_context(host_loop):
+    # On 3.12+ aio@ starts the Task eagerly (its first step runs at once, before the host's
+    # queued callbacks), and a Task may finish there: it is asyncio code all the same.
+    sniffio = pytest.importorskip("sniffio")
+    order = []
+
+    async def instant(x):
+        order.append("step")
+        assert VAR.get() == "con"
+        VAR.set("asyncio")
+        return x * 2, sniffio.current_async_library(), asyncio.current_task() is not None
+
+    async def failing():
+        raise KeyError("at once")
+
+    async def main():
+        VAR.set("con")
+        asyncio.get_running_loop().call_soon(order.append, "host callback")
+        result = await con.aio(instant(21))
+        with pytest.raises(KeyError) as info:
+            await con.aio(failing())
+        return result, VAR.get(), [(frame.name, frame.filename) for frame in traceback.extract_tb(info.tb)]
+
+    result, var, frames = con.bootstrap(main, loop=host_loop)
+    assert result == (42, "asyncio", True) and var == "asyncio"
+    assert frames[-2:] == [("main", __file__), ("failing", __file__)] and {f for _, f in frames} == {__file__}
+    assert order == (["step", "host callback"] if sys.version_info >= (3, 12) else ["host callback", "step"])
+
+
+def test_aio_of_a_task_that_finishes_at_once_still_lets_the_other_threads_run(host_loop):
+    log = []
+
+    async def instant():
+        return "aio"
+
+    async def through_aio():
+        for _ in range(3):
+            log.append(await con.aio(instant()))
+
+    async def idler():
+        for _ in range(3):
+            await con.idle()
+            log.append("idle")
+
+    async def main():
+        await con.gather(through_aio(), idler())
+
+    con.bootstrap(main, loop=host_loop)
+    # aio@ is a switch point even then: the idler ran before the last aio@ returned.
+    assert sorted(log) == ["aio"] * 3 + ["idle"] * 3
+    assert log.index("idle") < len(log) - 1 - log[::-1].index("aio"), log
+
+
+def test_aio_makes_its_task_with_the_loops_own_task_factory(host_loop):
+    made = []
+
+    def factory(loop, coro, **kwargs):
+        made.append(coro.__name__)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    async def coroutine():
+        await asyncio.sleep(0)
+        return VAR.get()
+
+    async def main():
+        VAR.set("con")
+        asyncio.get_running_loop().set_task_factory(factory)
+        try:
+            return await con.aio(coroutine())
+        finally:
+            asyncio.get_running_loop().set_task_factory(None)
+
+    assert con.bootstrap(main, loop=host_loop) == "con"
+    assert made == ["coroutine"]
+
+
 def test_aio_from_a_standalone_kernel_says_how_to_run_hosted():
     async def main():
         await con.aio(asyncio.sleep(0))
