@@ -16,6 +16,8 @@ import traceback
 
 import pytest
 
+from tests.stress.helpers import default_sigint
+
 import conhook.api as con
 
 from runtime.helpers import prejoining
@@ -504,7 +506,8 @@ def test_ctrl_c_and_sigterm_unwind_the_threads_and_cancel_their_tasks(host_loop,
             con.sleep@(0.05)
             print("ready", flush=True)
         con.bootstrap(main)
-    """)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=CONHOOK_DIR)
+    """)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=CONHOOK_DIR,
+        preexec_fn=default_sigint)
     assert proc.stdout.readline() == "ready\n"
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=30)
@@ -526,7 +529,8 @@ def test_ctrl_c_while_asyncio_code_runs_lets_it_finish_its_step(host_loop):
             print("step finished", flush=True)
             await asyncio.sleep(100)
         con.bootstrap(lambda: con.aio@(busy()))
-    """)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=CONHOOK_DIR)
+    """)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=CONHOOK_DIR,
+        preexec_fn=default_sigint)
     assert proc.stdout.readline() == "ready\n"
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)

@@ -67,7 +67,7 @@ _signal.signal(_signal.SIGUSR2, _heap)
 """
 
 
-def _default_sigint():
+def default_sigint():
     # A command started in the background by a non-interactive shell ignores SIGINT, and so
     # would the server it starts: Python then installs no KeyboardInterrupt handler, nor
     # conhook its own.  The server must get Ctrl-C as a terminal would deliver it.
@@ -88,7 +88,7 @@ class Server:
         full_env.update(env or {})
         self.proc = subprocess.Popen([sys.executable, "-m", "conhook", str(script)],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env=full_env, cwd=tmp_path, preexec_fn=_default_sigint)
+                                     env=full_env, cwd=tmp_path, preexec_fn=default_sigint)
         self.address = ("127.0.0.1", self.port)
         self._wait_accepting()
 
