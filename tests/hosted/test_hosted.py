@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import traceback
 
 import pytest
@@ -359,6 +360,42 @@ def test_con_threads_asyncio_started_are_interrupted_when_the_program_ends(host_
 
     con.bootstrap(main, loop=host_loop)
     assert log == ["finished"]
+
+
+def _started_from_outside_then_main_returns(host_loop):
+    """A token's thread (con.from_thread) and a from_aio thread, both waiting when main returns;
+    [(name, why it was interrupted)] as each finished, and bootstrap's result."""
+    log, waiting = [], []
+
+    async def serving(name, both):
+        waiting.append(name)
+        if len(waiting) == 2:
+            both.set()
+        try:
+            await con.sleep(3600)
+        except con.Interrupted as exc:
+            log.append((name, str(exc)))
+            raise
+
+    def os_thread(token, both):
+        with pytest.raises(con.Interrupted):
+            con.from_thread(serving, "from_thread", both, token=token)
+
+    async def main():
+        both = con.Event()
+        thread = threading.Thread(target=os_thread, args=(con.current_token(), both))
+        thread.start()
+        asyncio.get_running_loop().create_task(con.from_aio(serving, "from_aio", both))
+        await both.wait()  # (no Deadlock: the token lives)
+        return thread
+
+    con.bootstrap(main, loop=host_loop).join()
+    return sorted(log)
+
+
+def test_the_programs_end_interrupts_every_thread_started_from_outside_and_waits(host_loop):
+    assert [name for name, _ in _started_from_outside_then_main_returns(host_loop)] == [
+        "from_aio", "from_thread"]  # each unwound before bootstrap returned
 
 
 def test_from_aio_after_the_program_finished_says_so(host_loop):
