@@ -4,7 +4,8 @@ than its layer needs.
     conhook._reserved_names, conhook._version   the floor: imports nothing
     conhook._compiler                           the floor and ``bytecode`` only
     conhook._runtime                            the floor; its core (kernel, traps, threads,
-                                                backends, wakeup, errors) nothing above it
+                                                backends, wakeup, errors, outside_threads)
+                                                nothing above it
     conhook._network                            the runtime
     conhook._system                             the runtime and the network
     conhook._toolchain                          the floor and the compiler (tools read con
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "conhook"
-CORE = {"errors", "traps", "threads", "backends", "wakeup", "kernel"}
+CORE = {"errors", "traps", "threads", "backends", "wakeup", "kernel", "outside_threads"}
 
 
 def _module_name(path):

@@ -15,7 +15,8 @@ not a deadlock.
 thread of the hosted kernel (in a copy of the awaiting Task's context), and gets its result or
 its exception.  The rules are a sibling's: a cancelled awaiting Task interrupts the con thread
 and waits for it to finish; then it raises ``CancelledError`` (or what the thread raised
-instead).  Such threads belong to no con scope: the program's end interrupts them (``hosted``).
+instead).  Such threads belong to no con scope: they are threads started from outside
+(``outside_threads``), which the program's end interrupts and waits for.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from .errors import Interrupted
 from .hosted import hosts
 from .kernel import current_kernel
 from .prejoin import _call
-from .threads import Thread, interrupt, interrupted_threads
+from .threads import Thread, interrupt
 from .traps import Throw, Trap, interrupted
 
 _STANDALONE = (
@@ -186,9 +187,7 @@ class _AioCall:
         self._leave(kernel, thread, exc)
 
     def _leave(self, kernel, thread, exc):
-        interrupted_threads.discard(thread)
-        thread.coro = thread.context = None
-        self.host.kernel.adopted.pop(thread, None)
+        kernel.outside.finished(thread)
         self.exc = exc
         if not self.future.done():
             self.future.set_result(None)
@@ -217,7 +216,7 @@ async def from_aio(fn, /, *args, **kwargs):
             f"con.from_aio({getattr(fn, '__qualname__', fn)!r}): no conhook scheduler is hosted on "
             f"this asyncio event loop; run the program with con.bootstrap(main, loop=\"asyncio\") or "
             f"`python -m conhook --loop asyncio`, and call from_aio in that loop's thread")
-    if host.finished.done() or host.ending:
+    if host.finished.done() or host.kernel.outside.closed:
         raise RuntimeError(f"con.from_aio({getattr(fn, '__qualname__', fn)!r}): the conhook program hosted "
                            f"on this loop has finished (its main function returned)")
     if not callable(fn):
@@ -228,8 +227,7 @@ async def from_aio(fn, /, *args, **kwargs):
     if type(name) is str:
         coro.__qualname__ = coro.__name__ = name
     call.thread = thread = Thread(coro, copy_context(), call)
-    host.kernel.adopted[thread] = None
-    host.kernel.ready.append(thread)
+    host.kernel.outside.start(thread, "from_aio")
     host.schedule()
     cancelled = None
     while True:

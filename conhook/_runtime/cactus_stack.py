@@ -181,7 +181,9 @@ def tree(kernel=None, frame=None):
 
     The root thread's chain of non-atomic calls comes first (``bootstrap - main - ...``); each
     thread started by ``sibling`` follows on its own line, under the frame that started it.
-    Threads that asyncio code started (``from_aio - handle - ...``, hosted) come last.
+    Threads started from outside the kernel come last, each on a line of its own: by an OS
+    thread with a token (``from_thread - fn - ...``), by asyncio code (``from_aio - fn - ...``,
+    hosted), a session's inputs (``bootstrap - <module> - ...``).
     `frame` is the innermost Python frame of the OS thread that runs `kernel` (default: the
     caller's); only the watchdog, which draws from another OS thread, passes it.
     """
@@ -191,9 +193,9 @@ def tree(kernel=None, frame=None):
         kernel = current_kernel()
     root = kernel.root
     lines = ["bootstrap"] if root is None or root.coro is None else _draw(kernel, root, frame)
-    for thread, label in list(kernel.adopted.items()):  # started by asyncio code (con.from_aio,
-        if thread.coro is not None:                     # a session's inputs), drawn after
-            lines.extend(_draw(kernel, thread, frame, label or "from_aio"))
+    for thread, name in list(kernel.outside.threads.items()):  # started from outside the
+        if thread.coro is not None:                            # kernel: drawn after
+            lines.extend(_draw(kernel, thread, frame, name))
     return "\n".join(line.rstrip() for line in lines)
 
 

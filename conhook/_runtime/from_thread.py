@@ -11,9 +11,10 @@ Two ways in, as trio's ``from_thread.run``:
   ``Interrupted`` without running anything (the call it was serving is gone).
 * In any other OS thread, with ``token=`` (``con.current_token()``, taken in the scheduler's
   own thread): ``fn`` runs as a new conhook thread of that scheduler, in a copy of the calling
-  OS thread's context (``Guests``).  It belongs to no function's prejoin scope; instead, when
-  the root thread finishes, these threads are interrupted and waited for before ``bootstrap``
-  returns, so nothing outlives the scheduler.  After that, ``from_thread`` with the token raises
+  OS thread's context (``TokenCalls``).  It belongs to no function's prejoin scope: it is a
+  thread started from outside (``outside_threads``), drawn by ``tree()`` as ``from_thread -
+  fn``; when the root thread finishes, these threads are interrupted and waited for before
+  ``bootstrap`` returns, so nothing outlives the scheduler.  After that, ``from_thread`` with the token raises
   ``RuntimeError``.  While a token is alive the scheduler counts it as a source of wake-ups, so
   a program waiting for such a call is not declared deadlocked.
 
@@ -31,10 +32,11 @@ import weakref
 from contextvars import copy_context
 
 from .bootstrap import _DEAD
+from .cactus_stack import hide
 from .errors import Interrupted
 from .kernel import current_kernel, state, strip_internal_frames
 from .prejoin import isawaitable
-from .threads import Thread, interrupt, interrupted_threads
+from .threads import Thread
 from .worker_threads import caller_gone, worker_local
 
 
@@ -59,29 +61,23 @@ class _Request:
         self._done.acquire()
 
 
-class _Ending:
-    """The interruption source of the token's threads when the root thread has finished."""
-    __slots__ = ()
-    reason = "the program's root thread has finished"
+class TokenCalls:
+    """The calls that OS threads make with ``from_thread(..., token=)`` (``kernel.outside.calls``).
 
-
-class Guests:
-    """The conhook threads that OS threads started with ``from_thread(..., token=)``.
-
-    The scope of each (``thread.scope``): the kernel reports their ends here.  Requests are
-    queued under a lock and started in the kernel's thread; once the root thread has finished
-    (``root_finished``, from the kernel) or the kernel is closed, new ones are refused and the
+    Each runs as a thread started from outside (``outside_threads``), this its scope.  Requests
+    are queued under a lock and started in the kernel's thread; once the root thread has
+    finished or the kernel is closed (``kernel.outside`` closes), new ones are refused and the
     queued ones fail, so that no OS thread waits for a call that will never run.
     """
-    __slots__ = ("kernel", "_lock", "_queued", "_threads", "_closed", "token", "__weakref__")
+    __slots__ = ("kernel", "_lock", "_queued", "_closed", "token", "__weakref__")
 
     def __init__(self, kernel):
         self.kernel = kernel
         self._lock = threading.Lock()
         self._queued = []
-        self._threads = set()
         self._closed = False
         self.token = None  # a weak reference to the live Token, if any
+        kernel.outside.on_close(self._close)
 
     def submit(self, request):
         """In an OS thread: queue `request` for the kernel; RuntimeError once it has finished."""
@@ -95,30 +91,13 @@ class Guests:
         with self._lock:
             queued, self._queued = self._queued, []
         for request in queued:
-            thread = Thread(_guest(request), request.context, self)
-            self._threads.add(thread)
-            self.kernel.ready.append(thread)
+            self.kernel.outside.start(Thread(_guest(request), request.context, self), "from_thread")
 
     def child_returned(self, kernel, thread):
-        interrupted_threads.discard(thread)
-        self._leave(kernel, thread)
+        kernel.outside.finished(thread)
 
     def child_finished(self, kernel, thread, exc):
-        self._leave(kernel, thread)  # (_guest hands every outcome over itself)
-
-    def _leave(self, kernel, thread):
-        thread.coro = thread.context = None
-        self._threads.discard(thread)
-        if self._closed and not self._threads:
-            kernel.done = True  # the root had finished and waited for these
-
-    def root_finished(self):
-        """The root thread has finished: refuse new calls, interrupt the running ones.
-        True if none runs (the kernel is done), else the last to finish ends it."""
-        self._close()
-        for thread in list(self._threads):
-            interrupt(self.kernel, thread, _ENDING)
-        return not self._threads
+        kernel.outside.finished(thread)  # (_guest hands every outcome over itself)
 
     def _close(self):
         with self._lock:
@@ -127,13 +106,10 @@ class Guests:
         for request in queued:
             request.finish(None, RuntimeError(_FINISHED))
 
-    close = _close  # Kernel.close: whatever is still queued fails
-
     def _token_dropped(self):
         self.kernel.outside_waits -= 1
 
 
-_ENDING = _Ending()
 _FINISHED = ("con.from_thread(..., token=): the scheduler of this token has finished (its root "
              "thread returned), so it runs no more calls")
 
@@ -154,13 +130,16 @@ async def _guest(request):
         request.finish(value, None)
 
 
+hide(_guest)  # tree() draws the call: from_thread - fn - ...
+
+
 class Token:
     """The scheduler that ``con.current_token()`` was called in, for ``from_thread(..., token=)``
     in OS threads that conhook did not start (as trio's ``TrioToken``)."""
-    __slots__ = ("_guests", "__weakref__")
+    __slots__ = ("_calls", "__weakref__")
 
-    def __init__(self, guests):
-        self._guests = guests
+    def __init__(self, calls):
+        self._calls = calls
 
     def __repr__(self):
         return "<con token of a scheduler, for con.from_thread(..., token=)>"
@@ -170,15 +149,15 @@ def current_token():
     """``con.current_token()``: the running scheduler's token, to give to an OS thread that
     will call ``con.from_thread(fn, *args, token=token)``.  Called in the scheduler's thread."""
     kernel = current_kernel()
-    guests = kernel.guests
-    if guests is None:
-        guests = kernel.guests = Guests(kernel)
-    token = guests.token() if guests.token is not None else None
+    calls = kernel.outside.calls
+    if calls is None:
+        calls = kernel.outside.calls = TokenCalls(kernel)
+    token = calls.token() if calls.token is not None else None
     if token is None:
-        token = Token(guests)
-        guests.token = weakref.ref(token)
+        token = Token(calls)
+        calls.token = weakref.ref(token)
         kernel.outside_waits += 1  # a live token may bring a call at any time
-        weakref.finalize(token, kernel.post, guests._token_dropped)
+        weakref.finalize(token, kernel.post, calls._token_dropped)
     return token
 
 
@@ -230,7 +209,7 @@ def _submit(request, token):
                              f"con.current_token(), called in the scheduler's thread")
         request.context = copy_context()
         try:
-            token._guests.submit(request)
+            token._calls.submit(request)
         except RuntimeError as exc:
             return exc
         return None

@@ -24,14 +24,12 @@ asyncio code could later set is a deadlock, as it is standalone: wait on asyncio
 
 When the root thread has finished, con threads that asyncio code started and still awaits are
 interrupted, and ``bootstrap`` returns once they have finished (as ``asyncio.run`` cancels the
-Tasks left over).
+Tasks left over): the kernel's own rule for threads started from outside (``outside_threads``).
 """
 from __future__ import annotations
 
 import asyncio
 import threading
-
-from .threads import interrupt
 
 
 class _Hosts(threading.local):
@@ -58,15 +56,9 @@ def loop_factory(name):
                      f"(con.bootstrap(main, loop=...) or python -m conhook --loop ...)")
 
 
-class _ProgramEnd:
-    """The source of the interruption of the threads asyncio code started, left at the end."""
-    reason = "the program's main function finished while asyncio code awaited this thread"
-
-
 class Host:
     """The kernel's side of the host loop: the reader, the queued turn and the mirrored timer."""
-    __slots__ = ("kernel", "loop", "fd", "scheduled", "timer", "deadline", "finished", "ending",
-                 "sniffio")
+    __slots__ = ("kernel", "loop", "fd", "scheduled", "timer", "deadline", "finished", "sniffio")
 
     def __init__(self, kernel, loop, sniffio=None):
         fileno = getattr(kernel.backend, "fileno", None)
@@ -78,7 +70,6 @@ class Host:
         self.scheduled = False
         self.timer = self.deadline = None
         self.finished = loop.create_future()
-        self.ending = False  # the root has finished; the threads asyncio code started are interrupted
         self.sniffio = sniffio  # sniffio's thread_local: its name is "conhook" during a turn
 
     def start(self):
@@ -111,16 +102,6 @@ class Host:
                 sniffio.name = previous
         else:
             kernel.run_turn()
-        if kernel.done or self.ending:
-            if not kernel.adopted:
-                kernel.done = True
-            elif not self.ending:
-                # The root has finished; threads started by asyncio code have not: interrupt
-                # them, and go on running turns until they have finished.
-                self.ending = True
-                kernel.done = False
-                for thread in list(kernel.adopted):
-                    interrupt(kernel, thread, _ProgramEnd, 0)
         if not kernel.done:
             if not kernel.ready:
                 timeout = kernel._poll_timeout()  # (finds a deadlock, which readies threads)

@@ -38,6 +38,7 @@ from time import monotonic
 
 from .backends import READ, WRITE, backend_class
 from .errors import Deadlock
+from .outside_threads import OutsideThreads
 from .traps import IDLE, Trap, interrupted
 from .threads import Thread, interrupt, interrupted_threads, thread_name
 from .wakeup import Wakeup
@@ -185,7 +186,7 @@ class Kernel:
     __slots__ = ("ready", "current", "backend", "_wakeup", "_wakeup_fd", "io",
                  "timers", "_timer_seq", "timers_cancelled", "posted", "workers_busy",
                  "outside_waits", "root", "outcome", "done", "deadlock", "sigint", "aborting",
-                 "clock", "on_block", "on_turn", "describe_threads", "pid", "guests", "adopted", "__weakref__")
+                 "clock", "on_block", "on_turn", "describe_threads", "pid", "outside", "__weakref__")
 
     def __init__(self, backend=None):
         self.ready = deque()
@@ -212,12 +213,10 @@ class Kernel:
         self.on_turn = None  # (ready queue) -> None, at the start of each phase 3
         self.describe_threads = None  # (kernel) -> str, for the Deadlock message
         self.pid = getpid()  # a forked child's copy of this kernel shares the parent's backend
-        self.guests = None  # the threads OS threads start with con.from_thread(token=), if any
-        self.adopted = {}  # threads started by code outside the kernel (``aio.from_aio``): no scope's
+        self.outside = OutsideThreads(self)  # threads that OS threads or asyncio code started
 
     def close(self):
-        if self.guests is not None:
-            self.guests.close()  # calls still queued by OS threads fail: none will run
+        self.outside.close()  # calls still queued by OS threads fail: none will run
         self.backend.close()
         if not self.workers_busy:
             self._wakeup.close()
@@ -666,8 +665,9 @@ class Kernel:
             scope.child_finished(self, thread, exc)  # (which may interrupt this thread too)
         else:
             self.outcome = (value, exc)
-            # (threads started by OS threads through a token are interrupted and waited for)
-            self.done = self.guests is None or self.guests.root_finished()
+            # (threads started from outside, by OS threads or asyncio code, are interrupted
+            # and waited for)
+            self.done = self.outside.root_finished()
         thread.coro = thread.context = thread.scope = None
         if thread.interrupt is not None:
             interrupted_threads.discard(thread)

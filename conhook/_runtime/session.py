@@ -40,7 +40,7 @@ from .hosted import Host
 from .kernel import state, strip_internal_frames
 from .prejoin import Scope, carry_over
 from .slips import explain
-from .threads import Thread, interrupt, interrupt_threads, interrupted_threads, thread_name
+from .threads import Thread, interrupt, interrupt_threads, thread_name
 from .traps import DONE
 
 
@@ -119,10 +119,8 @@ class _Input:
         self._leave(thread, exc)
 
     def _leave(self, thread, exc):
-        interrupted_threads.discard(thread)
-        thread.coro = thread.context = None
+        self.session.kernel.outside.finished(thread)
         self.session.inputs.discard(self)
-        self.session.kernel.adopted.pop(thread, None)
         self.exc = exc
         if not self.future.done():
             self.future.set_result(None)
@@ -207,8 +205,7 @@ class Session:
         if type(name) is str:
             thread.coro.__qualname__ = thread.coro.__name__ = name
         self.inputs.add(call)
-        self.kernel.adopted[thread] = "bootstrap"  # (drawn by tree() as a program of its own)
-        self.kernel.ready.append(thread)
+        self.kernel.outside.start(thread, "bootstrap")  # (tree(): a program of its own)
         self.host.schedule()
         previous = self._catch_sigint()
         try:

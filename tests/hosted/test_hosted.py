@@ -398,6 +398,11 @@ def test_the_programs_end_interrupts_every_thread_started_from_outside_and_waits
         "from_aio", "from_thread"]  # each unwound before bootstrap returned
 
 
+def test_threads_started_from_outside_are_told_the_same_reason_at_the_programs_end(host_loop):
+    assert {reason for _, reason in _started_from_outside_then_main_returns(host_loop)} == {
+        "the program's root thread has finished"}
+
+
 def test_from_aio_after_the_program_finished_says_so(host_loop):
     errors = []
 

@@ -8,7 +8,7 @@ import traceback
 
 import pytest
 
-from .helpers import _kernel, con, prejoining, run
+from .helpers import __con__, _kernel, con, prejoining, run
 
 var = contextvars.ContextVar("var", default="unset")
 
@@ -254,6 +254,41 @@ def test_a_tokens_thread_still_running_when_the_root_returns_is_interrupted_and_
     assert cleaned == [True]  # bootstrap returned after the thread's finally block ran
     thread.join()
     assert outcome == ["the program's root thread has finished"]
+
+
+def test_tree_draws_a_tokens_threads_after_the_roots():
+    drawn = []
+    started = threading.Event()
+
+    async def waiting(event):
+        started.set()
+        await event.wait()
+
+    async def serving(event):  # the expansion of: sibling waiting@(event); event.wait@()
+        __con_scope__ = __con__.prejoin()
+        try:
+            __con_scope__.start(waiting, event)
+            await event.wait()
+        except BaseException as __con_exc__:
+            if await __con_scope__.failed(__con_exc__):
+                raise
+        finally:
+            await __con_scope__.join()
+
+    async def main():
+        event = con.Event()
+        thread = threading.Thread(target=con.from_thread, args=(serving, event),
+                                  kwargs={"token": con.current_token()})
+        thread.start()
+        await con.to_thread(started.wait)
+        drawn.append(con.tree())
+        event.set()
+        await con.to_thread(thread.join)
+
+    run(main)
+    assert drawn[0].splitlines() == ["bootstrap - main",
+                                     "from_thread - serving - wait",
+                                     "                      | waiting - wait"]
 
 
 # -- the limiter ---------------------------------------------------------------------------------
