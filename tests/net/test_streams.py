@@ -4,6 +4,7 @@ backend registration per socket)."""
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import re
 import socket
@@ -301,6 +302,25 @@ def test_large_writes_arrive_whole_and_in_order():
         listener.close()
         return b"".join(got)
     assert run(main) == payload + b"tail" + b"\0\1\2\3"
+
+
+def test_an_unclosed_stream_warns_when_collected_and_its_socket_is_closed():
+    async def main():
+        s, peer = _pair()
+        sock, fd = s.socket, s.fileno()
+        assert sock.fileno() == fd >= 0 and not s.closed
+        with pytest.warns(ResourceWarning, match="unclosed <con stream"):
+            del s
+            gc.collect()
+        assert sock.fileno() == -1  # closed by the finaliser
+        assert peer.recv(10) == b""
+        peer.close()
+        s, peer = _pair()
+        with s:
+            pass
+        peer.close()
+        assert (s.closed, s.fileno(), s.socket) == (True, -1, None)
+    run(main)
 
 
 def test_close_is_idempotent_and_later_use_says_closed():
