@@ -28,10 +28,15 @@ one runs on every other:
   thread whose operations all complete at once yields after at most about ``2 * SLICE`` (4 ms)
   of its own work when its operations take alike, at the 3rd operation when each takes longer,
   and never reads the clock in a run of one operation (a request answered by one write).
+
+What owns a socket (the socket stream, a UDP socket) also offers ``fileno()``, ``socket``,
+``closed`` and ``with``, and warns (``ResourceWarning``) when collected unclosed, closing it:
+``SocketOwner``, written once.
 """
 from __future__ import annotations
 
 import abc
+import warnings
 from time import monotonic
 
 BUDGET = 128  # operations completed at once in a row before a stream yields (as Tokio does)
@@ -104,3 +109,38 @@ class ByteStream(abc.ABC):
     def __exit__(self, *exc_info):
         self.close()
         return False
+
+
+class SocketOwner:
+    """The members of an object that owns a socket (``streams.Stream``, ``udp.UDPSocket``), which
+    keeps it in ``_sock`` (None once closed) and its number in ``_fd``, and defines ``close()``."""
+    __slots__ = ()
+
+    @property
+    def closed(self):
+        """Whether ``close()`` was called."""
+        return self._sock is None
+
+    def fileno(self):
+        """The socket's file descriptor, or -1 once closed."""
+        return -1 if self._sock is None else self._fd
+
+    @property
+    def socket(self):
+        """The underlying (non-blocking) socket object; None once closed."""
+        return self._sock
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+        return False
+
+    def __del__(self):
+        if self._sock is not None:
+            warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=2)
+            try:
+                self.close()
+            except Exception:  # noqa: BLE001  (a finaliser must not raise)
+                pass

@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import errno
 import socket
-import warnings
 
 from .._runtime.fd_waits import ReadWait, WriteWait
 from .._runtime.kernel import current_thread, current_kernel, state
 from .._runtime.threads import interrupted_threads
 from .._runtime.traps import IDLE, interrupted, reusable
-from .stream_contract import BUDGET, LOOK, READ_SIZE, SECOND, ByteStream, spent
+from .stream_contract import BUDGET, LOOK, READ_SIZE, SECOND, ByteStream, SocketOwner, spent
 
 _SEND_FLAGS = getattr(socket, "MSG_NOSIGNAL", 0)
 _SO_NOSIGPIPE = getattr(socket, "SO_NOSIGPIPE", None)
@@ -57,7 +56,7 @@ class _ClosedSocket:
 _CLOSED = _ClosedSocket()
 
 
-class Stream(ByteStream):
+class Stream(SocketOwner, ByteStream):
     """A connected socket (TCP or Unix-domain) for one scheduler's threads.
 
     The stream contract (``read@``, ``write@``, ``shutdown_write()``, ``close()``, ``closed``,
@@ -198,28 +197,7 @@ class Stream(ByteStream):
         return OSError(errno.EBADF, f"the stream (fd {self._fd}) was closed by another "
                                     f"thread while this one was waiting on it")
 
-    @property
-    def closed(self):
-        return self._sock is None
-
-    def __del__(self):
-        if self._sock is not None:
-            warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=2)
-            try:
-                self.close()
-            except Exception:  # noqa: BLE001  (a finaliser must not raise)
-                pass
-
-    # -- facts ----------------------------------------------------------------------------
-
-    def fileno(self):
-        """The socket's file descriptor, or -1 once closed."""
-        return -1 if self._sock is None else self._fd
-
-    @property
-    def socket(self):
-        """The underlying (non-blocking) socket object; None once closed."""
-        return self._sock
+    # -- facts (fileno(), socket, closed: SocketOwner) -------------------------------------
 
     @property
     def local_address(self):

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import errno
 import socket
-import warnings
 
 from .._runtime.fd_waits import ReadWait, WriteWait
 from .._runtime.kernel import current_kernel, current_thread, state
 from .._runtime.threads import interrupted_threads
 from .._runtime.traps import IDLE, interrupted, reusable
 from .sockets import Address, _check_address, _opened, address_of
-from .stream_contract import BUDGET, LOOK, READ_SIZE, SECOND, spent
+from .stream_contract import BUDGET, LOOK, READ_SIZE, SECOND, SocketOwner, spent
 
 
 class _Closed:
@@ -45,7 +44,7 @@ class _Closed:
 _CLOSED = _Closed()
 
 
-class UDPSocket:
+class UDPSocket(SocketOwner):
     """A UDP socket for one scheduler's threads: what ``udpsocket@`` returns.
 
     ``sendto@``, ``recvfrom@``, ``send@``, ``recv@``, ``close()``, ``closed``, ``with``,
@@ -176,35 +175,7 @@ class UDPSocket:
         return OSError(errno.EBADF, f"the UDP socket (fd {self._fd}) was closed by another "
                                     f"thread while this one was waiting on it")
 
-    @property
-    def closed(self):
-        return self._sock is None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
-        return False
-
-    def __del__(self):
-        if self._sock is not None:
-            warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=2)
-            try:
-                self.close()
-            except Exception:  # noqa: BLE001  (a finaliser must not raise)
-                pass
-
-    # -- facts ----------------------------------------------------------------------------
-
-    def fileno(self):
-        """The socket's file descriptor, or -1 once closed."""
-        return -1 if self._sock is None else self._fd
-
-    @property
-    def socket(self):
-        """The underlying (non-blocking) socket object; None once closed."""
-        return self._sock
+    # -- facts (fileno(), socket, closed, with: SocketOwner) -------------------------------
 
     @property
     def local_address(self):
