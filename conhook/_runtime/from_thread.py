@@ -26,12 +26,11 @@ must run ``fn``.
 """
 from __future__ import annotations
 
-import functools
 import threading
 import weakref
 from contextvars import copy_context
 
-from .bootstrap import _DEAD
+from .bootstrap import raiser
 from .cactus_stack import hide
 from .errors import Interrupted
 from .kernel import current_kernel, state, strip_internal_frames
@@ -180,18 +179,7 @@ class from_thread:
             if exc is None:
                 return request.value
         request.exc = None
-        return _raiser(cls, exc)
-
-
-def _raiser(cls, exc):
-    """``bootstrap.raiser`` for a class called with keywords (``token=``): an instance whose
-    ``__init__`` raises `exc` from C, so that the OS thread's traceback has no frame of ours.
-    (``__init__`` is ``str.format`` of a marker first, which takes any arguments; the marker's
-    ``__format__`` raises through an exhausted generator's ``throw``.)"""
-    throw = staticmethod(functools.partial(max, exc, exc, key=_DEAD.throw))
-    marker = type("raise", (), {"__slots__": (), "__format__": throw})()
-    attributes = {"__init__": staticmethod(functools.partial("{0}".format, marker)), "__slots__": ()}
-    return object.__new__(type(cls.__name__, (cls,), attributes))
+        return raiser(cls, exc)
 
 
 def _submit(request, token):

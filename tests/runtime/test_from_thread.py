@@ -220,6 +220,30 @@ def test_a_token_runs_the_call_as_a_new_thread_in_the_os_threads_context():
     assert results == [(42, "foreign", scheduler)]
 
 
+def test_a_tokens_call_reraises_in_the_os_thread_with_user_frames_only():
+    errors = []
+
+    async def fail():
+        await con.idle()
+        raise ValueError("from the scheduler")
+
+    def foreign(token):
+        for fn in (fail, 42):  # a failure of the call; a refusal (TypeError) before it runs
+            try:
+                con.from_thread(fn, token=token)
+            except (ValueError, TypeError) as exc:
+                errors.append(exc)
+
+    async def main():
+        thread = threading.Thread(target=foreign, args=(con.current_token(),))
+        thread.start()
+        await con.to_thread(thread.join)
+    run(main)
+    assert [type(exc) for exc in errors] == [ValueError, TypeError]
+    assert [[frame.f_code.co_name for frame, _ in traceback.walk_tb(exc.__traceback__)]
+            for exc in errors] == [["foreign", "fail"], ["foreign"]]
+
+
 def test_a_token_whose_scheduler_has_finished_is_refused():
     async def main():
         return con.current_token()
