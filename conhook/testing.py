@@ -32,7 +32,7 @@ from time import monotonic
 from ._runtime import prejoin
 from ._runtime.errors import Deadlock
 from ._network.stream_contract import BUDGET, LOOK, READ_SIZE, SECOND, ByteStream, spent
-from ._runtime.kernel import _MAX_TIMEOUT, current_kernel, current_thread, state
+from ._runtime.kernel import MAX_TIMEOUT, current_kernel, current_thread, state
 from ._runtime.traps import IDLE, Trap, interrupted
 
 # What the compile pipeline gives a con module (``prepare_namespace``): the pytest
@@ -87,7 +87,7 @@ class _Harness:
                 clock._now = timers[0][0]
             return 0.0  # the timer is due now: poll I/O without blocking, then fire it
         if kernel.awaits_wakeup():
-            return _MAX_TIMEOUT  # virtual time stands still; wait for I/O or a worker
+            return MAX_TIMEOUT  # virtual time stands still; wait for I/O or a worker
         # Only timers are awaited, and virtual time does not move by itself: nothing can ever
         # call clock.jump().  That is a deadlock, not a hang.
         from ._runtime.cactus_stack import tree

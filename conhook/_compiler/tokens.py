@@ -77,7 +77,7 @@ def rewrite_source(source: str, filename: str = "<con>") -> TokenRewrite:
         return TokenRewrite(source, ColumnMap())
     lines = io.StringIO(source).readlines()
     try:
-        tokens = _tokenize(source)
+        tokens = tokenize_text(source)
     except (tokenize.TokenError, SyntaxError):
         # Not valid Python at all: let compile() report it with CPython's words.
         return TokenRewrite(source, ColumnMap())
@@ -146,7 +146,7 @@ class _Rewriter:
                         at = tokens[index - 1]
                         if at[1] == "@" and at[0] == OP and at[3] == tok[2]:
                             before = tokens[index - 2]
-                            if before[3] == at[2] and _ends_primary(before):
+                            if before[3] == at[2] and ends_primary(before):
                                 calls.append(index - 1)
                                 if in_fstring:
                                     fstring_calls = True
@@ -182,7 +182,7 @@ class _Rewriter:
         before, at, after = self.tokens[index - 1], self.tokens[index], self.tokens[index + 1]
         return (before.end == at.start and at.end == after.start
                 and after.type == OP and after.string == "("
-                and _ends_primary(before))
+                and ends_primary(before))
 
     def rewrite_call(self, index: int, marker: bool) -> None:
         at = self.tokens[index]
@@ -244,7 +244,7 @@ class _Rewriter:
     # -- f-strings on 3.11 -------------------------------------------------------------
 
     def check_fstring_311(self, tok: tokenize.TokenInfo) -> None:
-        for offset in tokens_311.fstring_calls(tok.string, _tokenize, _ends_primary):
+        for offset in tokens_311.fstring_calls(tok.string, tokenize_text, ends_primary):
             row, col = advance(tok.start, tok.string[:offset])
             raise con_syntax_error(
                 "non-atomic calls inside f-strings need Python 3.12 or newer; "
@@ -289,7 +289,7 @@ class _Rewriter:
         return TokenRewrite("".join(rewritten), columns, frozenset(self.sibling_lines))
 
 
-def _ends_primary(tok: tokenize.TokenInfo) -> bool:
+def ends_primary(tok: tokenize.TokenInfo) -> bool:
     """docs/spec.md §1.1: a name that is not a keyword (``None``, ``True`` and ``False`` are keywords),
     a literal (the ellipsis ``...`` among them), the end of a string or f-string, ``)`` or
     ``]``."""
@@ -316,7 +316,7 @@ def _match_brackets(tokens) -> tuple[dict[int, int], list[int]]:
     return closers, depths
 
 
-def _tokenize(source: str) -> list[tokenize.TokenInfo]:
+def tokenize_text(source: str) -> list[tokenize.TokenInfo]:
     tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
     if not TOKENIZED_FSTRINGS and tokenize.ERRORTOKEN in map(operator.itemgetter(0), tokens):
         return tokens_311.join_names(tokens)  # only ERRORTOKENs need mending

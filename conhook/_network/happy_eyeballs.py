@@ -19,7 +19,7 @@ import socket
 from .._runtime.kernel import current_thread, strip_internal_frames
 from .._runtime.prejoin import prejoin
 from .._runtime.primitives import Event
-from .._runtime.results import _stop_the_others
+from .._runtime.results import stop_the_others
 from .._runtime.timeouts import timeout
 from .._runtime.traps import interrupted
 
@@ -119,4 +119,4 @@ async def _attempt(state, index, family, sockaddr, step):
         return
     state.winner = (sock, sockaddr)
     state.step.set()
-    _stop_the_others(state.scope, "another address of tcpconnect@() connected first")
+    stop_the_others(state.scope, "another address of tcpconnect@() connected first")

@@ -124,7 +124,7 @@ def _unix_address_of(raw):
     return raw.decode(errors="surrogateescape") if isinstance(raw, bytes) else raw
 
 
-def _opened(fd):
+def note_opened(fd):
     """`fd` was just handed out by the OS: the kernel forgets what it knew of an fd that had the
     number before and was closed behind its back (``Kernel.fd_opened``)."""
     kernel = state.kernel
@@ -132,7 +132,7 @@ def _opened(fd):
         kernel.fd_opened(fd)
 
 
-def _check_address(addr, what):
+def check_address(addr, what):
     if type(addr) is not Address:
         raise TypeError(f"{what} needs addresses made by ipv4addr() or ipv6addr(), not {addr!r}")
     return addr
@@ -155,7 +155,7 @@ class Listener:
         self._accepts = [s._accept for s in socks]  # (fd, address): no socket object until it is ours
         self._fds = [s.fileno() for s in socks]
         for fd in self._fds:
-            _opened(fd)
+            note_opened(fd)
         self._next = 0
         self._wait = wait_readable(self._fds[0]) if len(socks) == 1 else AnyReadable(self._fds)
         self._budget = BUDGET
@@ -210,7 +210,7 @@ class Listener:
                 self._budget = BUDGET
 
     def _stream(self, fd, i, peer):
-        _opened(fd)
+        note_opened(fd)
         listening = self._socks[i]
         sock = socket.socket(listening.family, listening.type, listening.proto, fileno=fd)
         try:
@@ -297,7 +297,7 @@ async def tcplisten(*addrs, backlog=socket.SOMAXCONN, reuse_port=None, tls=None,
     if not addrs:
         raise TypeError("tcplisten() needs at least one address (ipv4addr(...) or ipv6addr(...))")
     for addr in addrs:
-        _check_address(addr, "tcplisten()")
+        check_address(addr, "tcplisten()")
     if tls is not None:
         from .tls import server_context
         tls = (server_context(tls), handshake_timeout)
@@ -393,7 +393,7 @@ async def _resolve(host, port):
 async def _open(family, sockaddr):
     """A TCP socket connected to `sockaddr`; closed again if that fails or is interrupted."""
     sock = socket.socket(family, socket.SOCK_STREAM)
-    _opened(sock.fileno())
+    note_opened(sock.fileno())
     try:
         await _connect(sock, sockaddr)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -430,14 +430,14 @@ async def tcpconnect(host, port=None, *, tls=None, server_hostname=None, https_c
     if happy_eyeballs_delay is not happy_eyeballs.DELAY:
         happy_eyeballs.check_delay(happy_eyeballs_delay)
     if port is None:
-        addr = _check_address(host, "tcpconnect(addr)")
+        addr = check_address(host, "tcpconnect(addr)")
         targets = [(addr.family, addr.sockaddr)]
     else:
         targets = await _resolve(host, port)
     if len(targets) == 1:  # the common case, one address: _open inlined (a connect costs as before)
         family, sockaddr = targets[0]
         sock = socket.socket(family, socket.SOCK_STREAM)
-        _opened(sock.fileno())
+        note_opened(sock.fileno())
         try:
             await _connect(sock, sockaddr)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -477,7 +477,7 @@ def _not_connected(host, port, errors):
 async def unixconnect(path):
     """``unixconnect@(path)``: a stream connected to the Unix-domain socket at `path`."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    _opened(sock.fileno())
+    note_opened(sock.fileno())
     try:
         await _connect(sock, path)
     except OSError as exc:

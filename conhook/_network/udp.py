@@ -27,7 +27,7 @@ from .._runtime.fd_waits import ReadWait, WriteWait
 from .._runtime.kernel import current_kernel, current_thread, state
 from .._runtime.threads import interrupted_threads
 from .._runtime.traps import IDLE, interrupted, reusable
-from .sockets import Address, _check_address, _opened, address_of
+from .sockets import Address, address_of, check_address, note_opened
 from .stream_contract import BUDGET, LOOK, READ_SIZE, SECOND, SocketOwner, spent
 
 
@@ -202,7 +202,7 @@ async def udpsocket(bind_addr=None, connect_addr=None):
     `connect_addr` if given.  Either address chooses IPv4 or IPv6; both must agree."""
     for addr, what in ((bind_addr, "bind_addr"), (connect_addr, "connect_addr")):
         if addr is not None:
-            _check_address(addr, f"udpsocket({what}=...)")
+            check_address(addr, f"udpsocket({what}=...)")
     if bind_addr is None and connect_addr is None:
         raise TypeError("udpsocket() needs bind_addr or connect_addr, which says IPv4 or IPv6: "
                         "ipv4addr('', 0) binds a port the system picks on every interface")
@@ -211,7 +211,7 @@ async def udpsocket(bind_addr=None, connect_addr=None):
                          f"{connect_addr!r}")
     family = (bind_addr or connect_addr).family
     sock = socket.socket(family, socket.SOCK_DGRAM)
-    _opened(sock.fileno())
+    note_opened(sock.fileno())
     try:
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)

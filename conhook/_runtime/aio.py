@@ -30,7 +30,7 @@ from .cactus_stack import hide
 from .errors import Interrupted
 from .hosted import hosts
 from .kernel import current_kernel
-from .prejoin import _call
+from .prejoin import plain_call
 from .threads import Thread, interrupt
 from .traps import Throw, Trap, interrupted
 
@@ -199,7 +199,7 @@ async def _runs(call, fn, args, kwargs):
     if code is not None and code.co_flags & CO_COROUTINE:
         call.value = await fn(*args, **kwargs)
     else:  # an ordinary function: tree() names it, not the wrapper
-        coro = _call(fn, args, kwargs)
+        coro = plain_call(fn, args, kwargs)
         coro.__name__ = coro.__qualname__ = getattr(fn, "__name__", coro.__name__)
         call.value = await coro
 

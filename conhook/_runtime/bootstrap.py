@@ -29,7 +29,7 @@ from types import CoroutineType
 from .._reserved_names import CO_COROUTINE
 from .cactus_stack import tree
 from .kernel import Kernel, refuse_nested_run, state, strip_internal_frames
-from .prejoin import _call, carry_over
+from .prejoin import carry_over, plain_call
 from .slips import explain
 
 # The variables that ask for diagnostics (the module ``diagnostics``, which is imported only
@@ -64,7 +64,7 @@ def raiser(cls, exc):
 _STDLIB = sysconfig.get_paths()["stdlib"]
 
 
-def _in_conhook(frame):
+def in_conhook(frame):
     """Whether the signal arrived in conhook's own code (possibly deep in the stdlib it called)."""
     while frame is not None:
         if frame.f_globals.get("__name__", "").startswith("conhook."):
@@ -88,7 +88,7 @@ def _interrupt_on_signal(frame) -> bool:
     kernel.post(_interrupt_program)
     # A thread is running user code: stop it where it is.  (Between turns of a hosted kernel
     # the host loop runs asyncio's code, which the posted interruption reaches through aio@.)
-    return kernel.current is not None and not _in_conhook(frame)
+    return kernel.current is not None and not in_conhook(frame)
 
 
 class on_interrupt_signal:
@@ -114,7 +114,7 @@ def _interrupt_program():
 default_loop = None
 
 
-def _sniffio_local(hosted):
+def sniffio_local(hosted):
     """sniffio's per-OS-thread state, or None: its ``name`` is "conhook" while con threads run
     (hosted: during each turn, sniffio imported if installed; standalone: while ``bootstrap``
     runs, if the program has imported sniffio by then, as libraries that use it do at import)."""
@@ -140,7 +140,7 @@ def _run(fn, args, backend=None, loop=None):
         if code is not None and code.co_flags & CO_COROUTINE:
             coro = fn(*args)
         else:  # an ordinary function: tree() and messages name it, not the wrapper
-            coro = _call(fn, args, {})
+            coro = plain_call(fn, args, {})
             coro.__name__ = getattr(fn, "__name__", coro.__name__)
             coro.__qualname__ = getattr(fn, "__qualname__", coro.__qualname__)
     except BaseException:
@@ -161,7 +161,7 @@ def _run(fn, args, backend=None, loop=None):
     # the outcome goes from the kernel straight into _conclude, through a list emptied
     # on the way.
     outcome = []
-    sniffio = _sniffio_local(loop is not None)
+    sniffio = sniffio_local(loop is not None)
     try:
         try:
             if loop is not None:

@@ -43,7 +43,7 @@ from .traps import IDLE, Trap, interrupted
 from .threads import Thread, interrupt, interrupted_threads, thread_name
 from .wakeup import Wakeup
 
-_MAX_TIMEOUT = 86400.0  # longest single poll; longer sleeps simply poll again
+MAX_TIMEOUT = 86400.0  # longest single poll; longer sleeps simply poll again
 
 # Each step of a thread runs in its context: ``thread.context.run(_send, thread.coro, None)``.
 # The unbound methods cost what calling the coroutine's own method costs (a bound one made per
@@ -282,7 +282,7 @@ class Kernel:
             if timeout is not None:
                 return timeout
         if timers:
-            return min(max(timers[0][0] - self.clock(), 0.0), _MAX_TIMEOUT)
+            return min(max(timers[0][0] - self.clock(), 0.0), MAX_TIMEOUT)
         if self.awaits_wakeup():
             return None
         return self._on_deadlock()

@@ -99,7 +99,7 @@ def isawaitable(value):
             or (type(value) is types.GeneratorType and value.gi_code.co_flags & CO_ITERABLE_COROUTINE != 0))
 
 
-async def _call(fn, args, kwargs):
+async def plain_call(fn, args, kwargs):
     """A thread that runs an ordinary function; if it returns an awaitable, that is run too."""
     result = fn(*args, **kwargs)
     if isawaitable(result):
@@ -148,7 +148,7 @@ class Scope(Trap):
             if not callable(fn):
                 raise TypeError(f"sibling cannot start a thread running {fn!r}: it is not callable "
                                 f"(a thread runs a function: sibling f@(args))")
-            coro = _call(fn, args, kwargs)
+            coro = plain_call(fn, args, kwargs)
             name = getattr(fn, "__qualname__", None)
             if type(name) is str:
                 coro.__qualname__ = coro.__name__ = name

@@ -79,7 +79,7 @@ class _Finished:
         pass
 
 
-def _stop_the_others(scope, reason):
+def stop_the_others(scope, reason):
     """Interrupt every other running thread of `scope` (not a failure: see ``Scope.child_finished``)."""
     kernel = current_kernel()
     source = _Finished(reason)
@@ -123,7 +123,7 @@ async def _first(index, call, scope, won):
     value = await call
     if not won:
         won.append(value)
-        _stop_the_others(scope, "another call of race@() finished first")
+        stop_the_others(scope, "another call of race@() finished first")
 
 
 def as_completed(queue, *calls):
@@ -145,13 +145,13 @@ async def _deliver(index, call, scope, queue, left):
         return  # the consumer has had enough: _until_closed stops the other calls
     left[0] -= 1
     if not left[0]:
-        _stop_the_others(scope, "every call of as_completed@() has finished")  # _until_closed
+        stop_the_others(scope, "every call of as_completed@() has finished")  # _until_closed
 
 
 async def _until_closed(queue, scope):
     """as_completed's watcher: the consumer closing the queue interrupts the calls left."""
     await queue.wait_closed()
-    _stop_the_others(scope, "the consumer closed the queue of as_completed@()")
+    stop_the_others(scope, "the consumer closed the queue of as_completed@()")
 
 
 # The coroutines that only carry a call into its thread: con.tree() shows the call instead.

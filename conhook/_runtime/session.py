@@ -34,7 +34,7 @@ from contextvars import copy_context
 from .._reserved_names import CO_COROUTINE
 from .aio import aio
 from .cactus_stack import hide, tree
-from .bootstrap import _in_conhook, _sniffio_local, new_kernel, raiser
+from .bootstrap import in_conhook, new_kernel, raiser, sniffio_local
 from .errors import Deadlock, Interrupted
 from .hosted import Host
 from .kernel import state, strip_internal_frames
@@ -168,7 +168,7 @@ class Session:
         self.closing = loop.create_future()
         kernel.start(self.session())
         state.kernel = None  # (current during turns only: _SessionHost)
-        self.host = _SessionHost(kernel, loop, _sniffio_local(True))
+        self.host = _SessionHost(kernel, loop, sniffio_local(True))
         self.host.start()
 
     async def session(self):
@@ -246,7 +246,7 @@ class Session:
 
             def __new__(cls, signum, frame):
                 kernel = session.kernel
-                if kernel.current is not None and not _in_conhook(frame):
+                if kernel.current is not None and not in_conhook(frame):
                     return raiser(cls, KeyboardInterrupt())  # atomic code of a thread: stop it here
                 kernel.post(session._interrupt_inputs)
                 return None
@@ -259,7 +259,7 @@ class Session:
         else interrupt the inputs through the kernel."""
         kernel = self.kernel
         frame = sys._current_frames().get(ident)
-        if kernel.current is not None and frame is not None and not _in_conhook(frame):
+        if kernel.current is not None and frame is not None and not in_conhook(frame):
             ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(KeyboardInterrupt))
         else:
             kernel.post(self._interrupt_inputs)

@@ -65,7 +65,7 @@ def _scan(source: str, filename: str):
     """The token layer's findings: the tokens, the ``@`` of every non-atomic call, each
     ``sibling`` keyword with the ``@`` of its call, and the brackets' closers and openers."""
     try:
-        toks = _tokens._tokenize(source)
+        toks = _tokens.tokenize_text(source)
     except (SyntaxError, _tokens.tokenize.TokenError) as error:
         raise ViewError(f"{filename}: not valid Python or con syntax: {error}") from None
     rewriter = _tokens._Rewriter(toks, io.StringIO(source).readlines(), filename, source)
@@ -97,7 +97,7 @@ def _primary_start(toks, at: int, calls: set[int], openers: dict[int, int]) -> i
             before = _skip_back(toks, index - 1)
             if before >= 0 and before in calls:        # x@(a)@(b): the inner call is a trailer
                 index = before - 1
-            elif before >= 0 and _tokens._ends_primary(toks[before]):  # a call or a subscript
+            elif before >= 0 and _tokens.ends_primary(toks[before]):  # a call or a subscript
                 index = before
             else:
                 return index                            # a parenthesized atom
