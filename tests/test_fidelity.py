@@ -105,7 +105,7 @@ def test_token_layer_round_trips_stdlib_when_forced_to_tokenize(shard):
             untokenizable.append(relpath)
             continue
         lines = io.StringIO(text).readlines()
-        result = token_layer._Rewriter(tokens, lines, path).run()
+        result = token_layer.Rewriter(tokens, lines, path).run()
         if result.source != text:
             rewritten.add(relpath)
         assert not result.columns, relpath

@@ -91,6 +91,43 @@ def test_imports_run_one_way(module):
     assert not wrong, f"{module} ({layer}) imports {wrong}"
 
 
+def _private_names_imported(path):
+    """[(line, name)] of the names private to another conhook module that `path` takes:
+    ``from .m import _name`` (not a module), or ``m._name`` through an imported module ``m``."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    tree = ast.parse(path.read_text(), str(path))
+    found, aliases = [], set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if target not in MODULES:
+                continue
+            for alias in node.names:
+                if f"{target}.{alias.name}" in MODULES:
+                    aliases.add(alias.asname or alias.name)  # a module: its names are reached as m.x
+                elif alias.name.startswith("_") and not alias.name.startswith("__"):
+                    found.append((node.lineno, f"{target}.{alias.name}"))
+        elif isinstance(node, ast.Import):
+            aliases.update(alias.asname for alias in node.names if alias.asname and alias.name in MODULES)
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
+                and node.attr.startswith("_") and not node.attr.startswith("__")):
+            found.append((node.lineno, f"{node.value.id}.{node.attr}"))
+    return found
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=_module_name)
+def test_no_module_takes_another_modules_private_names(path):
+    """A name a module keeps to itself starts with ``_``; one that another module uses is public
+    (inside these private packages), so that a rename is seen where it matters."""
+    assert _private_names_imported(path) == []
+
+
 def test_no_import_circle():
     # A circle exists if and only if some module reaches itself.
     def reaches(start):

@@ -33,23 +33,23 @@ if not TOKENIZED_FSTRINGS:
 
 # The tokens that open and close an f-string (3.12+) or a template string (3.14+): the
 # layer treats both kinds alike, fields and '=' specifiers included.
-_FSTRING_STARTS: frozenset[int] = frozenset()
-_FSTRING_ENDS: frozenset[int] = frozenset()
+FSTRING_STARTS: frozenset[int] = frozenset()
+FSTRING_ENDS: frozenset[int] = frozenset()
 if TOKENIZED_FSTRINGS:
-    _FSTRING_STARTS |= {tokenize.FSTRING_START}
-    _FSTRING_ENDS |= {tokenize.FSTRING_END}
+    FSTRING_STARTS |= {tokenize.FSTRING_START}
+    FSTRING_ENDS |= {tokenize.FSTRING_END}
 if TEMPLATE_STRINGS:
-    _FSTRING_STARTS |= {tokenize.TSTRING_START}
-    _FSTRING_ENDS |= {tokenize.TSTRING_END}
+    FSTRING_STARTS |= {tokenize.TSTRING_START}
+    FSTRING_ENDS |= {tokenize.TSTRING_END}
 
-_PRIMARY_END_TYPES = {NUMBER, STRING} | _FSTRING_ENDS
-_PRIMARY_START_TYPES = {NAME, NUMBER, STRING} | _FSTRING_STARTS
+_PRIMARY_END_TYPES = {NUMBER, STRING} | FSTRING_ENDS
+_PRIMARY_START_TYPES = {NAME, NUMBER, STRING} | FSTRING_STARTS
 _STATEMENT_START_TYPES = {NEWLINE, NL, INDENT, DEDENT}
 _OPENERS = {"(": ")", "[": "]", "{": "}"}
 # A cheap pre-check: every non-atomic call contains '@(' (what stands left of the '@' is
 # for the tokens to judge: '1.', 'x\u00b7' and 'e\u0301' end primaries too, and no regex
 # class says so reliably).
-_CON_SYNTAX_HINT = re.compile(r"@\(|\bsibling\b|__con_")
+CON_SYNTAX_HINT = re.compile(r"@\(|\bsibling\b|__con_")
 
 
 @dataclass
@@ -73,7 +73,7 @@ def con_syntax_error(message: str, filename: str, lineno: int, col: int, line: s
 def rewrite_source(source: str, filename: str = "<con>") -> TokenRewrite:
     """Rewrite the con syntax of ``source``; see the module docstring."""
     if not ("@(" in source or "sibling" in source or RESERVED_PREFIX in source) \
-            or not _CON_SYNTAX_HINT.search(source):  # the plain searches are much faster
+            or not CON_SYNTAX_HINT.search(source):  # the plain searches are much faster
         return TokenRewrite(source, ColumnMap())
     lines = io.StringIO(source).readlines()
     try:
@@ -81,10 +81,10 @@ def rewrite_source(source: str, filename: str = "<con>") -> TokenRewrite:
     except (tokenize.TokenError, SyntaxError):
         # Not valid Python at all: let compile() report it with CPython's words.
         return TokenRewrite(source, ColumnMap())
-    return _Rewriter(tokens, lines, filename, source).run()
+    return Rewriter(tokens, lines, filename, source).run()
 
 
-class _Rewriter:
+class Rewriter:
     def __init__(self, tokens, lines, filename, source=None):
         self.source = "".join(lines) if source is None else source
         self.tokens = tokens
@@ -136,7 +136,7 @@ class _Rewriter:
         siblings = "sibling" in self.source
         reserved = RESERVED_PREFIX in self.source
         strings_311 = not TOKENIZED_FSTRINGS
-        fstring_starts, fstring_ends = _FSTRING_STARTS, _FSTRING_ENDS
+        fstring_starts, fstring_ends = FSTRING_STARTS, FSTRING_ENDS
         for index, tok in enumerate(tokens):
             kind = tok[0]
             if kind == OP:
@@ -262,10 +262,10 @@ class _Rewriter:
         fields = []  # (index of '{', bracket depth inside the f-string) of open fields
         in_fstring = []  # (bracket depth, what the string is called) of each open string
         for index, tok in enumerate(self.tokens):
-            if tok.type in _FSTRING_STARTS:
+            if tok.type in FSTRING_STARTS:
                 kind = "an f-string" if tok.type == tokenize.FSTRING_START else "a template string"
                 in_fstring.append((depths[index], kind))
-            elif tok.type in _FSTRING_ENDS:
+            elif tok.type in FSTRING_ENDS:
                 in_fstring.pop()
             elif tok.type == OP and in_fstring:
                 if tok.string == "{" and depths[index] == in_fstring[-1][0]:

@@ -68,7 +68,7 @@ def _scan(source: str, filename: str):
         toks = _tokens.tokenize_text(source)
     except (SyntaxError, _tokens.tokenize.TokenError) as error:
         raise ViewError(f"{filename}: not valid Python or con syntax: {error}") from None
-    rewriter = _tokens._Rewriter(toks, io.StringIO(source).readlines(), filename, source)
+    rewriter = _tokens.Rewriter(toks, io.StringIO(source).readlines(), filename, source)
     rewriter.scan()
     siblings = []
     try:
@@ -107,12 +107,12 @@ def _primary_start(toks, at: int, calls: set[int], openers: dict[int, int]) -> i
                 index = _skip_back(toks, before - 1)
             else:
                 return index
-        elif tok.type in _tokens._FSTRING_ENDS:
+        elif tok.type in _tokens.FSTRING_ENDS:
             depth = 0
             while True:
-                if toks[index].type in _tokens._FSTRING_ENDS:
+                if toks[index].type in _tokens.FSTRING_ENDS:
                     depth += 1
-                elif toks[index].type in _tokens._FSTRING_STARTS:
+                elif toks[index].type in _tokens.FSTRING_STARTS:
                     depth -= 1
                     if not depth:
                         return index
@@ -174,7 +174,7 @@ def _scopes(source: str, filename: str) -> tuple[list[tuple[int, int]], set[tupl
 def typing_view(source: str, filename: str = "<con>") -> View:
     """The typing view of ``source`` (see the module docstring)."""
     lines = io.StringIO(source).readlines()
-    if not _tokens._CON_SYNTAX_HINT.search(source):
+    if not _tokens.CON_SYNTAX_HINT.search(source):
         return View(source, ColumnMap({}, lines, lines), len(lines))
     toks, calls, siblings, closers, openers = _scan(source, filename)
     if not calls and not siblings:  # plain Python (that may name conhook's reserved names)
@@ -225,7 +225,7 @@ def _marker(source: str) -> str:
 def format_view(source: str, filename: str = "<con>") -> tuple[str, str]:
     """The format view of ``source`` and the marker letter it uses (see the module docstring)."""
     marker = _marker(source)
-    if not _tokens._CON_SYNTAX_HINT.search(source):
+    if not _tokens.CON_SYNTAX_HINT.search(source):
         return source, marker
     toks, calls, siblings, _, _ = _scan(source, filename)
     by_line: dict[int, list[Edit]] = {}
