@@ -128,6 +128,40 @@ def test_no_module_takes_another_modules_private_names(path):
     assert _private_names_imported(path) == []
 
 
+def _readme_layout():
+    """[(path, description)] of README's "Where things live" list, paths relative to conhook/."""
+    text = (PACKAGE.parent / "README.md").read_text()
+    block = text.split("### Where things live", 1)[1].split("```", 2)[1]
+    entries, package = [], ""
+    for line in block.splitlines()[2:]:  # (after the opening fence's line and "conhook/")
+        name, _, description = line.strip().partition(" ")
+        if not name:
+            continue
+        if line.startswith("    ") and not line.startswith("     "):
+            entries.append((package + name, description.strip()))
+        elif line.startswith("  ") and not line.startswith("   "):
+            package = name if name.endswith("/") else ""
+            entries.append((name, description.strip()))
+        else:  # a description's second line
+            entries[-1] = (entries[-1][0], entries[-1][1] + " " + line.strip())
+    return entries
+
+
+def test_the_readme_layout_lists_every_module_once_in_its_package():
+    entries = _readme_layout()
+    listed = [path for path, _ in entries]
+    assert sorted(p for p in set(listed) if listed.count(p) > 1) == []
+    modules = {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+               if p.name != "__init__.py" or p.parent == PACKAGE}
+    backends = {m for m in modules if m.startswith("_runtime/backends/")}
+    described = dict(entries)["_runtime/backends/"]
+    assert [m for m in sorted(backends) if m.rpartition("/")[2][:-3] not in described] == []
+    packages = {path for path in listed if path.endswith("/")}
+    assert packages == {f"{p.parent.relative_to(PACKAGE)}/" for p in PACKAGE.rglob("*/__init__.py")}
+    files = set(listed) - packages
+    assert (sorted(modules - backends - files), sorted(files - modules)) == ([], [])
+
+
 def test_no_import_circle():
     # A circle exists if and only if some module reaches itself.
     def reaches(start):
