@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import signal
@@ -71,9 +72,12 @@ def all_servers(python):
 
 
 def build(source, libs=()):
-    """Compile a C tool into tools/build/ unless the binary is newer than its source."""
+    """Compile a C tool into tools/build/ unless the binary is newer than its source and the
+    headers of its own folder that it includes (loadgen_common.h)."""
     exe = BUILD / source.stem
-    if not exe.exists() or exe.stat().st_mtime < source.stat().st_mtime:
+    headers = re.findall(r'^#include "([^"]+)"', source.read_text(), re.MULTILINE)
+    newest = max(path.stat().st_mtime for path in [source, *(source.parent / name for name in headers)])
+    if not exe.exists() or exe.stat().st_mtime < newest:
         BUILD.mkdir(exist_ok=True)
         cc = os.environ.get("CC", "cc")
         subprocess.run([cc, "-O2", "-o", str(exe), str(source), *libs], check=True)

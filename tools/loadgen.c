@@ -7,27 +7,13 @@
  *
  * Prints one JSON line: requests/s, p50/p99/max latency (microseconds, from the first byte sent to the
  * last byte of the echo received), MB/s (echoed payload, one direction, 10^6 bytes) and its own CPU use
- * (percent of one CPU over warm-up and measurement).
+ * (percent of one CPU over warm-up and measurement).  What it shares with loadgen_tls.c (options,
+ * set-up, histogram, CPU use) is in loadgen_common.h.
  *
  *   cc -O2 -o build/loadgen loadgen.c
  *   build/loadgen --host 127.0.0.1 --port 6839 --conns 100 --size 64 --duration 5 --warmup 1
  */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <getopt.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/epoll.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
+#include "loadgen_common.h"
 
 struct conn {
     int fd;
@@ -35,29 +21,6 @@ struct conn {
     uint64_t t0;        /* when the current request started, ns */
     int want_out;       /* EPOLLOUT is registered: a send was cut short */
 };
-
-/* Latency histogram: 100 ns buckets up to 100 ms; anything slower lands in the last bucket. */
-#define BUCKET_NS 100
-#define NBUCKETS 1000000
-static uint32_t *hist;
-static uint64_t measured, errors, max_ns;
-static uint64_t t_start, t_end;  /* the measured window */
-static size_t size;
-static char *msg, *scratch;
-static int ep;
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + ts.tv_nsec;
-}
-
-static void die(const char *what)
-{
-    printf("{\"error\": \"%s: %s\"}\n", what, strerror(errno));
-    exit(1);
-}
 
 static void watch(struct conn *c, int out)
 {
@@ -117,91 +80,35 @@ static void pull(struct conn *c)
     if (c->got < size)
         return;
     uint64_t t = now_ns();
-    if (t >= t_start && t < t_end) {
-        uint64_t lat = t - c->t0, b = lat / BUCKET_NS;
-        hist[b < NBUCKETS ? b : NBUCKETS - 1]++;
-        measured++;
-        if (lat > max_ns)
-            max_ns = lat;
-    }
+    record(c->t0, t);
     start(c, t);
-}
-
-static double percentile_us(double p)
-{
-    uint64_t rank = (uint64_t)(p * measured + 0.999999), seen = 0;
-    if (measured == 0)
-        return 0;
-    for (size_t b = 0; b < NBUCKETS; b++) {
-        seen += hist[b];
-        if (seen >= rank)
-            return b == NBUCKETS - 1 ? max_ns / 1e3 : (b + 0.5) * BUCKET_NS / 1e3;
-    }
-    return max_ns / 1e3;
 }
 
 int main(int argc, char **argv)
 {
-    const char *host = "127.0.0.1", *port = "6839";
-    int nconns = 10;
-    double duration = 5, warmup = 1;
-    size = 64;
-    static const struct option opts[] = {
-        {"host", 1, 0, 'H'}, {"port", 1, 0, 'p'}, {"conns", 1, 0, 'c'}, {"size", 1, 0, 's'},
-        {"duration", 1, 0, 'd'}, {"warmup", 1, 0, 'w'}, {0, 0, 0, 0}};
-    for (int o; (o = getopt_long(argc, argv, "H:p:c:s:d:w:", opts, NULL)) != -1;) {
-        switch (o) {
-        case 'H': host = optarg; break;
-        case 'p': port = optarg; break;
-        case 'c': nconns = atoi(optarg); break;
-        case 's': size = strtoul(optarg, NULL, 10); break;
-        case 'd': duration = atof(optarg); break;
-        case 'w': warmup = atof(optarg); break;
-        default:
-            fprintf(stderr, "usage: %s [--host H] [--port P] [--conns N] [--size BYTES] "
-                            "[--duration S] [--warmup S]\n", argv[0]);
+    static const struct option opts[] = {COMMON_OPTIONS, {0, 0, 0, 0}};
+    port = "6839";
+    for (int o; (o = getopt_long(argc, argv, COMMON_SHORT, opts, NULL)) != -1;) {
+        if (!common_option(o)) {
+            fprintf(stderr, "usage: %s " COMMON_USAGE "\n", argv[0]);
             return 2;
         }
     }
-    if (nconns < 1 || size < 1 || duration <= 0 || warmup < 0) {
-        fprintf(stderr, "loadgen: --conns, --size and --duration must be positive\n");
-        return 2;
-    }
+    struct conn *conns = set_up("loadgen", sizeof *conns);
 
-    hist = calloc(NBUCKETS, sizeof *hist);
-    msg = malloc(size);
-    scratch = malloc(size);
-    struct conn *conns = calloc(nconns, sizeof *conns);
-    if (!hist || !msg || !scratch || !conns)
-        die("malloc");
-    for (size_t i = 0; i < size; i++)
-        msg[i] = 'a' + i % 26;
-
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
-    int gai = getaddrinfo(host, port, &hints, &ai);
-    if (gai) {
-        printf("{\"error\": \"getaddrinfo %s: %s\"}\n", host, gai_strerror(gai));
-        return 1;
-    }
-    if ((ep = epoll_create1(0)) < 0)
-        die("epoll_create1");
     /* Connect blocking, then switch to non-blocking: connection set-up is not part of the run. */
     for (int i = 0; i < nconns; i++) {
         struct conn *c = &conns[i];
-        int one = 1;
-        c->fd = socket(ai->ai_family, SOCK_STREAM, 0);
-        if (c->fd < 0)
-            die("socket");
-        if (connect(c->fd, ai->ai_addr, ai->ai_addrlen) < 0)
+        c->fd = new_socket(0);
+        if (connect(c->fd, addr->ai_addr, addr->ai_addrlen) < 0)
             die("connect");
-        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         if (fcntl(c->fd, F_SETFL, O_NONBLOCK) < 0)
             die("fcntl");
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
         if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) < 0)
             die("epoll_ctl");
     }
-    freeaddrinfo(ai);
+    freeaddrinfo(addr);
 
     uint64_t t = now_ns(), t_begin = t;
     t_start = t + (uint64_t)(warmup * 1e9);
@@ -225,11 +132,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < nconns; i++)
         if (conns[i].fd >= 0)
             close(conns[i].fd);
-    /* Our own CPU use under load: well below 100% shows the load generator is not the limit. */
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    double cpu = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-    double cpu_pct = 100 * cpu / ((now_ns() - t_begin) / 1e9);
+    double cpu_pct = cpu_percent(t_begin);  /* our own CPU use under load */
 
     printf("{\"host\": \"%s\", \"port\": %s, \"conns\": %d, \"size\": %zu, \"duration_s\": %.3f, "
            "\"requests\": %llu, \"rps\": %.1f, \"p50_us\": %.1f, \"p99_us\": %.1f, \"max_us\": %.1f, "

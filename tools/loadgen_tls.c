@@ -1,5 +1,6 @@
 /*
- * loadgen_tls: the echo load generator of tools/loadgen.c over TLS (OpenSSL), for tools/bench_tls.py.
+ * loadgen_tls: the echo load generator of tools/loadgen.c over TLS (OpenSSL), for tools/bench_tls.py
+ * (what the two share is tools/loadgen_common.h).
  *
  * Echo mode (the default): N connections are opened and their TLS handshakes done first (not timed);
  * then each sends a message of S bytes, waits for the whole echo, checks it and sends again, for a
@@ -23,24 +24,10 @@
  *   cc -O2 -o build/loadgen_tls loadgen_tls.c -lssl -lcrypto
  *   build/loadgen_tls --port 6840 --conns 100 --size 64 --duration 5 --warmup 1 [--handshakes]
  */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <getopt.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
+#include "loadgen_common.h"
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/epoll.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 enum phase { CONNECTING, HANDSHAKE, SENDING, RECEIVING };
 
@@ -53,30 +40,9 @@ struct conn {
     int events;         /* what epoll watches for this fd */
 };
 
-#define BUCKET_NS 100
-#define NBUCKETS 1000000
-static uint32_t *hist;
-static uint64_t measured, errors, max_ns;
-static uint64_t t_start, t_end;
-static size_t size;
-static char *msg, *scratch;
-static int ep, handshakes, hold;
+static int handshakes, hold;
 static SSL_CTX *ctx;
-static struct addrinfo *addr;
 static const char *last_error = "";
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + ts.tv_nsec;
-}
-
-static void die(const char *what)
-{
-    printf("{\"error\": \"%s: %s\"}\n", what, errno ? strerror(errno) : "failed");
-    exit(1);
-}
 
 static void watch(struct conn *c, int events)
 {
@@ -125,12 +91,8 @@ static int want(struct conn *c, int r, const char *what)
 
 static void open_conn(struct conn *c, uint64_t t)
 {
-    int one = 1;
     c->t0 = t;
-    c->fd = socket(addr->ai_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    if (c->fd < 0)
-        die("socket");
-    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->fd = new_socket(SOCK_NONBLOCK);
     c->ssl = SSL_new(ctx);
     if (!c->ssl || !SSL_set_fd(c->ssl, c->fd))
         die("SSL_new");
@@ -145,7 +107,7 @@ static void open_conn(struct conn *c, uint64_t t)
 }
 
 static void step(struct conn *c);
-static void print_result(const char *host, const char *port, int nconns, double duration, uint64_t t_begin);
+static void print_result(uint64_t t_begin);
 
 static void begin_request(struct conn *c, uint64_t t)
 {
@@ -158,13 +120,7 @@ static void begin_request(struct conn *c, uint64_t t)
 static void finish_request(struct conn *c)
 {
     uint64_t t = now_ns();
-    if (t >= t_start && t < t_end) {
-        uint64_t lat = t - c->t0, b = lat / BUCKET_NS;
-        hist[b < NBUCKETS ? b : NBUCKETS - 1]++;
-        measured++;
-        if (lat > max_ns)
-            max_ns = lat;
-    }
+    record(c->t0, t);
     if (!handshakes) {
         begin_request(c, t);
         return;
@@ -230,59 +186,25 @@ static void step(struct conn *c)
     }
 }
 
-static double percentile_us(double p)
-{
-    uint64_t rank = (uint64_t)(p * measured + 0.999999), seen = 0;
-    if (measured == 0)
-        return 0;
-    for (size_t b = 0; b < NBUCKETS; b++) {
-        seen += hist[b];
-        if (seen >= rank)
-            return b == NBUCKETS - 1 ? max_ns / 1e3 : (b + 0.5) * BUCKET_NS / 1e3;
-    }
-    return max_ns / 1e3;
-}
-
 int main(int argc, char **argv)
 {
-    const char *host = "127.0.0.1", *port = "6840", *cafile = NULL;
-    int nconns = 10;
-    double duration = 5, warmup = 1;
-    size = 64;
+    const char *cafile = NULL;
     static const struct option opts[] = {
-        {"host", 1, 0, 'H'}, {"port", 1, 0, 'p'}, {"conns", 1, 0, 'c'}, {"size", 1, 0, 's'},
-        {"duration", 1, 0, 'd'}, {"warmup", 1, 0, 'w'}, {"handshakes", 0, 0, 'k'}, {"cafile", 1, 0, 'a'},
-        {"hold", 0, 0, 'h'}, {0, 0, 0, 0}};
-    for (int o; (o = getopt_long(argc, argv, "H:p:c:s:d:w:ka:h", opts, NULL)) != -1;) {
+        COMMON_OPTIONS, {"handshakes", 0, 0, 'k'}, {"cafile", 1, 0, 'a'}, {"hold", 0, 0, 'h'}, {0, 0, 0, 0}};
+    port = "6840";
+    for (int o; (o = getopt_long(argc, argv, COMMON_SHORT "ka:h", opts, NULL)) != -1;) {
+        if (common_option(o))
+            continue;
         switch (o) {
-        case 'H': host = optarg; break;
-        case 'p': port = optarg; break;
-        case 'c': nconns = atoi(optarg); break;
-        case 's': size = strtoul(optarg, NULL, 10); break;
-        case 'd': duration = atof(optarg); break;
-        case 'w': warmup = atof(optarg); break;
         case 'k': handshakes = 1; break;
         case 'a': cafile = optarg; break;
         case 'h': hold = 1; break;
         default:
-            fprintf(stderr, "usage: %s [--host H] [--port P] [--conns N] [--size BYTES] [--duration S] "
-                            "[--warmup S] [--handshakes] [--cafile CA.pem] [--hold]\n", argv[0]);
+            fprintf(stderr, "usage: %s " COMMON_USAGE " [--handshakes] [--cafile CA.pem] [--hold]\n", argv[0]);
             return 2;
         }
     }
-    if (nconns < 1 || size < 1 || duration <= 0 || warmup < 0) {
-        fprintf(stderr, "loadgen_tls: --conns, --size and --duration must be positive\n");
-        return 2;
-    }
-
-    hist = calloc(NBUCKETS, sizeof *hist);
-    msg = malloc(size);
-    scratch = malloc(size);
-    struct conn *conns = calloc(nconns, sizeof *conns);
-    if (!hist || !msg || !scratch || !conns)
-        die("malloc");
-    for (size_t i = 0; i < size; i++)
-        msg[i] = 'a' + i % 26;
+    struct conn *conns = set_up("loadgen_tls", sizeof *conns);
 
     if (!(ctx = SSL_CTX_new(TLS_client_method())))
         die("SSL_CTX_new");
@@ -292,15 +214,6 @@ int main(int argc, char **argv)
             die("SSL_CTX_load_verify_locations");
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     }
-
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
-    int gai = getaddrinfo(host, port, &hints, &addr);
-    if (gai) {
-        printf("{\"error\": \"getaddrinfo %s: %s\"}\n", host, gai_strerror(gai));
-        return 1;
-    }
-    if ((ep = epoll_create1(0)) < 0)
-        die("epoll_create1");
 
     uint64_t t = now_ns(), t_begin = t;
     struct epoll_event evs[256];
@@ -349,7 +262,7 @@ int main(int argc, char **argv)
         }
     }
     if (hold) {  /* --hold: the result first, and the connections kept until a line arrives on stdin */
-        print_result(host, port, nconns, duration, t_begin);
+        print_result(t_begin);
         char line[16];
         if (!fgets(line, sizeof line, stdin))
             die("--hold: stdin closed");
@@ -357,16 +270,13 @@ int main(int argc, char **argv)
     for (int i = 0; i < nconns; i++)
         drop(&conns[i]);
     if (!hold)
-        print_result(host, port, nconns, duration, t_begin);
+        print_result(t_begin);
     return errors ? 1 : 0;
 }
 
-static void print_result(const char *host, const char *port, int nconns, double duration, uint64_t t_begin)
+static void print_result(uint64_t t_begin)
 {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    double cpu = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-    double cpu_pct = 100 * cpu / ((now_ns() - t_begin) / 1e9);
+    double cpu_pct = cpu_percent(t_begin);
 
     printf("{\"host\": \"%s\", \"port\": %s, \"conns\": %d, \"size\": %zu, \"handshakes\": %s, "
            "\"duration_s\": %.3f, \"requests\": %llu, \"rps\": %.1f, \"p50_us\": %.1f, \"p99_us\": %.1f, "
