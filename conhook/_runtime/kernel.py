@@ -527,13 +527,14 @@ class Kernel:
         self._loop(True)
 
     def abandon(self):
-        """After a second Ctrl-C: close every live thread's coroutine, deepest first.
+        """After a second Ctrl-C: close every live thread's coroutine (the root's and those
+        started from outside), deepest first.
 
         Their scopes are marked as closing first, so that ``failed`` and ``join`` do not wait
         (a closing coroutine must not yield).  Exceptions from the closing are dropped.
         """
         order = []
-        stack = [self.root] if self.root is not None and self.root.coro is not None else []
+        stack = [t for t in (self.root, *self.outside.threads) if t is not None and t.coro is not None]
         while stack:
             thread = stack.pop()
             order.append(thread)

@@ -151,6 +151,42 @@ def test_second_ctrl_c_while_unwinding_raises_at_once(tmp_path):
     assert code != 0
 
 
+def test_second_ctrl_c_closes_the_threads_started_from_outside_too(tmp_path):
+    """A token's thread is closed where it waits, as the root's threads are, so the OS thread
+    waiting in from_thread gets its answer and the process can exit."""
+    out, err, code = run_and_interrupt("""
+        import threading
+
+        async def forever(started):
+            started.set()
+            try:
+                await con.sleep(100)
+            finally:
+                print("token thread closed", flush=True)
+
+        def os_thread(token, started):
+            try:
+                con.from_thread(forever, started, token=token)
+            except con.Interrupted as exc:
+                print("OS thread:", exc, flush=True)
+
+        async def main():
+            started = con.Event()
+            threading.Thread(target=os_thread, args=(con.current_token(), started)).start()
+            await started.wait()
+            print("ready", flush=True)
+            try:
+                await con.sleep(100)
+            finally:
+                print("unwinding", flush=True)
+                time.sleep(100)  # atomic and slow: only a second Ctrl-C stops it
+
+        con.bootstrap(main)
+        """, wait_for=("ready", "unwinding"), tmp_path=tmp_path)
+    assert_bare_keyboard_interrupt(err)
+    assert "token thread closed\nOS thread: the scheduler was stopped\n" in out, out
+
+
 def test_signals_wake_the_poll_while_bootstrap_runs():
     """A Ctrl-C landing just before the poll blocks must wake it: the signal wake-up fd is
     the scheduler's own while it runs, and is given back afterwards."""
