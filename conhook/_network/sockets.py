@@ -147,13 +147,15 @@ class Listener:
     ``OSError(EBADF)``); ``with listener:`` closes it at the end of the block.  ``addresses``
     are the addresses actually bound (with the port the system chose for port 0).
     """
-    __slots__ = ("_socks", "_accepts", "_fds", "_next", "_wait", "_budget", "_since", "_tcp",
+    __slots__ = ("_socks", "_accepts", "_fds", "_kinds", "_next", "_wait", "_budget", "_since", "_tcp",
                  "_address_of", "_unlink", "_tls", "__weakref__")
 
     def __init__(self, socks, tcp, address_of, unlink=None, tls=None):
         self._socks = socks
         self._accepts = [s._accept for s in socks]  # (fd, address): no socket object until it is ours
         self._fds = [s.fileno() for s in socks]
+        # (family, type, proto) as ints: socket.family and .type make an enum at every get
+        self._kinds = [(int(s.family), int(s.type), s.proto) for s in socks]
         for fd in self._fds:
             _opened(fd)
         self._next = 0
@@ -211,8 +213,7 @@ class Listener:
 
     def _stream(self, fd, i, peer):
         _opened(fd)
-        listening = self._socks[i]
-        sock = socket.socket(listening.family, listening.type, listening.proto, fileno=fd)
+        sock = socket.socket(*self._kinds[i], fileno=fd)
         try:
             if self._tcp:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -99,6 +99,30 @@ def test_accept_returns_whichever_address_has_a_connection():
     assert run(main) == ["::1", "::1", "127.0.0.1", "::1"]
 
 
+def test_accept_makes_the_socket_without_the_family_and_type_enums(monkeypatch):
+    """accept@ builds the connection's socket from the listening socket's family and type kept
+    as ints: socket.family and .type make an enum member at every get (a few thousand
+    instructions per connection)."""
+    conversions = []
+    convert = socket._intenum_converter
+    monkeypatch.setattr(socket, "_intenum_converter",
+                        lambda value, cls: conversions.append(cls) or convert(value, cls))
+
+    async def main():
+        listener = await listen_both()
+        conversions.clear()
+        for addr in listener.addresses:
+            with await con.tcpconnect(addr) as c, await listener.accept() as s:
+                accepted = conversions[:]
+                await c.write(b"hi")
+                assert await s.read() == b"hi"
+                assert (s.socket.family, s.socket.type) == (addr.family, socket.SOCK_STREAM)
+                conversions.clear()
+                assert accepted == []
+        listener.close()
+    run(main)
+
+
 def test_listening_on_an_address_in_use_names_it_and_keeps_nothing_open():
     async def main():
         taken = await con.tcplisten(con.ipv4addr("127.0.0.1", 0))
