@@ -123,6 +123,39 @@ def test_accept_makes_the_socket_without_the_family_and_type_enums(monkeypatch):
     run(main)
 
 
+def test_accept_asks_an_address_that_had_nothing_again_only_after_a_wait():
+    """A listener on several addresses does not ask one that said EAGAIN again (a system call
+    and an exception each time) until it has waited, when the poll covers them all."""
+    async def main():
+        listener = await listen_both()
+        v4, v6 = listener.addresses
+        empty = []
+
+        def counting(accept, address):
+            def call():
+                try:
+                    return accept()
+                except BlockingIOError:
+                    empty.append(address.host)
+                    raise
+            return call
+        listener._accepts = [counting(*pair) for pair in zip(listener._accepts, (v4, v6))]
+        clients = [await con.tcpconnect(v4) for _ in range(3)]  # (in the backlog, not accepted)
+        for _ in range(3):
+            s = await listener.accept()
+            assert s.local_address.host == "127.0.0.1"
+            s.close()
+        assert empty == ["::1"]  # (asked at every accept@ after the first, before)
+        clients.append(await con.tcpconnect(v6))
+        s = await listener.accept()  # 127.0.0.1 has nothing now: a wait, then ::1 is asked
+        assert s.local_address.host == "::1"
+        s.close()
+        for c in clients:
+            c.close()
+        listener.close()
+    run(main)
+
+
 def test_listening_on_an_address_in_use_names_it_and_keeps_nothing_open():
     async def main():
         taken = await con.tcplisten(con.ipv4addr("127.0.0.1", 0))
