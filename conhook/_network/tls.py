@@ -27,8 +27,8 @@ Rules:
   most ``WRITE_CHUNK`` while nobody is sending encrypts it and hands the records to the
   transport with ``write_nowait``, without taking ``_sending`` (nothing can switch in between);
   what the transport does not take ``_flush`` sends under ``_sending`` (before what a reader
-  makes meanwhile), as the general case does.  Not over a TLS transport, whose
-  ``write_nowait`` is all or nothing.
+  makes meanwhile), as the general case does.  The handshake hands its flights on the same
+  way.  Not over a TLS transport, whose ``write_nowait`` is all or nothing.
 * Every ``read@``/``write@`` is an interruption point at entry, and an interruption there leaves
   the stream as it was.  Once TLS work has begun, an interruption or any other failure leaves
   the stream *broken*: the operation's own exception propagates, and every later operation
