@@ -147,16 +147,23 @@ class Listener:
     ``OSError(EBADF)``); ``with listener:`` closes it at the end of the block.  ``addresses``
     are the addresses actually bound (with the port the system chose for port 0).
     """
-    __slots__ = ("_socks", "_accepts", "_fds", "_next", "_wait", "_budget", "_since", "_tcp",
+    __slots__ = ("_socks", "_accepts", "_fds", "_kinds", "_next", "_empty", "_wait", "_budget", "_since", "_tcp",
                  "_address_of", "_unlink", "_tls", "__weakref__")
 
     def __init__(self, socks, tcp, address_of, unlink=None, tls=None):
         self._socks = socks
         self._accepts = [s._accept for s in socks]  # (fd, address): no socket object until it is ours
         self._fds = [s.fileno() for s in socks]
+        # (family, type, proto) as ints: socket.family and .type make an enum at every get
+        self._kinds = [(int(s.family), int(s.type), s.proto) for s in socks]
         for fd in self._fds:
             note_opened(fd)
         self._next = 0
+        # Bit i: socket i said EAGAIN since the last wait or yield, so accept@ does not ask it
+        # again (a failed accept costs a system call and an exception) until then; a wait
+        # polls them all, and the fairness yield bounds how long one busy address keeps
+        # another from being asked.
+        self._empty = 0
         self._wait = wait_readable(self._fds[0]) if len(socks) == 1 else AnyReadable(self._fds)
         self._budget = BUDGET
         self._since = 0.0  # (stream_contract.spent)
@@ -182,6 +189,7 @@ class Listener:
         self._budget -= 1
         if self._budget <= SECOND and LOOK[self._budget] and spent(self):
             await IDLE
+            self._empty = 0
         backoff = _BACKOFF_FIRST
         while True:
             accepts = self._accepts
@@ -189,30 +197,36 @@ class Listener:
             if not n:
                 raise OSError(errno.EBADF, "accept() on a closed listener")
             start = self._next
+            empty = self._empty
             for i in range(start, start + n):
                 i %= n
+                if empty >> i & 1:
+                    continue
                 try:
                     fd, peer = accepts[i]()
                 except BlockingIOError:
+                    empty |= 1 << i
                     continue
                 except OSError as exc:
                     if exc.errno in _ACCEPT_SKIP:
                         continue
                     if exc.errno not in _ACCEPT_RESOURCES:
                         raise
+                    self._empty = empty
                     await sleep(backoff)  # out of descriptors: the connection waits in the backlog
                     backoff = min(backoff * 2, _BACKOFF_MAX)
                     break
                 self._next = i + 1
+                self._empty = empty
                 return self._stream(fd, i, peer)
             else:
                 await self._wait
                 self._budget = BUDGET
+                self._empty = 0
 
     def _stream(self, fd, i, peer):
         note_opened(fd)
-        listening = self._socks[i]
-        sock = socket.socket(listening.family, listening.type, listening.proto, fileno=fd)
+        sock = socket.socket(*self._kinds[i], fileno=fd)
         try:
             if self._tcp:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -27,8 +27,8 @@ Rules:
   most ``WRITE_CHUNK`` while nobody is sending encrypts it and hands the records to the
   transport with ``write_nowait``, without taking ``_sending`` (nothing can switch in between);
   what the transport does not take ``_flush`` sends under ``_sending`` (before what a reader
-  makes meanwhile), as the general case does.  Not over a TLS transport, whose
-  ``write_nowait`` is all or nothing.
+  makes meanwhile), as the general case does.  The handshake hands its flights on the same
+  way.  Not over a TLS transport, whose ``write_nowait`` is all or nothing.
 * Every ``read@``/``write@`` is an interruption point at entry, and an interruption there leaves
   the stream as it was.  Once TLS work has begun, an interruption or any other failure leaves
   the stream *broken*: the operation's own exception propagates, and every later operation
@@ -53,12 +53,17 @@ from .._runtime.threads import interrupted_threads
 from .._runtime.timeouts import timeout
 from .._runtime.traps import IDLE, interrupted
 from .stream_contract import BUDGET, READ_SIZE, ByteStream
+from .streams import Stream
 
 RECEIVE_SIZE = 65536  # bytes asked of the underlying stream per read
 WRITE_CHUNK = 262144  # plaintext encrypted per step of a large write (bounds the records held)
 _RECORD_HEADER = 5  # a TLS record: type, version (2), length (2), then the body
 _MAX_RECORD = 16384 + 2048  # the longest body TLS allows (TLSCiphertext, RFC 5246 6.2.3)
 _UNTRACKED = 1 << 62  # once record boundaries are unknown: _need is this, _tail its negative
+# The context's options as a plain int: ssl.SSLContext.options makes an enum.Flag at every get
+# and set (a few thousand instructions per connection), _ssl's own descriptor does not.
+_context_options = ssl._SSLContext.__dict__["options"]
+_NO_RENEGOTIATION = int(ssl.OP_NO_RENEGOTIATION)
 
 
 class BrokenStreamError(OSError):
@@ -87,13 +92,16 @@ class TLSStream(ByteStream):
 
     def __init__(self, transport, context, server_side=False, server_hostname=None,
                  https_compatible=False, handshake_timeout=None):
-        if not isinstance(transport, ByteStream):
+        plain = type(transport) is Stream  # (the common case: no ABC check, 1,000 instructions)
+        if not plain and not isinstance(transport, ByteStream):
             raise TypeError(f"tls_wrap() needs a con stream (tcpconnect@, accept@, a memory "
                             f"stream, another TLS stream), not {transport!r}")
         if not isinstance(context, ssl.SSLContext):
             raise TypeError(f"tls_wrap() needs an ssl.SSLContext, not {context!r} (for a client: "
                             f"ssl.create_default_context())")
-        context.options |= ssl.OP_NO_RENEGOTIATION
+        options = _context_options.__get__(context)
+        if not options & _NO_RENEGOTIATION:
+            _context_options.__set__(context, options | _NO_RENEGOTIATION)
         self._transport = transport
         self._in = ssl.MemoryBIO()
         self._out = ssl.MemoryBIO()
@@ -112,7 +120,7 @@ class TLSStream(ByteStream):
         self._handshake_timeout = handshake_timeout  # seconds; past them the peer is dropped
         # The write fast path hands records on with the transport's write_nowait, which is all
         # or nothing on a TLS transport (a partial write breaks it): not over TLS.
-        self._direct = not isinstance(transport, TLSStream)
+        self._direct = plain or not isinstance(transport, TLSStream)
         # Record boundaries of the bytes fed to the incoming BIO (_track): the bytes still to
         # come of the current record, the start of a header split between two feeds, and how
         # many bytes of an unfinished record were fed (0 at a boundary).
@@ -175,14 +183,30 @@ class TLSStream(ByteStream):
             raise OSError(errno.EBADF, "the TLS stream was closed by another thread while this "
                                        "one was using it")
 
+    def _sent_at_once(self):
+        """Hand what the SSL object made to the transport without waiting, if nobody is sending
+        (and the transport is not TLS, whose ``write_nowait`` is all or nothing): whether all of
+        it went.  What did not go stays in the outgoing BIO, first, for ``_flush``."""
+        if not self._direct or self._sending.locked():
+            return False
+        out = self._out
+        records = out.read()
+        sent = self._transport.write_nowait(records)
+        if sent == len(records):
+            return True
+        out.write(records[sent:] if sent else records)  # (the BIO was empty: it comes first)
+        return False
+
     async def _receive(self, max_bytes=RECEIVE_SIZE):
         """Feed the SSL object what the transport has (end of stream included)."""
         self._budget = BUDGET  # the transport keeps its own count
         try:
-            data = await self._transport.read(max_bytes)
+            self._feed(await self._transport.read(max_bytes))
         except EOFError:
             self._in.write_eof()
-            return
+
+    def _feed(self, data):
+        """Give `data`, the next bytes from the transport, to the SSL object."""
         self._in.write(data)
         self._track(data)
 
@@ -256,6 +280,10 @@ class TLSStream(ByteStream):
                 raise OSError(errno.EBADF, "handshake() on a closed TLS stream")
             return
         await self._begin("handshake()")
+        await self._handshake()
+
+    async def _handshake(self):
+        """The handshake, once (``read@`` and ``write@`` come here after their own entry checks)."""
         await self._handshake_lock.acquire()
         try:
             if self._broken is not None:
@@ -263,8 +291,19 @@ class TLSStream(ByteStream):
             if self._closed:
                 raise OSError(errno.EBADF, "the TLS stream was closed during its handshake")
             if not self._handshaken:
+                seconds = self._handshake_timeout
                 try:
-                    await self._timed_handshake()
+                    if seconds is None:
+                        await self._handshake_steps()
+                    else:
+                        try:
+                            with timeout(seconds):
+                                await self._handshake_steps()
+                        except TimeoutError:
+                            self.close()
+                            raise TimeoutError(f"the peer did not finish its TLS handshake within "
+                                               f"{seconds} s (handshake_timeout): the connection "
+                                               f"was dropped") from None
                 except BaseException as exc:
                     self._send_alert()
                     error = _truncation(exc, " during the handshake")
@@ -276,22 +315,35 @@ class TLSStream(ByteStream):
         finally:
             self._handshake_lock.release()
 
-    async def _timed_handshake(self):
-        seconds = self._handshake_timeout
-        if seconds is None:
-            return await self._handshake_steps()
-        try:
-            with timeout(seconds):
-                await self._handshake_steps()
-        except TimeoutError:
-            self.close()
-            raise TimeoutError(f"the peer did not finish its TLS handshake within {seconds} s "
-                               f"(handshake_timeout): the connection was dropped") from None
-
     async def _handshake_steps(self):
-        if self._ssl.server_side and not self._in.pending:
-            await self._receive()  # a server speaks second: nothing to do before the ClientHello
-        await self._retry(self._ssl.do_handshake)
+        """``do_handshake`` until it is done, handing on what it makes and receiving what it
+        wants (``_retry`` and ``_fill``, inlined: a handshake is a few steps, each a few calls)."""
+        ssl_object, incoming, transport = self._ssl, self._in, self._transport
+        if ssl_object.server_side and not incoming.pending:
+            # A server speaks second: nothing to do before the ClientHello.
+            self._budget = BUDGET
+            try:
+                self._feed(await transport.read(RECEIVE_SIZE))
+            except EOFError:
+                incoming.write_eof()
+        while True:
+            try:
+                ssl_object.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                if self._out.pending and not self._sent_at_once():
+                    await self._flush(wait=False)
+                self._budget = BUDGET
+                while True:  # until the end of a record is in (or the end of stream)
+                    try:
+                        self._feed(await transport.read(RECEIVE_SIZE))
+                    except EOFError:
+                        incoming.write_eof()
+                        break
+                    if incoming.pending > self._tail:
+                        break
+        if self._out.pending and not self._sent_at_once():
+            await self._flush(wait=False)
 
     # -- reading and writing ---------------------------------------------------------------
 
@@ -311,7 +363,7 @@ class TLSStream(ByteStream):
         self._reading = True
         try:
             if not self._handshaken:
-                await self.handshake()
+                await self._handshake()
             try:
                 ssl_object, incoming = self._ssl, self._in
                 if (incoming.pending <= self._tail and not incoming.eof
@@ -395,7 +447,7 @@ class TLSStream(ByteStream):
         self._writing = True
         try:
             if not self._handshaken:
-                await self.handshake()
+                await self._handshake()
             view = memoryview(data).cast("B")
             with view:
                 total = view.nbytes

@@ -68,17 +68,21 @@ class Event:
 
 
 class _Holder:
-    """What ``hold@()`` returns: a context manager whose exit releases (it never blocks)."""
-    __slots__ = ("_release",)
+    """What ``hold@()`` returns: a context manager whose exit releases (it never blocks).
 
-    def __init__(self, release):
-        self._release = release
+    Made at each ``hold@()``, not kept by the primitive: a primitive holding its own bound
+    ``release`` would be a reference cycle, left to the cycle collector (whose passes, with a
+    lock or two per connection, cost a server more than the locks themselves)."""
+    __slots__ = ("_primitive",)
+
+    def __init__(self, primitive):
+        self._primitive = primitive
 
     def __enter__(self):
         return None
 
     def __exit__(self, *exc_info):
-        self._release()
+        self._primitive.release()
         return False
 
 
@@ -88,12 +92,11 @@ class Lock:
     ``with lock.hold@(): ...`` acquires it (waiting as needed) and releases it at the end of
     the block.
     """
-    __slots__ = ("_owner", "_waiters", "_holder")
+    __slots__ = ("_owner", "_waiters")
 
     def __init__(self):
         self._owner = None
         self._waiters = WaitQueue("acquire")
-        self._holder = _Holder(self.release)
 
     def locked(self):
         """Whether some thread holds the lock."""
@@ -124,7 +127,7 @@ class Lock:
     async def hold(self):
         """``with lock.hold@():`` acquire the lock; the block's end releases it."""
         await self.acquire()
-        return self._holder
+        return _Holder(self)
 
     def __repr__(self):
         state = "locked" if self._owner is not None else "unlocked"
@@ -134,14 +137,13 @@ class Lock:
 class Semaphore:
     """A counter of `value` units: ``acquire@()`` takes one (waiting while none is left),
     ``release()`` gives one back.  ``with sem.hold@():`` holds one for the block."""
-    __slots__ = ("_value", "_waiters", "_holder")
+    __slots__ = ("_value", "_waiters")
 
     def __init__(self, value=1):
         if value < 0:
             raise ValueError(f"Semaphore value must be >= 0, not {value!r}")
         self._value = value
         self._waiters = WaitQueue("acquire")
-        self._holder = _Holder(self.release)
 
     @property
     def value(self):
@@ -168,7 +170,7 @@ class Semaphore:
     async def hold(self):
         """``with sem.hold@():`` take a unit; the block's end gives it back."""
         await self.acquire()
-        return self._holder
+        return _Holder(self)
 
     def __repr__(self):
         return f"<con.Semaphore value={self._value}, {len(self._waiters)} waiting>"

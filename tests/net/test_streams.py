@@ -100,6 +100,63 @@ def test_accept_returns_whichever_address_has_a_connection():
     assert run(main) == ["::1", "::1", "127.0.0.1", "::1"]
 
 
+def test_accept_makes_the_socket_without_the_family_and_type_enums(monkeypatch):
+    """accept@ builds the connection's socket from the listening socket's family and type kept
+    as ints: socket.family and .type make an enum member at every get (a few thousand
+    instructions per connection)."""
+    conversions = []
+    convert = socket._intenum_converter
+    monkeypatch.setattr(socket, "_intenum_converter",
+                        lambda value, cls: conversions.append(cls) or convert(value, cls))
+
+    async def main():
+        listener = await listen_both()
+        conversions.clear()
+        for addr in listener.addresses:
+            with await con.tcpconnect(addr) as c, await listener.accept() as s:
+                accepted = conversions[:]
+                await c.write(b"hi")
+                assert await s.read() == b"hi"
+                assert (s.socket.family, s.socket.type) == (addr.family, socket.SOCK_STREAM)
+                conversions.clear()
+                assert accepted == []
+        listener.close()
+    run(main)
+
+
+def test_accept_asks_an_address_that_had_nothing_again_only_after_a_wait():
+    """A listener on several addresses does not ask one that said EAGAIN again (a system call
+    and an exception each time) until it has waited, when the poll covers them all."""
+    async def main():
+        listener = await listen_both()
+        v4, v6 = listener.addresses
+        empty = []
+
+        def counting(accept, address):
+            def call():
+                try:
+                    return accept()
+                except BlockingIOError:
+                    empty.append(address.host)
+                    raise
+            return call
+        listener._accepts = [counting(*pair) for pair in zip(listener._accepts, (v4, v6))]
+        clients = [await con.tcpconnect(v4) for _ in range(3)]  # (in the backlog, not accepted)
+        for _ in range(3):
+            s = await listener.accept()
+            assert s.local_address.host == "127.0.0.1"
+            s.close()
+        assert empty == ["::1"]  # (asked at every accept@ after the first, before)
+        clients.append(await con.tcpconnect(v6))
+        s = await listener.accept()  # 127.0.0.1 has nothing now: a wait, then ::1 is asked
+        assert s.local_address.host == "::1"
+        s.close()
+        for c in clients:
+            c.close()
+        listener.close()
+    run(main)
+
+
 def test_listening_on_an_address_in_use_names_it_and_keeps_nothing_open():
     async def main():
         taken = await con.tcplisten(con.ipv4addr("127.0.0.1", 0))

@@ -148,6 +148,50 @@ def test_renegotiation_is_refused_on_the_context(certs):
     run(main)
 
 
+def test_wrapping_sets_the_renegotiation_option_without_the_options_enum(certs):
+    """ssl.SSLContext.options makes an enum.Flag at every get and set (thousands of instructions
+    per connection): the wrap reads and sets the option as a plain int, once per context."""
+    class CountingContext(ssl.SSLContext):
+        gets = 0
+
+        @property
+        def options(self):
+            CountingContext.gets += 1
+            return super().options
+
+        @options.setter
+        def options(self, value):
+            ssl.SSLContext.options.__set__(self, value)
+
+    async def main():
+        ctx = CountingContext(ssl.PROTOCOL_TLS_CLIENT)
+        a, _ = memory_stream_pair()
+        s = await con.tls_wrap(a, ctx, server_hostname="localhost")
+        assert CountingContext.gets == 0
+        assert ctx.options & ssl.OP_NO_RENEGOTIATION
+        s.close()
+    run(main)
+
+
+def test_wrapping_a_socket_stream_takes_no_abc_instance_check(certs, monkeypatch):
+    """The common transport, a socket stream, is known by its type: isinstance against the
+    ByteStream ABC (twice per wrap: is it a stream, is it TLS) costs about 1,000 instructions."""
+    import abc
+    checks = []
+    check = abc.ABCMeta.__instancecheck__
+    monkeypatch.setattr(abc.ABCMeta, "__instancecheck__",
+                        lambda cls, instance: checks.append(cls) or check(cls, instance))
+
+    async def main():
+        a, b = socket_pair()
+        checks.clear()
+        s = await con.tls_wrap(a, certs.client_context(), server_hostname="localhost")
+        assert checks == []
+        s.close()
+        b.close()
+    run(main)
+
+
 # -- ending a connection -------------------------------------------------------------------------
 
 def test_close_sends_close_notify_so_the_peer_reads_end_of_stream(certs):
@@ -597,6 +641,47 @@ def test_a_small_write_hands_its_records_on_at_once_in_one_call(certs):
             await client.write(b"ping %d" % i)
             assert await server.read() == b"ping %d" % i
         assert (counted.writes, counted.nowaits) == (0, 10)
+        client.close()
+        server.close()
+    run(main)
+
+
+def test_the_handshake_hands_its_flights_on_at_once(certs):
+    """A handshake's flights go to the transport by write_nowait when it takes them whole: no
+    write@ (no sending lock, no coroutine of the transport's)."""
+    async def main():
+        a, b = memory_stream_pair()
+        client_side, server_side = Trickle(a), Trickle(b)
+        client, server = await tls_pair(certs, client_side, server_side)
+        await handshake_both(client, server)
+        assert (client_side.writes, server_side.writes) == (0, 0)
+        assert client_side.nowaits >= 2 and server_side.nowaits >= 1  # (TLS 1.3: 2 flights, 1)
+        await client.write(b"ping")
+        assert await server.read() == b"ping"
+        client.close()
+        server.close()
+    run(main)
+
+
+def test_a_handshake_flight_the_transport_takes_in_part_goes_on_in_order(certs):
+    """What write_nowait does not take of a handshake flight goes by write@, before anything
+    else, and the handshake completes."""
+    class Partial(Trickle):
+        def write_nowait(self, data):
+            self.nowaits += 1
+            return self.stream.write_nowait(data[:7])
+
+    async def main():
+        a, b = socket_pair()
+        client_side, server_side = Partial(a), Partial(b)
+        client, server = await tls_pair(certs, client_side, server_side)
+        await handshake_both(client, server)
+        assert client_side.writes >= 2 and server_side.writes >= 1
+        assert server.version() == "TLSv1.3"
+        await client.write(b"ping")
+        assert await server.read() == b"ping"
+        await server.write(b"pong")
+        assert await client.read() == b"pong"
         client.close()
         server.close()
     run(main)
