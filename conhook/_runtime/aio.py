@@ -187,7 +187,7 @@ class _AioCall:
         self._leave(kernel, thread, exc)
 
     def _leave(self, kernel, thread, exc):
-        kernel.outside.finished(thread)
+        kernel.outside.finished(kernel, thread)
         self.exc = exc
         if not self.future.done():
             self.future.set_result(None)
@@ -227,7 +227,7 @@ async def from_aio(fn, /, *args, **kwargs):
     if type(name) is str:
         coro.__qualname__ = coro.__name__ = name
     call.thread = thread = Thread(coro, copy_context(), call)
-    host.kernel.outside.start(thread, "from_aio")
+    host.kernel.outside.start(host.kernel, thread, "from_aio")
     host.schedule()
     cancelled = None
     while True:

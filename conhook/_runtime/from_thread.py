@@ -90,13 +90,13 @@ class TokenCalls:
         with self._lock:
             queued, self._queued = self._queued, []
         for request in queued:
-            self.kernel.outside.start(Thread(_guest(request), request.context, self), "from_thread")
+            self.kernel.outside.start(self.kernel, Thread(_guest(request), request.context, self), "from_thread")
 
     def child_returned(self, kernel, thread):
-        kernel.outside.finished(thread)
+        kernel.outside.finished(kernel, thread)
 
     def child_finished(self, kernel, thread, exc):
-        kernel.outside.finished(thread)  # (_guest hands every outcome over itself)
+        kernel.outside.finished(kernel, thread)  # (_guest hands every outcome over itself)
 
     def _close(self):
         with self._lock:

@@ -213,7 +213,7 @@ class Kernel:
         self.on_turn = None  # (ready queue) -> None, at the start of each phase 3
         self.describe_threads = None  # (kernel) -> str, for the Deadlock message
         self.pid = getpid()  # a forked child's copy of this kernel shares the parent's backend
-        self.outside = OutsideThreads(self)  # threads that OS threads or asyncio code started
+        self.outside = OutsideThreads()  # threads that OS threads or asyncio code started
 
     def close(self):
         self.outside.close()  # calls still queued by OS threads fail: none will run
@@ -668,7 +668,7 @@ class Kernel:
             self.outcome = (value, exc)
             # (threads started from outside, by OS threads or asyncio code, are interrupted
             # and waited for)
-            self.done = self.outside.root_finished()
+            self.done = self.outside.root_finished(self)
         thread.coro = thread.context = thread.scope = None
         if thread.interrupt is not None:
             interrupted_threads.discard(thread)

@@ -36,27 +36,29 @@ ROOT_FINISHED = _RootFinished()
 
 class OutsideThreads:
     """The kernel's threads that code outside it started (see the module docstring)."""
-    __slots__ = ("kernel", "threads", "closed", "_on_close", "calls")
+    __slots__ = ("threads", "closed", "_on_close", "calls")
 
-    def __init__(self, kernel):
-        self.kernel = kernel
+    # (The kernel is passed to each method, not kept: the kernel holds this object, and a
+    # reference back would make every kernel a cycle for the garbage collector.)
+
+    def __init__(self):
         self.threads = {}  # thread -> the name its tree() line starts with, in starting order
         self.closed = False  # the root thread has finished (or the kernel is closed)
         self._on_close = []
         self.calls = None  # from_thread's queue of calls from OS threads holding a token
 
-    def start(self, thread, name):
+    def start(self, kernel, thread, name):
         """Make `thread` (its scope the starter's) ready; in the kernel's OS thread, not closed."""
         self.threads[thread] = name
-        self.kernel.ready.append(thread)
+        kernel.ready.append(thread)
 
-    def finished(self, thread):
+    def finished(self, kernel, thread):
         """`thread`'s scope says it has finished; the last one after the root's ends the kernel."""
         interrupted_threads.discard(thread)
         thread.coro = thread.context = None
         self.threads.pop(thread, None)
         if self.closed and not self.threads:
-            self.kernel.done = True
+            kernel.done = True
 
     def on_close(self, callback):
         """Call ``callback()`` once, when no more threads may start."""
@@ -69,10 +71,10 @@ class OutsideThreads:
             for callback in callbacks:
                 callback()
 
-    def root_finished(self):
+    def root_finished(self, kernel):
         """The root thread has finished: close, interrupt the running threads.  True if none
         runs (the kernel is done); else the last to finish ends it."""
         self.close()
         for thread in list(self.threads):
-            interrupt(self.kernel, thread, ROOT_FINISHED)
+            interrupt(kernel, thread, ROOT_FINISHED)
         return not self.threads

@@ -119,7 +119,7 @@ class _Input:
         self._leave(thread, exc)
 
     def _leave(self, thread, exc):
-        self.session.kernel.outside.finished(thread)
+        self.session.kernel.outside.finished(self.session.kernel, thread)
         self.session.inputs.discard(self)
         self.exc = exc
         if not self.future.done():
@@ -205,7 +205,7 @@ class Session:
         if type(name) is str:
             thread.coro.__qualname__ = thread.coro.__name__ = name
         self.inputs.add(call)
-        self.kernel.outside.start(thread, "bootstrap")  # (tree(): a program of its own)
+        self.kernel.outside.start(self.kernel, thread, "bootstrap")  # (tree(): a program of its own)
         self.host.schedule()
         previous = self._catch_sigint()
         try:
