@@ -76,3 +76,17 @@ def test_locks_and_semaphores_are_freed_without_the_collector(no_gc):
             con.Semaphore(2)
     run(main)
     assert gc.collect() == 0
+
+
+def test_a_finished_program_leaves_the_collector_nothing(no_gc):
+    """The kernel, its backend, its wake-up channel and its bookkeeping of threads started from
+    outside are freed by reference counting when ``bootstrap`` returns: a program run many
+    times (a test suite, a server's request in a fresh scheduler) makes no garbage."""
+    async def child():
+        await con.sleep(0)
+
+    async def main(scope):
+        scope.start(child)
+        await con.sleep(0)
+    run(prejoining(main))
+    assert gc.collect() == 0
