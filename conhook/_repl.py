@@ -84,14 +84,19 @@ class HostedSession:
         return Session(asyncio.get_running_loop())
 
     def run(self, fn):
-        """Run ``fn`` as an input; Ctrl-C while it runs interrupts it (then it raises KeyboardInterrupt)."""
-        future = asyncio.run_coroutine_threadsafe(self.session.outcome(fn), self.loop)
-        while True:
-            try:
-                value, exc = future.result()
-                break
-            except KeyboardInterrupt:
-                self.session.interrupt_from(self.thread.ident)
+        """Run ``fn`` as an input; Ctrl-C while it runs interrupts it (then it raises KeyboardInterrupt).
+
+        While the input runs, SIGINT's handler in this OS thread raises nothing here (a
+        KeyboardInterrupt between handing the input over and waiting for it would leave it
+        running unseen): it tells the session, which interrupts the input where that is safe.
+        """
+        from ._runtime.session import CtrlC
+        request, ident = CtrlC(), self.thread.ident
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: self.session.interrupt_from(ident, request))
+        try:
+            value, exc = asyncio.run_coroutine_threadsafe(self.session.outcome(fn, request), self.loop).result()
+        finally:
+            signal.signal(signal.SIGINT, previous)
         if exc is not None:
             raise exc
         return value
