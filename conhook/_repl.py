@@ -8,16 +8,17 @@ not ``dumb``); otherwise the basic ``code.InteractiveConsole`` with readline
 (history, line editing, tab completion over the console's namespace).  No warning is printed
 when the new REPL cannot be used: asyncio's falls back silently too.
 
-Both run an input the same way, as ``python -m asyncio`` runs its inputs: an asyncio loop runs
-in an OS thread of its own for the whole session and hosts one conhook kernel (a session,
-``_runtime.session``); the console stays in the main thread.  Each complete input is compiled as
-top-level con code and run as one thread of that kernel, the console waiting for it; every
-top-level expression statement shows its value, as in ``python``.  A top-level ``sibling`` starts
+Both run an input the same way, much as ``python -m asyncio`` runs its inputs: an asyncio loop
+runs for the whole session and hosts one conhook kernel (a session, ``_runtime.session``); it runs
+in an OS thread of its own and the console stays in the main thread (asyncio's REPL does the
+reverse), where SIGINT's handler runs.  Each complete input is compiled as top-level con code
+and run as one thread of that kernel, the console waiting for it; every top-level expression
+statement shows its value, as in ``python``.  A top-level ``sibling`` starts
 a background thread of the session, which runs on while the console reads the next lines (as
 ``asyncio.create_task`` at asyncio's prompt).  Ctrl-C while an input runs interrupts it (its
 threads unwind, docs/spec.md §1.6; a thread busy in atomic code gets ``KeyboardInterrupt`` in the
-loop's OS thread) and returns to the prompt; background threads run on.  At exit they are
-interrupted and waited for.
+loop's OS thread, only where it runs an input's own code: ``HostedSession.run``) and returns to
+the prompt; background threads run on.  At exit they are interrupted and waited for.
 
 Whether an input is complete is decided by ``codeop`` on the token-rewritten text (the
 console's ``compile``, which the new REPL asks too), so ``f@(`` waits for more lines just as
