@@ -34,7 +34,9 @@ import code
 import codeop
 import linecache
 import os
+import select
 import signal
+import socket
 import sys
 import threading
 import types
@@ -67,6 +69,11 @@ class HostedSession:
 
     def __init__(self):
         self.loop = loop = asyncio.new_event_loop()
+        # What wakes the console while it waits for an input: a signal (the wake-up fd) or the
+        # input's end.
+        self.wakeup = socket.socketpair()
+        for end in self.wakeup:
+            end.setblocking(False)
         self.thread = threading.Thread(target=self._serve, name="conhook session", daemon=True)
         self.thread.start()
         self.session = asyncio.run_coroutine_threadsafe(self._start(), loop).result()
@@ -90,13 +97,24 @@ class HostedSession:
         While the input runs, SIGINT's handler in this OS thread raises nothing here (a
         KeyboardInterrupt between handing the input over and waiting for it would leave it
         running unseen): it tells the session, which interrupts the input where that is safe.
+        The wait is a ``select`` on the signal wake-up fd, which the input's end writes to as
+        well: a signal that comes just before the wait blocks still ends it, and the handler
+        runs (a plain lock wait would sleep on with the handler pending).
         """
         from ._runtime.session import CtrlC
         request, ident = CtrlC(), self.thread.ident
+        reader, writer = self.wakeup
         previous = signal.signal(signal.SIGINT, lambda signum, frame: self.session.interrupt_from(ident, request))
+        previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
         try:
-            value, exc = asyncio.run_coroutine_threadsafe(self.session.outcome(fn, request), self.loop).result()
+            future = asyncio.run_coroutine_threadsafe(self.session.outcome(fn, request), self.loop)
+            future.add_done_callback(lambda future: _poke(writer))
+            while not future.done():
+                select.select([reader], [], [])  # (the handler runs when it returns, or before)
+                _drain(reader)
+            value, exc = future.result()
         finally:
+            signal.set_wakeup_fd(previous_fd)
             signal.signal(signal.SIGINT, previous)
         if exc is not None:
             raise exc
@@ -120,6 +138,25 @@ class HostedSession:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join()
             self.loop.close()
+            for end in self.wakeup:
+                end.close()
+
+
+def _poke(writer: socket.socket) -> None:
+    """Wake the console waiting on `writer`'s pair (from the loop's OS thread)."""
+    try:
+        writer.send(b"\0")
+    except OSError:
+        pass  # full: the console wakes all the same
+
+
+def _drain(reader: socket.socket) -> None:
+    """Read what woke the console (signal numbers, pokes) until nothing is left."""
+    try:
+        while reader.recv(4096):
+            pass
+    except OSError:  # BlockingIOError: drained
+        pass
 
 
 class ConConsole(code.InteractiveConsole):
