@@ -193,20 +193,22 @@ def _raise_in_input(kernel, ident):
 
     Called holding the GIL, so that OS thread stands still, except where this one lets the GIL go
     (after an instruction that calls): the frame it stands in is checked, then found to be still
-    the innermost, at the same instruction, just before the raise, with no call in between.
+    the innermost, at the same instruction, just before the raise, with no call in between.  If
+    it has moved meanwhile (the GIL changed hands during the look), it is looked at again.
     """
     frames = sys._current_frames
-    frame = frames().get(ident)
-    if frame is None:
-        return False
-    at = frame.f_lasti
-    if not _of_an_input(kernel.current) or _in_conhook(frame):
-        return False
     thread = ctypes.c_ulong(ident)
-    if frames().get(ident) is not frame or frame.f_lasti != at:
-        return False  # it has moved meanwhile: the kernel interrupts the input at a switch point
-    _SET_ASYNC_EXC(thread, _KEYBOARD_INTERRUPT)
-    return True
+    for _ in range(100):  # (a bound, though a look that the GIL interrupts is rare)
+        frame = frames().get(ident)
+        if frame is None:
+            return False
+        at = frame.f_lasti
+        if not _of_an_input(kernel.current) or _in_conhook(frame):
+            return False  # the kernel interrupts the input at its next switch point
+        if frames().get(ident) is frame and frame.f_lasti == at:
+            _SET_ASYNC_EXC(thread, _KEYBOARD_INTERRUPT)  # (no call since the test)
+            return True
+    return False
 
 
 def _of_an_input(thread):
