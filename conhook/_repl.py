@@ -8,16 +8,17 @@ not ``dumb``); otherwise the basic ``code.InteractiveConsole`` with readline
 (history, line editing, tab completion over the console's namespace).  No warning is printed
 when the new REPL cannot be used: asyncio's falls back silently too.
 
-Both run an input the same way, as ``python -m asyncio`` runs its inputs: an asyncio loop runs
-in an OS thread of its own for the whole session and hosts one conhook kernel (a session,
-``_runtime.session``); the console stays in the main thread.  Each complete input is compiled as
-top-level con code and run as one thread of that kernel, the console waiting for it; every
-top-level expression statement shows its value, as in ``python``.  A top-level ``sibling`` starts
+Both run an input the same way, much as ``python -m asyncio`` runs its inputs: an asyncio loop
+runs for the whole session and hosts one conhook kernel (a session, ``_runtime.session``); it runs
+in an OS thread of its own and the console stays in the main thread (asyncio's REPL does the
+reverse), where SIGINT's handler runs.  Each complete input is compiled as top-level con code
+and run as one thread of that kernel, the console waiting for it; every top-level expression
+statement shows its value, as in ``python``.  A top-level ``sibling`` starts
 a background thread of the session, which runs on while the console reads the next lines (as
 ``asyncio.create_task`` at asyncio's prompt).  Ctrl-C while an input runs interrupts it (its
 threads unwind, docs/spec.md §1.6; a thread busy in atomic code gets ``KeyboardInterrupt`` in the
-loop's OS thread) and returns to the prompt; background threads run on.  At exit they are
-interrupted and waited for.
+loop's OS thread, only where it runs an input's own code: ``HostedSession.run``) and returns to
+the prompt; background threads run on.  At exit they are interrupted and waited for.
 
 Whether an input is complete is decided by ``codeop`` on the token-rewritten text (the
 console's ``compile``, which the new REPL asks too), so ``f@(`` waits for more lines just as
@@ -33,7 +34,9 @@ import code
 import codeop
 import linecache
 import os
+import select
 import signal
+import socket
 import sys
 import threading
 import types
@@ -66,6 +69,11 @@ class HostedSession:
 
     def __init__(self):
         self.loop = loop = asyncio.new_event_loop()
+        # What wakes the console while it waits for an input: a signal (the wake-up fd) or the
+        # input's end.
+        self.wakeup = socket.socketpair()
+        for end in self.wakeup:
+            end.setblocking(False)
         self.thread = threading.Thread(target=self._serve, name="conhook session", daemon=True)
         self.thread.start()
         self.session = asyncio.run_coroutine_threadsafe(self._start(), loop).result()
@@ -84,14 +92,30 @@ class HostedSession:
         return Session(asyncio.get_running_loop())
 
     def run(self, fn):
-        """Run ``fn`` as an input; Ctrl-C while it runs interrupts it (then it raises KeyboardInterrupt)."""
-        future = asyncio.run_coroutine_threadsafe(self.session.outcome(fn), self.loop)
-        while True:
-            try:
-                value, exc = future.result()
-                break
-            except KeyboardInterrupt:
-                self.session.interrupt_from(self.thread.ident)
+        """Run ``fn`` as an input; Ctrl-C while it runs interrupts it (then it raises KeyboardInterrupt).
+
+        While the input runs, SIGINT's handler in this OS thread raises nothing here (a
+        KeyboardInterrupt between handing the input over and waiting for it would leave it
+        running unseen): it tells the session, which interrupts the input where that is safe.
+        The wait is a ``select`` on the signal wake-up fd, which the input's end writes to as
+        well: a signal that comes just before the wait blocks still ends it, and the handler
+        runs (a plain lock wait would sleep on with the handler pending).
+        """
+        from ._runtime.session import CtrlC
+        request, ident = CtrlC(), self.thread.ident
+        reader, writer = self.wakeup
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: self.session.interrupt_from(ident, request))
+        previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        try:
+            future = asyncio.run_coroutine_threadsafe(self.session.outcome(fn, request), self.loop)
+            future.add_done_callback(lambda future: _poke(writer))
+            while not future.done():
+                select.select([reader], [], [])  # (the handler runs when it returns, or before)
+                _drain(reader)
+            value, exc = future.result()
+        finally:
+            signal.set_wakeup_fd(previous_fd)
+            signal.signal(signal.SIGINT, previous)
         if exc is not None:
             raise exc
         return value
@@ -114,6 +138,25 @@ class HostedSession:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join()
             self.loop.close()
+            for end in self.wakeup:
+                end.close()
+
+
+def _poke(writer: socket.socket) -> None:
+    """Wake the console waiting on `writer`'s pair (from the loop's OS thread)."""
+    try:
+        writer.send(b"\0")
+    except OSError:
+        pass  # full: the console wakes all the same
+
+
+def _drain(reader: socket.socket) -> None:
+    """Read what woke the console (signal numbers, pokes) until nothing is left."""
+    try:
+        while reader.recv(4096):
+            pass
+    except OSError:  # BlockingIOError: drained
+        pass
 
 
 class ConConsole(code.InteractiveConsole):

@@ -14,6 +14,15 @@ cells in Jupyter) run as its threads (docs/interactive.md, "Hosted on the kernel
   kernel*) interrupts the running inputs only, then ``run`` raises ``KeyboardInterrupt``; a signal
   that lands in an input's atomic code raises ``KeyboardInterrupt`` right there, as under
   ``bootstrap``.  Background threads keep running.
+* Ctrl-C seen by another OS thread (the REPL's console, ``interrupt_from``) interrupts the inputs
+  through the kernel, and raises ``KeyboardInterrupt`` in the loop's OS thread only where it
+  lands in the own code of an input's thread, never in conhook's, asyncio's or the kernel's (which
+  it would leave half-done, or stop the loop: the REPL hung so).  The place is exact because the
+  raiser holds the GIL: the loop's OS thread stands still, and the exception is delivered where
+  it stands (or where the C call it waits in returns), which the raiser checks first and makes
+  sure it has not left before raising.  An input that has not reached its own code yet does not
+  run it: ``CtrlC`` is marked before the raiser looks, and read where the GIL cannot change hands
+  before the input's first instruction.
 * Deadlock: an input is deadlocked when no thread is ready and nothing but a later input could
   wake one (no timer, I/O, worker thread or asyncio Task is awaited); it is interrupted and
   ``run`` raises ``Deadlock`` with the cactus stack.  The background threads, stuck too, are left
@@ -91,13 +100,22 @@ class Background(Scope):
         return Scope.join(self)
 
 
+class CtrlC:
+    """One input's Ctrl-C as another OS thread sees it (``Session.outcome``, ``interrupt_from``)."""
+    __slots__ = ("pressed",)
+
+    def __init__(self):
+        self.pressed = False
+
+
 class _Input:
     """The scope of an input's thread: it tells ``Session.run``, which awaits it."""
-    __slots__ = ("session", "thread", "future", "value", "exc", "cause")
+    __slots__ = ("session", "thread", "future", "value", "exc", "cause", "request")
     closing = False
 
-    def __init__(self, session):
+    def __init__(self, session, request):
         self.session = session
+        self.request = request
         self.future = session.loop.create_future()
         self.value = self.exc = self.thread = self.cause = None
 
@@ -145,15 +163,61 @@ class _SessionHost(Host):
 
 async def _runs(call, fn):
     """An input thread's coroutine: ``fn()`` of con code, its value kept for ``Session.run``."""
-    call.value = await fn()
+    coro = fn()
+    # No check for a GIL switch between this test and the first instruction of fn's (a
+    # CtrlC marked later finds the loop's OS thread in fn's code): see the module docstring.
+    if call.request.pressed:
+        coro.close()
+        raise KeyboardInterrupt
+    call.value = await coro
 
 
 async def _runs_plain(call, fn):
     """The same for input without con syntax, an ordinary function (named as it: ``<module>``)."""
+    if call.request.pressed:
+        raise KeyboardInterrupt
     call.value = fn()
 
 
 hide(_runs)  # tree() draws an input as bootstrap - <module> - ...
+
+_SET_ASYNC_EXC = ctypes.pythonapi.PyThreadState_SetAsyncExc
+_KEYBOARD_INTERRUPT = ctypes.py_object(KeyboardInterrupt)
+
+
+def _raise_in_input(kernel, ident):
+    """Raise KeyboardInterrupt in OS thread `ident`, which runs `kernel`'s turns, if it stands in
+    the own code of an input's thread (not a background thread's); whether it did.
+
+    Called holding the GIL, so that OS thread stands still, except where this one lets the GIL go
+    (after an instruction that calls): the frame it stands in is checked, then found to be still
+    the innermost, at the same instruction, just before the raise, with no call in between.  If
+    it has moved meanwhile (the GIL changed hands during the look), it is looked at again.
+    """
+    frames = sys._current_frames
+    thread = ctypes.c_ulong(ident)
+    for _ in range(100):  # (a bound, though a look that the GIL interrupts is rare)
+        frame = frames().get(ident)
+        if frame is None:
+            return False
+        at = frame.f_lasti
+        if not _of_an_input(kernel.current) or in_conhook(frame):
+            return False  # the kernel interrupts the input at its next switch point
+        if frames().get(ident) is frame and frame.f_lasti == at:
+            _SET_ASYNC_EXC(thread, _KEYBOARD_INTERRUPT)  # (no call since the test)
+            return True
+    return False
+
+
+def _of_an_input(thread):
+    """Whether `thread` is an input's, or started by one in a function it called (a top-level
+    sibling's thread is the session's: background)."""
+    while thread is not None:
+        scope = thread.scope
+        if isinstance(scope, _Input):
+            return True
+        thread = None if isinstance(scope, Background) else getattr(scope, "owner", None)
+    return False
 
 
 class Session:
@@ -185,19 +249,20 @@ class Session:
 
     # -- inputs ------------------------------------------------------------------------------
 
-    async def outcome(self, fn):
+    async def outcome(self, fn, request=None):
         """``run``, as (value, exception): an asyncio Task must not raise KeyboardInterrupt or
-        SystemExit, which stop its loop (the REPL runs its inputs so)."""
+        SystemExit, which stop its loop (the REPL runs its inputs so).  `request`: the input's
+        ``CtrlC``, for ``interrupt_from`` (a Ctrl-C may come before the input has started)."""
         try:
-            return await self.run(fn), None
+            return await self.run(fn, request), None
         except BaseException as exc:  # noqa: BLE001  (handed to the caller, in its OS thread)
             return None, exc
 
-    async def run(self, fn):
+    async def run(self, fn, request=None):
         """Run ``fn()`` as an input: a new thread of the session; its value, or raise."""
         if self.closing.done():
             raise RuntimeError("this conhook session has been closed")
-        call = _Input(self)
+        call = _Input(self, CtrlC() if request is None else request)
         code = getattr(fn, "__code__", None)
         runs = _runs if code is not None and code.co_flags & CO_COROUTINE else _runs_plain
         call.thread = thread = Thread(runs(call, fn), copy_context(), call)
@@ -253,16 +318,14 @@ class Session:
 
         return signal.signal(signal.SIGINT, on_sigint)
 
-    def interrupt_from(self, ident):
-        """Ctrl-C seen by another OS thread (the REPL's console) while inputs run in the OS thread
-        `ident` (the loop's): raise KeyboardInterrupt in it where it runs a thread's atomic code,
-        else interrupt the inputs through the kernel."""
-        kernel = self.kernel
-        frame = sys._current_frames().get(ident)
-        if kernel.current is not None and frame is not None and not in_conhook(frame):
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(KeyboardInterrupt))
-        else:
-            kernel.post(self._interrupt_inputs)
+    def interrupt_from(self, ident, request):
+        """Ctrl-C seen by another OS thread (the REPL's console, in its SIGINT handler) while the
+        input of `request` (its ``CtrlC``) runs in the OS thread `ident` (the loop's): interrupt
+        the inputs through the kernel, and raise KeyboardInterrupt in that OS thread if it
+        stands in the own code of an input's thread (module docstring)."""
+        request.pressed = True
+        _raise_in_input(self.kernel, ident)
+        self.kernel.post(self._interrupt_inputs)
 
     def _interrupt_inputs(self):
         for call in list(self.inputs):

@@ -257,6 +257,49 @@ def test_ctrl_c_interrupts_the_running_input_and_returns_to_the_prompt(repl):
     assert repl.enter("con.idle@(); 'usable'") == b"'usable'\n"
 
 
+# Busy in atomic code, each its own way: at the top level of the input (no con syntax), in a
+# con function (one that spins before its first switch, one after), in a sibling that the input's
+# function started, blocked in C calls.
+BUSY = {
+    "spin_plain()": "def spin_plain():\n    print('spin' + 'ning')\n    while True: pass",
+    "spin_at_once@()": "def spin_at_once():\n    print('spin' + 'ning')\n    while True: pass\n"
+                       "    con.idle@()",
+    "spin@()": "def spin():\n    con.idle@()\n    print('spin' + 'ning')\n    while True: pass",
+    "spin_sibling@()": "def spin_sibling():\n    sibling spin@()\n    con.sleep@(3600)",
+    "spin_blocked@()": "def spin_blocked():\n    con.idle@()\n    print('spin' + 'ning')\n"
+                       "    while True: time.sleep(0.002)",
+}
+# SIGINT sent by the input itself as it starts: it comes while the console hands the input over
+# or begins to wait for it.  (Not sent from here at once after Enter: GNU readline, catching
+# signals while it reads, keeps one that comes as it returns the line until it reads again.)
+AT_ONCE = ["spin_plain()", "spin_at_once@()"]
+
+
+def test_ctrl_c_stops_a_busy_input_and_the_next_input_runs_every_time(repl):
+    # Issue 14, item 4: the input after a Ctrl-C'd busy loop could hang.  The console's SIGINT
+    # handler raised KeyboardInterrupt in the console's OS thread, which, landing before it
+    # waited for the input (while handing it over), left the input spinning; and the
+    # KeyboardInterrupt raised in the loop's OS thread could land outside the input's code.
+    repl.enter("import os, signal, time")
+    for block in BUSY.values():
+        repl.enter_block(block)
+    repl.enter_block("def ticker():\n    global ticks\n    while True:\n        con.sleep@(0.001)\n"
+                     "        ticks += 1")
+    repl.enter("ticks = 0; sibling ticker@()")  # a background thread: it must run on throughout
+    rounds = [(call, False) for call in BUSY] + [(call, True) for call in AT_ONCE]
+    for round, (call, at_once) in enumerate(rounds * 3):
+        if at_once:
+            repl.type(f"os.kill(os.getpid(), signal.SIGINT); {call}\r")
+        else:
+            repl.type(call + "\r")
+            repl.read_until(b"spinning")  # printed by the input: it runs (its echo has 'spin' + 'ning')
+            repl.type("\x03")
+        assert b"KeyboardInterrupt" in repl.output(), round
+        next_input = "1 + 1" if round % 2 else "con.sleep@(0); 1 + 1"
+        assert repl.enter(next_input) == b"2\n", round
+    assert repl.enter("t = ticks; con.sleep@(0.05); ticks > t") == b"True\n"
+
+
 def test_a_server_started_at_one_prompt_answers_a_client_at_the_next(repl):
     # Issue 14, item 4: the REPL runs hosted; a top-level sibling is a background thread of the
     # session, which keeps serving while the user types (and while the console waits for a line).
