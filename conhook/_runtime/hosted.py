@@ -111,6 +111,16 @@ class Host:
                 sniffio.name = previous
         else:
             kernel.run_turn()
+        if not (kernel.done or self.ending):  # the common cases first (issue 14's benchmark)
+            if kernel.ready:
+                self.schedule()
+                return
+            if kernel.outside_waits and not kernel.timers and self.timer is None and kernel.on_block is None:
+                return  # a thread waits on asyncio, no timer: no deadlock, nothing to mirror
+        self._after_turn()
+
+    def _after_turn(self):
+        kernel = self.kernel
         if kernel.done or self.ending:
             if not kernel.adopted:
                 kernel.done = True

@@ -139,6 +139,33 @@ def test_a_task_that_finishes_in_its_first_step_is_still_a_task_of_the_threads_c
     assert order == (["step", "host callback"] if sys.version_info >= (3, 12) else ["host callback", "step"])
 
 
+def test_a_timer_is_mirrored_while_another_thread_waits_on_asyncio(host_loop):
+    # After a turn in which one thread parks on aio@ and another on a con timer, the host loop
+    # must still be told of the timer: only the timer's thread can finish the Task.
+    async def main():
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        safety = loop.call_later(30, future.set_result, "only the safety net woke it")
+
+        async def wait_for_it():
+            return await future
+
+        async def waiter():
+            return await con.aio(wait_for_it())
+
+        async def sets_it():
+            await con.sleep(0.001)
+            future.set_result("set by the sleeper")
+
+        try:
+            results = await con.gather(waiter(), sets_it())
+        finally:
+            safety.cancel()
+        return results[0]
+
+    assert con.bootstrap(main, loop=host_loop) == "set by the sleeper"
+
+
 def test_aio_of_a_task_that_finishes_at_once_still_lets_the_other_threads_run(host_loop):
     log = []
 
