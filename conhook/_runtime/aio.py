@@ -2,14 +2,19 @@
 
 ``con.aio@(awaitable)``: a con thread runs an asyncio awaitable.  A coroutine becomes a real
 asyncio Task on the host loop, made in the con thread's own context (what it sets there, the con
-thread sees afterwards, as after ``await``), and on 3.12+ started eagerly (its first step runs at
-once, as asyncio code); a Task or Future is awaited as it is.  The thread
+thread sees afterwards, as after ``await``); a Task or Future is awaited as it is.  The thread
 is parked until it is done, then gets its result or its exception (with the asyncio frames).
 An interrupted thread (a failing sibling, a ``timeout``, Ctrl-C) cancels the Task and waits,
 uninterruptibly, until the Task has really finished: its cleanup runs inside the thread's
 scope, and nothing outlives the prejoin.  Then it raises ``Interrupted``; or what the Task
 raised instead, if its cleanup failed.  While a Task runs, its thread is a pending wake-up,
 not a deadlock.
+
+The common case is the short one (issue 14's benchmark): a coroutine's Task is itself what the
+thread awaits and the kernel parks it on (``_AioTask``, asyncio's own ``await`` of a Task, in
+C), and its done callback wakes the thread and runs the kernel's turn in that same callback.
+A Task or Future given to ``aio@``, or a Task made by the loop's own task factory, is awaited
+through a Future of conhook's that ends as it does (``_Outcome``).
 
 ``con.from_aio(fn, *args, **kwargs)``: asyncio code awaits a con function, run as a new con
 thread of the hosted kernel (in a copy of the awaiting Task's context), and gets its result or
@@ -22,8 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import sys
 from contextvars import copy_context
+from types import CoroutineType
 
 from .._reserved_names import CO_COROUTINE
 from .cactus_stack import hide
@@ -38,123 +43,129 @@ _STANDALONE = (
     "con.aio@() runs asyncio code on the asyncio event loop that hosts the scheduler, and this "
     "scheduler runs standalone: run the program hosted, with `python -m conhook --loop asyncio "
     "script.py` (or --loop uvloop), or con.bootstrap(main, loop=\"asyncio\")")
-_EAGER = sys.version_info >= (3, 12)  # asyncio.Task(..., eager_start=True)
 
 
-class _Outcome(asyncio.Future, Trap):
-    """What a con thread awaits in ``aio@``: a Future of the host loop that ends as its Task
-    does, and a kernel trap.  Its ``__await__`` is asyncio's own, in C: it yields this object
-    to the kernel, which parks the thread here, and once the Future is done it returns the
-    result or raises the exception right in the user's frame (no frame of conhook's).
-
-    On 3.12+ a coroutine's Task is made when the thread parks here, out of the thread's step,
-    and started eagerly: its first step runs at once in the thread's context, which
-    ``Context.run`` could not enter during the thread's own step.  A Task that finishes in that
-    first step wakes the thread at once, through the ready queue.
+class _AioTask(asyncio.Task, Trap):
+    """The Task of a coroutine given to ``aio@``, and the kernel trap its thread parks on: the
+    thread awaits the Task itself (asyncio's ``await``, in C), so the result comes back, or the
+    exception is raised, right in the user's frame (no frame of conhook's).
 
     Not interruptible in the kernel's sense: an interruption cancels the Task (``interrupting``),
     and the thread wakes when the Task has finished, with ``Interrupted`` (or what the Task's
-    cleanup raised)."""
+    cleanup raised), thrown in by the kernel."""
+    __slots__ = ("host", "thread")
     interruptible = False
     label = "aio"
 
-    def __init__(self, host, task, coro=None, context=None):
-        super().__init__(loop=host.loop)
-        self.host, self.task, self.thread = host, task, None
-        self.coro, self.context = coro, context  # (the Task to make in park, when task is None)
-        if task is not None:
-            self._watch(task)
-
-    def _watch(self, task):
-        self.host.kernel.outside_waits += 1  # a pending wake-up while the Task runs
-        task.add_done_callback(self._task_done)
-
-    def park(self, kernel, thread):  # (an interrupted thread waits here for the cancelled Task too)
+    def park(self, kernel, thread):
         self.thread = thread
         thread.parked_on = self
-        task = self.task
-        if task is None:
-            self.task = task = _start_eagerly(self.host, self.coro, self.context)
-            self.coro = self.context = None
-            if task.done():  # it finished in its eager first step
-                self._settle(task)
-                kernel.wake(thread)
-                return None
-            self._watch(task)
         if thread.interrupt is not None:
-            task.cancel()
-        return None
+            self.cancel()
 
     def interrupting(self, kernel, thread):
-        self.task.cancel()
+        self.cancel()
 
-    def _task_done(self, task):
+
+def _task_done(task):
+    """The done callback of an ``_AioTask``: wake its thread and run the kernel's turn now (as a
+    Task's own wake-up runs its step: no ``call_soon`` in between)."""
+    host = task.host
+    kernel = host.kernel
+    kernel.outside_waits -= 1
+    thread = task.thread
+    if thread is not None and thread.parked_on is task:
+        if thread.interrupt is not None:
+            thread.pending = _failure(task, thread)
+        thread.parked_on = None
+        kernel.ready.append(thread)
+        if not host.scheduled:
+            host.turn()
+
+
+def _failure(future, thread):
+    """What the interrupted `thread` raises once `future`, cancelled for it, is done."""
+    exc = None if future.cancelled() else future.exception()
+    return exc if exc is not None else interrupted(thread)
+
+
+class _Outcome(asyncio.Future, Trap):
+    """What a con thread awaits in ``aio@`` of a Task or Future that is not an ``_AioTask``: a
+    Future of the host loop that ends as that one does, and a kernel trap (asyncio's own
+    ``await`` of a Future, in C, as ``_AioTask``'s).  Interruption cancels what it watches."""
+    __slots__ = ("host", "thread", "future")
+    interruptible = False
+    label = "aio"
+
+    def __init__(self, host, future):
+        super().__init__(loop=host.loop)
+        self.host, self.future, self.thread = host, future, None
+        host.kernel.outside_waits += 1  # a pending wake-up while the future runs
+        future.add_done_callback(self._future_done)
+
+    def park(self, kernel, thread):
+        self.thread = thread
+        thread.parked_on = self
+        if thread.interrupt is not None:
+            self.future.cancel()
+
+    def interrupting(self, kernel, thread):
+        self.future.cancel()
+
+    def _future_done(self, future):
         host = self.host
-        kernel = host.kernel
-        kernel.outside_waits -= 1
-        thread = self._settle(task)
-        if thread is not None and thread.parked_on is self:
-            kernel.wake(thread)
-            host.turn_now()  # (as a Task's own wake-up runs its step: no call_soon in between)
-
-    def _settle(self, task):
-        """End this Future as the finished `task` ended; return the thread parked here, if any."""
-        thread, self.thread = self.thread, None
-        if thread is not None and thread.interrupt is not None:
-            exc = None if task.cancelled() else task.exception()
-            self.set_exception(exc if exc is not None else interrupted(thread))
-        elif task.cancelled():
+        host.kernel.outside_waits -= 1
+        thread = self.thread
+        if thread is None or thread.parked_on is not self:
+            return
+        if thread.interrupt is not None:
+            thread.pending = _failure(future, thread)
+        elif future.cancelled():
             self.cancel()
-        elif task.exception() is not None:
-            self.set_exception(task.exception())
+        elif future.exception() is not None:
+            self.set_exception(future.exception())
         else:
-            self.set_result(task.result())
-        return thread
-
-
-def _start_eagerly(host, coro, context):
-    """The Task of `coro` on the host loop, in `context`, its first step run now (3.12+), not
-    one loop iteration later.  That step is asyncio code, not the con thread's: sniffio sees
-    the Task, and Ctrl-C lets it finish its step (as between turns), with no con thread current."""
-    kernel, sniffio = host.kernel, host.sniffio
-    current, kernel.current = kernel.current, None
-    if sniffio is not None:
-        name, sniffio.name = sniffio.name, None
-    try:
-        return asyncio.Task(coro, loop=host.loop, context=context, eager_start=True)
-    finally:
-        kernel.current = current
-        if sniffio is not None:
-            sniffio.name = name
-
-
-def _outcome(host, awaitable, context):
-    loop = host.loop
-    if asyncio.iscoroutine(awaitable):
-        coro = awaitable
-    elif asyncio.isfuture(awaitable):
-        if awaitable.get_loop() is not loop:
-            raise ValueError(f"con.aio@({awaitable!r}): that future belongs to another event loop "
-                             f"than the one hosting this scheduler")
-        return _Outcome(host, awaitable)
-    elif inspect.isawaitable(awaitable):
-        coro = _awaited(awaitable)
-    else:
-        raise TypeError(f"con.aio@() runs an asyncio awaitable (a coroutine, Task or Future), not {awaitable!r}")
-    if _EAGER and loop.get_task_factory() is None:
-        return _Outcome(host, None, coro, context)  # (its Task is started in park)
-    return _Outcome(host, loop.create_task(coro, context=context))  # (3.11, or the loop's own factory)
-
-
-async def _awaited(awaitable):
-    return await awaitable
+            self.set_result(future.result())
+        host.kernel.wake(thread)
+        host.turn_now()
 
 
 def aio(awaitable, /):
     """``con.aio@(awaitable)``: run an asyncio awaitable on the host loop; return its result."""
+    host = hosts.host
+    if host is not None and type(awaitable) is CoroutineType:
+        kernel = host.kernel
+        thread = kernel.current  # (None unless a turn of this OS thread's hosted kernel runs)
+        loop = host.loop
+        if thread is not None and thread.interrupt is None and loop.get_task_factory() is None:
+            task = _AioTask(awaitable, loop=loop, context=thread.context)  # (_task, inlined)
+            task.host = host
+            task.thread = None
+            kernel.outside_waits += 1
+            task.add_done_callback(_task_done)
+            return task
+    return _aio(host, awaitable)
+
+
+def _task(host, thread, coro):
+    """The ``_AioTask`` of `coro`, made in `thread`'s context; a pending wake-up while it runs."""
+    task = _AioTask(coro, loop=host.loop, context=thread.context)
+    task.host = host
+    task.thread = None
+    host.kernel.outside_waits += 1
+    task.add_done_callback(_task_done)
+    return task
+
+
+def _aio(host, awaitable):
+    """``aio@`` off the short path: errors, an interrupted thread, a Task, Future or other
+    awaitable, a loop with a task factory of its own."""
     kernel = current_kernel()
     thread = kernel.current
-    host = hosts.host
+    if thread is None:  # asyncio code, between the kernel's turns
+        if asyncio.iscoroutine(awaitable):
+            awaitable.close()
+        raise RuntimeError("con.aio@() is for con threads; asyncio code awaits the awaitable itself")
     if host is None or host.kernel is not kernel:
         if asyncio.iscoroutine(awaitable):
             awaitable.close()  # it will never run: no "never awaited" warning on top of this
@@ -163,7 +174,23 @@ def aio(awaitable, /):
         if asyncio.iscoroutine(awaitable):
             awaitable.close()
         return Throw(interrupted(thread))
-    return _outcome(host, awaitable, thread.context)
+    loop = host.loop
+    if asyncio.isfuture(awaitable):
+        if awaitable.get_loop() is not loop:
+            raise ValueError(f"con.aio@({awaitable!r}): that future belongs to another event loop "
+                             f"than the one hosting this scheduler")
+        return _Outcome(host, awaitable)
+    if not asyncio.iscoroutine(awaitable):
+        if not inspect.isawaitable(awaitable):
+            raise TypeError(f"con.aio@() runs an asyncio awaitable (a coroutine, Task or Future), not {awaitable!r}")
+        awaitable = _awaited(awaitable)
+    if loop.get_task_factory() is None:
+        return _task(host, thread, awaitable)
+    return _Outcome(host, loop.create_task(awaitable, context=thread.context))  # (the loop's own Task)
+
+
+async def _awaited(awaitable):
+    return await awaitable
 
 
 class _AioCall:

@@ -102,6 +102,12 @@ class Host:
                 sniffio.name = previous
         else:
             kernel.run_turn()
+        if not kernel.done:  # the common cases first (issue 14's benchmark)
+            if kernel.ready:
+                self.schedule()
+                return
+            if kernel.outside_waits and not kernel.timers and self.timer is None and kernel.on_block is None:
+                return  # a thread waits on asyncio, no timer: no deadlock, nothing to mirror
         if not kernel.done:
             if not kernel.ready:
                 timeout = kernel._poll_timeout()  # (finds a deadlock, which readies threads)

@@ -112,8 +112,8 @@ def test_aio_raises_the_tasks_exception_with_its_frames_and_the_users_only(host_
 
 
 def test_a_task_that_finishes_in_its_first_step_is_still_a_task_of_the_threads_context(host_loop):
-    # On 3.12+ aio@ starts the Task eagerly (its first step runs at once, before the host's
-    # queued callbacks), and a Task may finish there: it is asyncio code all the same.
+    # The Task's first step runs in a later loop iteration than the aio@ call (asyncio's own
+    # create_task order, on every Python), as asyncio code; a Task may finish there.
     sniffio = pytest.importorskip("sniffio")
     order = []
 
@@ -137,7 +137,77 @@ def test_a_task_that_finishes_in_its_first_step_is_still_a_task_of_the_threads_c
     result, var, frames = con.bootstrap(main, loop=host_loop)
     assert result == (42, "asyncio", True) and var == "asyncio"
     assert frames[-2:] == [("main", __file__), ("failing", __file__)] and {f for _, f in frames} == {__file__}
-    assert order == (["step", "host callback"] if sys.version_info >= (3, 12) else ["host callback", "step"])
+    assert order == ["host callback", "step"]
+
+
+def test_aio_awaits_a_real_task_whose_result_and_failure_reach_the_thread(host_loop):
+    # The Task aio@ makes is what the thread awaits: a Task to asyncio in every way, whose
+    # result and exception (never "never retrieved") the thread gets as after an await.
+    seen = []
+
+    async def coroutine(fail):
+        task = asyncio.current_task()
+        seen.append((isinstance(task, asyncio.Task), task in asyncio.all_tasks(), task.done()))
+        await asyncio.sleep(0)
+        if fail:
+            raise LookupError("failed in the Task")
+        return "value"
+
+    async def main():
+        value = await con.aio(coroutine(False))
+        with pytest.raises(LookupError, match="failed in the Task"):
+            await con.aio(coroutine(True))
+        return value
+
+    assert con.bootstrap(main, loop=host_loop) == "value"
+    assert seen == [(True, True, False)] * 2
+
+
+def test_aio_from_asyncio_code_between_turns_says_it_is_for_con_threads(host_loop):
+    # asyncio code running on the host loop (no con thread current) cannot park a thread.
+    caught = []
+
+    def callback():
+        coroutine = asyncio.sleep(0)
+        try:
+            con.aio(coroutine)
+        except RuntimeError as exc:
+            caught.append(str(exc))
+        caught.append(coroutine.cr_frame is None)  # closed: no "never awaited" warning
+
+    async def main():
+        asyncio.get_running_loop().call_soon(callback)
+        await con.aio(asyncio.sleep(0.001))
+
+    con.bootstrap(main, loop=host_loop)
+    assert caught == ["con.aio@() is for con threads; asyncio code awaits the awaitable itself", True]
+
+
+def test_a_timer_is_mirrored_while_another_thread_waits_on_asyncio(host_loop):
+    # After a turn in which one thread parks on aio@ and another on a con timer, the host loop
+    # must still be told of the timer: only the timer's thread can finish the Task.
+    async def main():
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        safety = loop.call_later(30, future.set_result, "only the safety net woke it")
+
+        async def wait_for_it():
+            return await future
+
+        async def waiter():
+            return await con.aio(wait_for_it())
+
+        async def sets_it():
+            await con.sleep(0.001)
+            future.set_result("set by the sleeper")
+
+        try:
+            results = await con.gather(waiter(), sets_it())
+        finally:
+            safety.cancel()
+        return results[0]
+
+    assert con.bootstrap(main, loop=host_loop) == "set by the sleeper"
 
 
 def test_aio_of_a_task_that_finishes_at_once_still_lets_the_other_threads_run(host_loop):
@@ -274,6 +344,27 @@ def test_a_task_whose_cleanup_fails_raises_that_failure(host_loop):
     with pytest.raises(OSError, match="cleanup failed") as info:
         con.bootstrap(main, loop=host_loop)
     assert isinstance(info.value.__context__, asyncio.CancelledError)
+
+
+def test_a_task_that_swallows_its_cancellation_still_ends_aio_with_the_interruption(host_loop):
+    # The Task ended with a value, but the thread was interrupted: aio@ raises Interrupted
+    # (here the timeout's TimeoutError), not the value.
+    log = []
+
+    async def stubborn():
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            log.append("cancelled")
+        return "value after the cancellation"
+
+    async def main():
+        with con.timeout(0.001):
+            log.append(await con.aio(stubborn()))
+
+    with pytest.raises(TimeoutError):
+        con.bootstrap(main, loop=host_loop)
+    assert log == ["cancelled"]
 
 
 def test_an_interrupted_thread_does_not_start_the_task(host_loop):
