@@ -1,4 +1,5 @@
-"""Suite-wide: the ``version_independent`` marker.
+"""Suite-wide: the ``version_independent`` marker, and the collected suite kept out of the
+garbage collector's scans.
 
 A test marked ``@pytest.mark.version_independent`` checks what does not depend on the Python
 running it: an external tool's run (black or pyright on text conhook made, whose conhook side
@@ -6,9 +7,16 @@ another test checks on every Python; ruff over the plain Python files; bash over
 with stand-ins).  It runs everywhere by default.  CI (``.ci/run``) sets
 ``CONHOOK_VERSION_INDEPENDENT_ON`` to one version (``3.11``) for every Python it tests, and the
 marked tests are skipped on the others, with a reason naming where they ran.
+
+What collection built (every test module and its ~2,000 items) lives until the run ends: it is
+frozen (``gc.freeze``), so that the garbage collector no longer walks it, in a test's own
+``gc.collect()`` (a test that checks what a collection frees, or a fixture that makes an unclosed
+socket's ResourceWarning appear) or in the collections Python starts by itself.  Objects made
+later, by the tests, are collected as before.
 """
 from __future__ import annotations
 
+import gc
 import os
 import re
 import sys
@@ -30,3 +38,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("version_independent"):
             item.add_marker(skip)
+
+
+def pytest_collection_finish(session):
+    gc.collect()  # (what is garbage already is freed, not frozen)
+    gc.freeze()

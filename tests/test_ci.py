@@ -139,3 +139,9 @@ def test_version_independent_tests_are_skipped_elsewhere_saying_where_they_run(m
 def test_a_variable_that_names_no_python_version_is_refused(monkeypatch):
     with pytest.raises(pytest.UsageError, match=f"{conftest.ENVIRONMENT}='eleven'"):
         _skips(monkeypatch, "eleven")
+
+
+def test_what_collection_built_is_frozen_out_of_the_garbage_collectors_scans():
+    """tests/conftest.py: a full collection then walks only what the tests made since."""
+    import gc
+    assert gc.get_freeze_count() > 10_000  # this module's own objects among them
