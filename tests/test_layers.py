@@ -207,6 +207,7 @@ def test_bootstrap_knows_the_diagnostics_variables():
     assert bootstrap.DIAGNOSTICS_VARIABLES == set(diagnostics.VARIABLES)
 
 
+@pytest.mark.version_independent  # (ruff's rules and target version are the configuration's)
 def test_the_plain_python_files_pass_the_linter():
     """The ruff configuration in pyproject.toml holds for the package, the tests and the tools."""
     found = subprocess.run([sys.executable, "-m", "ruff", "check", "--output-format", "concise",

@@ -72,6 +72,7 @@ def test_typecheck_with_mypy(typed_project):
     assert "import-not-found" not in done.stdout and '"int", variable has type "str"' in done.stdout
 
 
+@pytest.mark.version_independent  # (the view and the mapping back: with mypy, on every Python)
 def test_typecheck_with_pyright(typed_project):
     checker = "pyright" if find_tool("pyright") else "basedpyright"
     tool(checker)
@@ -125,6 +126,7 @@ def wheel_python(tmp_path_factory):
     return python
 
 
+@pytest.mark.version_independent  # (what the wheel holds and how a checker finds con-stubs)
 def test_con_resolves_for_mypy_from_a_wheel(wheel_python, typed_project):
     tool("mypy")
     done = conhook("typecheck", f"--python-executable={wheel_python}", "--show-column-numbers",
@@ -133,6 +135,7 @@ def test_con_resolves_for_mypy_from_a_wheel(wheel_python, typed_project):
     assert '"Event", variable has type "int"' in done.stdout
 
 
+@pytest.mark.version_independent
 def test_con_resolves_for_pyright_from_a_wheel(wheel_python):
     """Through pyright's JSON report (editors read it) and a view whose columns moved."""
     checker = "pyright" if find_tool("pyright") else "basedpyright"
