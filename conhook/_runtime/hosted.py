@@ -17,9 +17,10 @@ Nothing of this runs in a standalone kernel: it reaches hosting only through thi
 which ``bootstrap`` imports when a loop is asked for.
 
 Deadlock, hosted: as standalone, no con thread is ready and nothing can wake one, where a
-thread waiting on asyncio (``con.aio@``) and a con thread that asyncio code awaits
-(``con.from_aio``) count as pending wake-ups.  A thread that waits on a con primitive which only
-asyncio code could later set is a deadlock, as it is standalone: wait on asyncio instead
+thread waiting on asyncio (``con.aio@``) counts as a pending wake-up.  A con thread that asyncio
+code started (``con.from_aio``) is a con thread like any other (a pending wake-up only while it
+waits in ``aio@``).  A thread that waits on a con primitive which only asyncio code could later
+set is a deadlock, as it is standalone: wait on asyncio instead
 (``aio@(server.serve_forever())``).
 
 When the root thread has finished, con threads that asyncio code started and still awaits are
