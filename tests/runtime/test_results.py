@@ -9,6 +9,7 @@ import warnings
 import pytest
 
 import conhook.api as con
+from conhook import testing
 
 from .helpers import prejoining, run
 
@@ -33,6 +34,7 @@ def test_gather_returns_the_results_in_the_order_of_the_calls():
     log = []
 
     async def main():
+        testing.VirtualClock().install()  # (in real time a loaded machine can swap the two)
         return await con.gather(fetch("slow", 0.02, log), fetch("fast", 0.01, log))
 
     assert run(main) == ["slow", "fast"]
@@ -128,6 +130,7 @@ def test_as_completed_puts_results_as_they_finish_then_closes_the_queue():
 
     @prejoining
     async def main(scope):
+        testing.VirtualClock().install()  # (in real time a loaded machine can swap the two)
         results = con.Queue()
         scope.start(con.as_completed, results, fetch("slow", 0.02, log), fetch("fast", 0.01, log))
         while (name := await results.get(default=None)) is not None:
