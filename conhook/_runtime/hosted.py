@@ -103,20 +103,18 @@ class Host:
                 sniffio.name = previous
         else:
             kernel.run_turn()
-        if not kernel.done:  # the common cases first (issue 14's benchmark)
+        if not kernel.done:
             if kernel.ready:
                 self.schedule()
                 return
             if kernel.outside_waits and not kernel.timers and self.timer is None and kernel.on_block is None:
                 return  # a thread waits on asyncio, no timer: no deadlock, nothing to mirror
-        if not kernel.done:
-            if not kernel.ready:
-                timeout = kernel._poll_timeout()  # (finds a deadlock, which readies threads)
-                if not kernel.done and not kernel.ready:
-                    self._mirror_timer(timeout)
-                    return
+            timeout = kernel._poll_timeout()  # (finds a deadlock, which readies threads)
             if not kernel.done:
-                self.schedule()
+                if kernel.ready:
+                    self.schedule()
+                else:
+                    self._mirror_timer(timeout)
                 return
         self._finish()
 
