@@ -193,15 +193,15 @@ async def _awaited(awaitable):
     return await awaitable
 
 
-class _AioCall:
-    """The scope of a con thread that asyncio code started: it tells the awaiting coroutine."""
-    __slots__ = ("host", "thread", "future", "value", "exc")
-    reason = "the asyncio Task awaiting it was cancelled"
+class AwaitedThread:
+    """The scope of a con thread that asyncio code started and awaits (``from_aio``; a session's
+    input, ``session``): a thread started from outside (``outside_threads``) whose end sets
+    ``future``, its value or exception kept in ``value`` and ``exc`` for the awaiter."""
+    __slots__ = ("thread", "future", "value", "exc")
     closing = False
 
-    def __init__(self, host):
-        self.host = host
-        self.future = host.loop.create_future()
+    def __init__(self, loop):
+        self.future = loop.create_future()
         self.value = self.exc = self.thread = None
 
     def running(self):
@@ -218,6 +218,12 @@ class _AioCall:
         self.exc = exc
         if not self.future.done():
             self.future.set_result(None)
+
+
+class _AioCall(AwaitedThread):
+    """The scope of a con thread that ``from_aio`` started."""
+    __slots__ = ()
+    reason = "the asyncio Task awaiting it was cancelled"
 
 
 async def _runs(call, fn, args, kwargs):
@@ -248,7 +254,7 @@ async def from_aio(fn, /, *args, **kwargs):
                            f"on this loop has finished (its main function returned)")
     if not callable(fn):
         raise TypeError(f"con.from_aio() runs a function in a con thread, not {fn!r}")
-    call = _AioCall(host)
+    call = _AioCall(host.loop)
     coro = _runs(call, fn, args, kwargs)
     name = getattr(fn, "__qualname__", None)
     if type(name) is str:

@@ -41,7 +41,7 @@ import traceback
 from contextvars import copy_context
 
 from .._reserved_names import CO_COROUTINE
-from .aio import aio
+from .aio import AwaitedThread, aio
 from .cactus_stack import hide, tree
 from .bootstrap import in_conhook, new_kernel, raiser, sniffio_local
 from .errors import Deadlock, Interrupted
@@ -108,16 +108,15 @@ class CtrlC:
         self.pressed = False
 
 
-class _Input:
+class _Input(AwaitedThread):
     """The scope of an input's thread: it tells ``Session.run``, which awaits it."""
-    __slots__ = ("session", "thread", "future", "value", "exc", "cause", "request")
-    closing = False
+    __slots__ = ("session", "cause", "request")
 
     def __init__(self, session, request):
+        super().__init__(session.loop)
         self.session = session
         self.request = request
-        self.future = session.loop.create_future()
-        self.value = self.exc = self.thread = self.cause = None
+        self.cause = None
 
     @property
     def background(self):
@@ -127,21 +126,9 @@ class _Input:
     def reason(self):
         return self.cause.reason
 
-    def running(self):
-        return [self.thread] if self.thread.coro is not None else []
-
-    def child_returned(self, kernel, thread):
-        self._leave(thread, None)
-
-    def child_finished(self, kernel, thread, exc):
-        self._leave(thread, exc)
-
-    def _leave(self, thread, exc):
-        self.session.kernel.outside.finished(self.session.kernel, thread)
+    def _leave(self, kernel, thread, exc):
         self.session.inputs.discard(self)
-        self.exc = exc
-        if not self.future.done():
-            self.future.set_result(None)
+        super()._leave(kernel, thread, exc)
 
     def stop(self, cause):
         if self.cause is None and self.thread.coro is not None:
