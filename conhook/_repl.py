@@ -122,13 +122,8 @@ class HostedSession:
 
     def dump(self, signum, frame):
         """SIGUSR1: the session's cactus stack on stderr (drawn from the main OS thread)."""
-        from ._runtime.cactus_stack import tree
-        try:
-            text = tree(self.session.kernel, sys._current_frames().get(self.thread.ident))
-            sys.stderr.write(f"conhook: cactus stack\n{text}\n")
-            sys.stderr.flush()
-        except Exception as exc:  # noqa: BLE001  (a signal handler must not raise)
-            sys.stderr.write(f"conhook: could not draw the cactus stack: {exc!r}\n")
+        from ._runtime.cactus_stack import dump_cactus_stack
+        dump_cactus_stack(self.session.kernel, sys._current_frames().get(self.thread.ident))
 
     def close(self):
         """Stop the background threads (their ``finally`` blocks run), then the loop."""

@@ -200,11 +200,16 @@ def tree(kernel=None, frame=None):
 
 
 def _dump(signum, frame):
-    # A signal handler runs between any two bytecodes, possibly while the kernel is half-way
-    # through an update: whatever goes wrong here must not reach the interrupted program.
+    dump_cactus_stack(state.kernel, frame)
+
+
+def dump_cactus_stack(kernel, frame):
+    """Write `kernel`'s cactus stack (None: no scheduler runs) to stderr, `frame` the innermost
+    Python frame of the OS thread that runs it (as ``tree``).  For signal handlers: it never
+    raises.  (A handler runs between any two bytecodes, possibly while the kernel is half-way
+    through an update: whatever goes wrong here must not reach the interrupted program.)"""
     try:
-        kernel = state.kernel
-        text = tree(kernel) if kernel is not None else "(no conhook scheduler is running)"
+        text = tree(kernel, frame) if kernel is not None else "(no conhook scheduler is running)"
         sys.stderr.write(f"conhook: cactus stack\n{text}\n")
         sys.stderr.flush()
     except Exception as exc:  # noqa: BLE001  (a signal handler must not raise)
