@@ -191,7 +191,7 @@ def _user_stack(frame):
     frames.reverse()
     # Drop the outer frames up to conhook's run loop (the runner, bootstrap, the kernel).
     from .kernel import Kernel
-    loop = Kernel._loop.__code__
+    loop = Kernel.run_loop.__code__
     start = 0
     for i, f in enumerate(frames):
         if f.f_code is loop:

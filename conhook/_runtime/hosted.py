@@ -8,8 +8,8 @@ the program here.  The kernel is the standalone one; only who blocks changes.  T
   some fd it watches is ready (the kernel's wake-up socket included, so ``post`` from a signal
   handler or a worker OS thread wakes the host too).  The poll and select backends have no
   such fd: a kernel on them (``CONHOOK_BACKEND``) cannot be hosted, and says so.
-* ``call_soon``: a turn (``Kernel.run_turn``: poll without blocking, fire due timers, run each
-  ready thread once).  While threads are ready, one turn is queued at a time, so the host's
+* ``call_soon``: a turn (``Kernel.run_loop(once=True)``: poll without blocking, fire due
+  timers, run each ready thread once).  While threads are ready, one turn is queued at a time, so the host's
   own callbacks and I/O take their turns between the kernel's: neither side starves the other.
 * ``call_later``: the kernel's next timer, mirrored; rearmed only when the first deadline changes.
 
@@ -59,7 +59,7 @@ def loop_factory(name):
 
 class Host:
     """The kernel's side of the host loop: the reader, the queued turn and the mirrored timer."""
-    __slots__ = ("kernel", "loop", "fd", "scheduled", "timer", "deadline", "finished", "sniffio")
+    __slots__ = ("kernel", "loop", "fd", "scheduled", "timer", "deadline", "finished", "over", "library")
 
     def __init__(self, kernel, loop, sniffio=None):
         fileno = getattr(kernel.backend, "fileno", None)
@@ -71,7 +71,11 @@ class Host:
         self.scheduled = False
         self.timer = self.deadline = None
         self.finished = loop.create_future()
-        self.sniffio = sniffio  # sniffio's thread_local: its name is "conhook" during a turn
+        self.over = False  # (finished.done(), read at every turn without a call)
+        # sniffio's thread_local as a dict: its attributes in this OS thread, the loop's (a Host
+        # is made there), whose "name" is "conhook" during a turn.  (Two stores into a dict cost
+        # a third of two through threading.local's getattr and setattr, at every turn.)
+        self.library = None if sniffio is None else sniffio.__dict__
 
     def start(self):
         hosts.host = self
@@ -92,17 +96,18 @@ class Host:
     def turn(self):
         self.scheduled = False
         kernel = self.kernel
-        if self.finished.done():
+        if self.over:
             return
-        sniffio = self.sniffio
-        if sniffio is not None:
-            previous, sniffio.name = sniffio.name, "conhook"
+        library = self.library
+        if library is not None:
+            previous = library.get("name")
+            library["name"] = "conhook"
             try:
-                kernel.run_turn()
+                kernel.run_loop(True)
             finally:
-                sniffio.name = previous
+                library["name"] = previous
         else:
-            kernel.run_turn()
+            kernel.run_loop(True)
         if not kernel.done:
             if kernel.ready:
                 self.schedule()
@@ -135,6 +140,7 @@ class Host:
         self.turn()
 
     def _finish(self):
+        self.over = True
         self.kernel._close_orphans()
         self.close()
         if not self.finished.done():

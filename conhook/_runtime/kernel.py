@@ -14,8 +14,8 @@ Design rules:
   about 10 ns a switch; docs/spec.md §1.2).
 * Wake-ups from signal handlers and other OS threads go through ``post``: a thread-safe deque
   plus an eventfd (or socket pair) registered with the backend.
-* Hosted on an asyncio loop (``hosted``), the loop calls ``run_turn``: the same turn, whose
-  poll never blocks; the host blocks instead, watching the backend's own fd.
+* Hosted on an asyncio loop (``hosted``), the loop calls ``run_loop(once=True)``: one such
+  turn, whose poll never blocks; the host blocks instead, watching the backend's own fd.
 * Nothing here imports upward.  What lives above the kernel reaches it through hooks, all
   None or the default when unused, none read per switch: ``clock`` (the time source of
   timers, ``time.monotonic``), ``on_block`` (asked for the poll timeout when nothing is
@@ -183,13 +183,14 @@ class _Program:
 
 
 class Kernel:
-    __slots__ = ("ready", "current", "backend", "_wakeup", "_wakeup_fd", "io",
+    __slots__ = ("ready", "spare", "current", "backend", "_wakeup", "_wakeup_fd", "io",
                  "timers", "_timer_seq", "timers_cancelled", "posted", "workers_busy",
                  "outside_waits", "root", "outcome", "done", "deadlock", "sigint", "aborting",
                  "clock", "on_block", "on_turn", "describe_threads", "pid", "outside", "__weakref__")
 
     def __init__(self, backend=None):
         self.ready = deque()
+        self.spare = deque()  # the next turn's ready queue, kept between hosted turns
         self.current = None
         self.backend = backend_class(backend)()
         self._wakeup = Wakeup()
@@ -505,7 +506,7 @@ class Kernel:
         """Run `root_coro` as the root thread until it finishes; return (value, exception)."""
         self.start(root_coro)
         try:
-            self._loop()
+            self.run_loop()
             self._close_orphans()
         finally:
             self.stop()
@@ -521,10 +522,6 @@ class Kernel:
     def stop(self):
         state.kernel = None
         self.current = None
-
-    def run_turn(self):
-        """One turn that never blocks: a hosted kernel's (``hosted``), run by its host loop."""
-        self._loop(True)
 
     def abandon(self):
         """After a second Ctrl-C: close every live thread's coroutine (the root's and those
@@ -564,11 +561,15 @@ class Kernel:
                 except BaseException:  # noqa: BLE001  (orphans: their errors are dropped)
                     pass
 
-    def _loop(self, once=False):
+    def run_loop(self, once=False):
+        """Run turns until the program is done; with `once`, one turn that never blocks (a
+        hosted kernel's, run by its host loop: ``hosted``)."""
         timers = self.timers
         on_turn = self.on_turn
         send = _send
-        spare = deque()  # the next turn's ready queue, while this turn's threads run
+        spare = self.spare  # the next turn's ready queue, while this turn's threads run
+        if spare is self.ready:  # (a turn ended by an exception left it in use)
+            spare = self.spare = deque()
         while not self.done:
             ready = self.ready
             # Phase 1: poll I/O (and the wake-ups posted by signal handlers and OS threads).
@@ -627,6 +628,7 @@ class Kernel:
             spare = ready
             self.current = None
             if once:
+                self.spare = spare  # (no deque made per hosted turn)
                 break
         # A frame that outlives its run keeps the frames below it (this one) and their locals:
         # do not let the last exception thrown into a thread close a cycle through them.
@@ -643,7 +645,7 @@ class Kernel:
                 trap = thread.context.run(_throw, thread.coro, exc)
             except BaseException as failure:  # noqa: BLE001  (a thread's failure is its outcome)
                 self._finish(thread, failure, stripped if failure is exc else None)
-                exc = stripped = None  # no cycle through this frame: see the end of _loop
+                exc = stripped = None  # no cycle through this frame: see the end of run_loop
                 return
             if isinstance(trap, Trap):
                 exc = trap.park(self, thread)

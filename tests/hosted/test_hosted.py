@@ -583,7 +583,43 @@ def test_sniffio_names_conhook_in_con_threads_and_asyncio_in_aio_tasks(host_loop
         return sniffio.current_async_library(), await con.aio(in_asyncio())
 
     assert con.bootstrap(main, loop=host_loop) == ("conhook", "asyncio")
+    assert sniffio.thread_local.name is None
     assert con.bootstrap(lambda: sniffio.current_async_library()) == "conhook"  # standalone too
+
+
+def test_sniffio_gets_back_the_name_it_had_after_every_turn(host_loop):
+    # (A name set around the host loop is what its asyncio code sees: conhook changes it for its
+    # turns only.)
+    sniffio = pytest.importorskip("sniffio")
+
+    async def in_asyncio():
+        await asyncio.sleep(0)
+        return sniffio.current_async_library()
+
+    async def main():
+        return [(sniffio.current_async_library(), await con.aio(in_asyncio())) for _ in range(3)]
+
+    sniffio.thread_local.name = "outer"
+    try:
+        assert con.bootstrap(main, loop=host_loop) == [("conhook", "outer")] * 3
+        assert sniffio.thread_local.name == "outer"
+    finally:
+        sniffio.thread_local.name = None
+
+
+def test_aio_tasks_are_named_after_aio(host_loop):
+    async def name():
+        return asyncio.current_task().get_name()
+
+    def factory(loop, coro, **options):
+        return asyncio.Task(coro, loop=loop, **options)
+
+    async def main():
+        made_here = await con.aio(name())
+        asyncio.get_running_loop().set_task_factory(factory)
+        return made_here, await con.aio(name())
+
+    assert con.bootstrap(main, loop=host_loop) == ("con.aio@", "con.aio@")
 
 
 def test_unknown_loop_and_unhostable_backend_say_what_to_do(monkeypatch):

@@ -15,6 +15,8 @@ con = importlib.import_module("conhook.api")
 __con__ = importlib.import_module("conhook._runtime.prejoin")
 _io = importlib.import_module("conhook._runtime.fd_waits")
 _kernel = importlib.import_module("conhook._runtime.kernel")
+_threads = importlib.import_module("conhook._runtime.threads")
+_traps = importlib.import_module("conhook._runtime.traps")
 bootstrap = con.bootstrap
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import socket
 import types
@@ -9,7 +10,7 @@ import types
 import pytest
 
 
-from .helpers import __con__, _io, _kernel, con, prejoining, run
+from .helpers import __con__, _io, _kernel, _threads, _traps, con, prejoining, run
 
 
 def test_bootstrap_returns_the_value():
@@ -358,3 +359,42 @@ def test_an_fd_number_reused_without_notify_closing_still_works():
             d.close()
 
     assert run(main) == b"y"
+
+
+def test_a_turn_that_raised_leaves_the_next_hosted_turn_a_queue_of_its_own():
+    # Hosted turns keep the next turn's ready queue between calls (run_loop(once=True)). A bug
+    # that escapes a turn leaves that queue in use as the ready queue; the next turn must not
+    # iterate the queue it appends to.
+    class Broken(_traps.Trap):
+        def park(self, kernel, thread):
+            raise RuntimeError("a bug in park")
+
+    async def breaks():
+        await Broken()
+
+    ran = []
+
+    async def switches():
+        for turn in range(3):
+            ran.append(turn)
+            await con.idle()
+
+    kernel = _kernel.Kernel()
+    kernel.start(breaks())
+    try:
+        with pytest.raises(RuntimeError, match="a bug in park"):
+            kernel.run_loop(True)
+        switcher = _threads.Thread(switches(), contextvars.copy_context(), _NoScope())
+        kernel.ready.append(switcher)
+        kernel.run_loop(True)
+        kernel.run_loop(True)
+        assert ran == [0, 1]
+    finally:
+        kernel.stop()
+        kernel.root.coro.close()
+        switcher.coro.close()
+        kernel.close()
+
+
+class _NoScope:
+    """The scope of a thread started by hand in a test: it is never asked anything."""
