@@ -19,7 +19,10 @@ Two measures, each in a fresh subprocess, best of several repeats:
 ``--instructions`` measures (a) by valgrind's callgrind instead: the client's user-space
 instructions per request, native and through ``aio@``, for each source tree of ``--trees`` in
 one run (two runs each, of 200 requests and of 1,200, differenced so that start-up cancels
-out): the work per request, which the machine's other load does not move.
+out): the work per request, which the machine's other load does not move.  A run's count
+depends on its hash seed (dicts' collisions: about +-1,500 instructions per request from
+one random seed to the next), so each count is the mean over ``--seeds`` fixed seeds (0, 1,
+...; 3 by default), the same for every tree and mode: two trees' difference is exact.
 """
 from __future__ import annotations
 
@@ -156,20 +159,25 @@ def get_once(loop, port, requests, mode):
     return 0
 
 
-def instructions(tree, loop, port, mode, few=200, many=1200):
-    """The client's user-space instructions per request in `tree`, by callgrind."""
+def instructions(tree, loop, port, mode, seeds, few=200, many=1200):
+    """The client's user-space instructions per request in `tree`, by callgrind: the mean over
+    `seeds` (each run's PYTHONHASHSEED), of two runs each differenced."""
     import tempfile
-    totals = []
-    for n in (few, many):
-        env = dict(os.environ, BENCH_HOSTED_TREE=os.path.abspath(tree), PYTHONDONTWRITEBYTECODE="1")
-        with tempfile.TemporaryDirectory() as tmp:
-            out = os.path.join(tmp, "callgrind.out")
-            subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
-                            __file__, "--child", json.dumps(["get1", loop, port, n, mode])],
-                           env=env, capture_output=True, check=True)
-            with open(out) as file:
-                totals.append(int(next(line for line in file if line.startswith("summary:")).split()[1]))
-    return (totals[1] - totals[0]) / (many - few)
+    per_request = []
+    for seed in range(seeds):
+        totals = []
+        for n in (few, many):
+            env = dict(os.environ, BENCH_HOSTED_TREE=os.path.abspath(tree), PYTHONDONTWRITEBYTECODE="1",
+                       PYTHONHASHSEED=str(seed))
+            with tempfile.TemporaryDirectory() as tmp:
+                out = os.path.join(tmp, "callgrind.out")
+                subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
+                                __file__, "--child", json.dumps(["get1", loop, port, n, mode])],
+                               env=env, capture_output=True, check=True)
+                with open(out) as file:
+                    totals.append(int(next(line for line in file if line.startswith("summary:")).split()[1]))
+        per_request.append((totals[1] - totals[0]) / (many - few))
+    return sum(per_request) / len(per_request)
 
 
 # -- (b) switch -----------------------------------------------------------------------------
@@ -241,6 +249,7 @@ def main():
     parser.add_argument("--child")
     parser.add_argument("--instructions", action="store_true", help="(a) by callgrind (needs valgrind)")
     parser.add_argument("--trees", default=ROOT, help="with --instructions: comma-separated source trees")
+    parser.add_argument("--seeds", type=int, default=3, help="with --instructions: hash seeds to average over")
     args = parser.parse_args()
     if args.child:
         kind, *rest = json.loads(args.child)
@@ -249,7 +258,7 @@ def main():
         return 0
     loops = ["asyncio"] + (["uvloop"] if _have("uvloop") else [])
     if args.instructions:
-        return _instructions(args.trees.split(","), loops)
+        return _instructions(args.trees.split(","), loops, args.seeds)
     requests, repeats = (300, 5) if args.quick else (500, 15)
     threads, per_thread = (100, 200) if args.quick else (100, 1000)
     lines = []
@@ -292,16 +301,17 @@ def main():
     return 0
 
 
-def _instructions(trees, loops):
+def _instructions(trees, loops, seeds):
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], stdout=subprocess.PIPE, text=True)
     try:
         server.stdout.readline()
-        print(f"(a) aiohttp GET, client instructions per request (callgrind), Python {sys.version.split()[0]}")
+        print(f"(a) aiohttp GET, client instructions per request (callgrind, the mean over {seeds} hash "
+              f"seeds), Python {sys.version.split()[0]}")
         print(f"    {'tree':<32} {'host':8} {'native':>9} {'aio@':>9} {'ratio':>6} {'goal':>5}")
         for loop in loops:
             for tree in trees:
-                native, hosted = (instructions(tree, loop, port, mode) for mode in ("native", "aio@"))
+                native, hosted = (instructions(tree, loop, port, mode, seeds) for mode in ("native", "aio@"))
                 print(f"    {tree:<32} {loop:8} {native:9,.0f} {hosted:9,.0f} {hosted / native:6.3f} "
                       f"{1.10 if loop == 'uvloop' else 1.20:5.2f}", flush=True)
     finally:
