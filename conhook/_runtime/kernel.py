@@ -21,7 +21,7 @@ Design rules:
   timers, ``time.monotonic``), ``on_block`` (asked for the poll timeout when nothing is
   ready: a virtual clock jumps there, ``wait_all_threads_blocked`` wakes there), ``on_turn``
   (called with the ready queue at the start of each phase 3: schedule fuzzing, watchdog;
-  read once when the loop starts), all three for ``conhook.testing`` and ``diagnostics``;
+  read at each turn), all three for ``conhook.testing`` and ``diagnostics``;
   and ``describe_threads`` (draws the threads for the ``Deadlock`` message: ``bootstrap``
   sets it to the cactus stack).
 """
@@ -563,13 +563,15 @@ class Kernel:
 
     def run_loop(self, once=False):
         """Run turns until the program is done; with `once`, one turn that never blocks (a
-        hosted kernel's, run by its host loop: ``hosted``)."""
-        timers = self.timers
-        on_turn = self.on_turn
+        hosted kernel's, run by its host loop: ``hosted``).
+
+        (A hosted program calls this once a turn: what it does before its first turn and after
+        its last costs at every ``aio@``.  So the timers and the ``on_turn`` hook are read
+        where they are used, not kept in locals, and no bound method or deque is made here.)"""
         send = _send
         spare = self.spare  # the next turn's ready queue, while this turn's threads run
         if spare is self.ready:  # (a turn ended by an exception left it in use)
-            spare = self.spare = deque()
+            spare = deque()
         while not self.done:
             ready = self.ready
             # Phase 1: poll I/O (and the wake-ups posted by signal handlers and OS threads).
@@ -584,15 +586,15 @@ class Kernel:
                     break
                 self._poll(timeout)
             # Phase 2: fire the timers that are due.
+            timers = self.timers
             if timers and timers[0][0] <= self.clock():
                 self._fire_timers()
             # Phase 3: run every thread that is ready now, once, in FIFO order.  Threads made
             # ready meanwhile join the spare queue, which becomes the ready queue (so running
             # a thread takes no popleft, and nothing is allocated).
-            if on_turn is not None:
-                on_turn(ready)
+            if self.on_turn is not None:
+                self.on_turn(ready)
             self.ready = spare
-            append = spare.append
             for thread in ready:
                 self.current = thread
                 exc = thread.pending
@@ -614,7 +616,7 @@ class Kernel:
                     continue
                 if trap is IDLE and thread.interrupt is None:
                     thread.parked_on = IDLE  # in the ready queue, but interruptible there
-                    append(thread)
+                    spare.append(thread)
                     continue
                 try:  # (quicker than testing isinstance(trap, Trap) first)
                     exc = trap.park(self, thread)
@@ -628,8 +630,8 @@ class Kernel:
             spare = ready
             self.current = None
             if once:
-                self.spare = spare  # (no deque made per hosted turn)
                 break
+        self.spare = spare
         # A frame that outlives its run keeps the frames below it (this one) and their locals:
         # do not let the last exception thrown into a thread close a cycle through them.
         exc = trap = thread = None
