@@ -9,8 +9,9 @@ the program here.  The kernel is the standalone one; only who blocks changes.  T
   handler or a worker OS thread wakes the host too).  The poll and select backends have no
   such fd: a kernel on them (``CONHOOK_BACKEND``) cannot be hosted, and says so.
 * ``call_soon``: a turn (``Kernel.run_loop(once=True)``: poll without blocking, fire due
-  timers, run each ready thread once).  While threads are ready, one turn is queued at a time, so the host's
-  own callbacks and I/O take their turns between the kernel's: neither side starves the other.
+  timers, run each ready thread once).  While threads are ready, one turn is queued at a
+  time, so the host's own callbacks and I/O take their turns between the kernel's: neither
+  side starves the other.
 * ``call_later``: the kernel's next timer, mirrored; rearmed only when the first deadline changes.
 
 Nothing of this runs in a standalone kernel: it reaches hosting only through this module,
@@ -73,8 +74,9 @@ class Host:
         self.finished = loop.create_future()
         self.over = False  # (finished.done(), read at every turn without a call)
         # sniffio's thread_local as a dict: its attributes in this OS thread, the loop's (a Host
-        # is made there), whose "name" is "conhook" during a turn.  (Two stores into a dict cost
-        # a third of two through threading.local's getattr and setattr, at every turn.)
+        # is made there), whose "name" is "conhook" during a turn.  (At every turn, and so at
+        # every aio@: 0.9k instructions through the dict, 2.0k through threading.local's own
+        # getattr and setattr, 3.11.)
         self.library = None if sniffio is None else sniffio.__dict__
 
     def start(self):
