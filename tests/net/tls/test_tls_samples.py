@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import http.server
 import os
+import select
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -48,13 +51,31 @@ def test_echo_tls_with_pythons_ssl_client(certs, echo_tls):
     for host in ("127.0.0.1", "::1"):
         with socket.create_connection((host, echo_tls), timeout=30) as raw, \
                 ctx.wrap_socket(raw, server_hostname="localhost") as conn:
-            sender = threading.Thread(target=conn.sendall, args=(payload,))
-            sender.start()
-            got = b""
-            while len(got) < len(payload):
+            assert _echoed_both_ways_at_once(conn, payload) == payload
+
+
+def _echoed_both_ways_at_once(conn, payload, timeout=30):
+    """Send `payload` while reading the echo, in one OS thread: an SSLSocket must not be used by
+    two threads at once (a sender thread's SSL_write beside this one's SSL_read made OpenSSL
+    return EAGAIN to the reader as BlockingIOError, once in a CI run)."""
+    conn.setblocking(False)
+    deadline = time.monotonic() + timeout
+    sent, got = 0, bytearray()
+    while len(got) < len(payload):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"echo stalled: sent {sent}, got {len(got)} of {len(payload)} bytes")
+        readable, writable, _ = select.select([conn], [conn] if sent < len(payload) else [], [], 1.0)
+        if writable:
+            try:
+                sent += conn.send(payload[sent:sent + (1 << 16)])
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                pass
+        if readable or conn.pending():
+            try:
                 got += conn.recv(1 << 16)
-            sender.join()
-            assert got == payload
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                pass
+    return bytes(got)
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
