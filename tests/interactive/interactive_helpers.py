@@ -14,15 +14,25 @@ def _wchan(pid: int, tid: str) -> str:
         return file.read().strip().split(".")[0]
 
 
+def _state(pid: int, tid: str) -> str:
+    """The thread's state letter from /proc (R running, S sleeping, ...)."""
+    with open(f"/proc/{pid}/task/{tid}/stat") as file:
+        return file.read().rsplit(")", 1)[1].split()[0]
+
+
 def _blocked(pid: int) -> bool:
-    """The main thread sleeps in a poll; or, in a hosted front end (the REPL runs its loop in
-    an OS thread, python -m asyncio's way), it sleeps on a lock (a futex) while another thread,
-    the loop's, sleeps in its poll."""
+    """Every thread of the process sleeps, one of them in a poll, and the main thread in a poll
+    or on a lock (a futex).  The poll is the main thread's (standalone) or, in a hosted front
+    end (the REPL runs its loop in an OS thread, python -m asyncio's way), the loop thread's,
+    while the main thread waits for the input to end.  (The main thread's state alone is not
+    enough: the hosted REPL's console selects on the signal wake-up fd while the loop's thread
+    still runs the input.)"""
+    tids = os.listdir(f"/proc/{pid}/task")
+    if any(_state(pid, tid) != "S" for tid in tids):
+        return False
     main = _wchan(pid, str(pid))
-    if main in _POLL_WAITS:
-        return True
-    return main.startswith("futex_") and any(
-        _wchan(pid, tid) in _POLL_WAITS for tid in os.listdir(f"/proc/{pid}/task") if tid != str(pid))
+    return ((main in _POLL_WAITS or main.startswith("futex_"))
+            and any(_wchan(pid, tid) in _POLL_WAITS for tid in tids))
 
 
 def wait_until_blocked_in_poll(pid: int, limit: float = 30.0) -> None:
