@@ -44,3 +44,28 @@ def test_a_process_that_never_blocks_fails_the_wait_rather_than_letting_the_test
     finally:
         process.kill()
         process.wait()
+
+
+# The hosted REPL's shape while an input runs: the console selects on the signal wake-up fd,
+# and the loop's OS thread runs the input (here: spins).
+CONSOLE_WHILE_AN_INPUT_RUNS = """\
+import select, threading
+def loop():
+    while True:
+        pass
+threading.Thread(target=loop, daemon=True).start()
+print("ready", flush=True)
+select.select([0], [], [])
+"""
+
+
+def test_a_main_thread_in_select_beside_a_busy_thread_is_not_blocked():
+    process = subprocess.Popen([sys.executable, "-c", CONSOLE_WHILE_AN_INPUT_RUNS], stdout=subprocess.PIPE,
+                               stdin=subprocess.PIPE)
+    try:
+        assert process.stdout.readline() == b"ready\n"
+        with pytest.raises(AssertionError, match="was not seen blocked"):
+            wait_until_blocked_in_poll(process.pid, limit=0.5)
+    finally:
+        process.kill()
+        process.wait()
