@@ -381,10 +381,10 @@ def test_a_turn_that_raised_leaves_the_next_hosted_turn_a_queue_of_its_own():
 
     kernel = _kernel.Kernel()
     kernel.start(breaks())
+    switcher = _threads.Thread(switches(), contextvars.copy_context(), _NoScope())
     try:
         with pytest.raises(RuntimeError, match="a bug in park"):
             kernel.run_loop(True)
-        switcher = _threads.Thread(switches(), contextvars.copy_context(), _NoScope())
         kernel.ready.append(switcher)
         kernel.run_loop(True)
         kernel.run_loop(True)
