@@ -6,6 +6,7 @@ test checks what the script does in seconds, without installing anything.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -37,11 +38,9 @@ echo >> "$CI_LOG"
 """
 
 
-@pytest.fixture(scope="module")
-def ci_run(tmp_path_factory):
+def _run_ci(tmp_path: Path):
     """Run .ci/run with stand-in Pythons; return (its result, the lines the stand-ins logged,
     the newer-pythons root it was given)."""
-    tmp_path = tmp_path_factory.mktemp("ci")
     if subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True).returncode:
         pytest.skip("not a git checkout")
     bin_dir = tmp_path / "bin"
@@ -59,6 +58,11 @@ def ci_run(tmp_path_factory):
     result = subprocess.run(["bash", str(ROOT / ".ci" / "run")], env=env, capture_output=True,
                             text=True, timeout=120)
     return result, log.read_text().splitlines() if log.exists() else [], tmp_path / "root"
+
+
+@pytest.fixture(scope="module")
+def ci_run(tmp_path_factory):
+    return _run_ci(tmp_path_factory.mktemp("ci"))
 
 
 pytestmark = pytest.mark.version_independent  # (bash and git run a script of stand-ins)
@@ -101,6 +105,54 @@ def test_every_run_names_the_one_python_that_runs_the_version_independent_tests(
     newer = [line for line in lines if line.startswith("newer-pythons ")]
     assert len(newer) == 2 and all(f" export {conftest.ENVIRONMENT}=3.11 && pip install -e " in line
                                    for line in newer), newer
+
+
+@contextlib.contextmanager
+def _mounted_tmpfs(where: Path):
+    """A tmpfs mounted at ``where`` (as the newer-pythons tool mounts /proc and /dev in its root),
+    unmounted at the end if it still is."""
+    where.mkdir(parents=True)
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(where)],
+                                           capture_output=True).returncode:
+        pytest.skip("mounting needs root, as the newer-pythons tool does")
+    try:
+        yield
+    finally:
+        if _is_mount_point(where):
+            subprocess.run(["umount", "-l", str(where)], check=True)
+
+
+def _is_mount_point(where: Path) -> bool:
+    return any(line.split()[4] == str(where) for line in Path("/proc/self/mountinfo").read_text().splitlines())
+
+
+def test_what_a_killed_run_left_mounted_in_the_newer_pythons_root_is_released_and_the_run_goes_on(tmp_path):
+    left_mounted = tmp_path / "root" / "proc"
+    with _mounted_tmpfs(left_mounted):
+        result, lines, _ = _run_ci(tmp_path)
+        assert not _is_mount_point(left_mounted)
+    assert result.returncode == 0, result.stderr
+    assert f"unmounting what a killed run left under {tmp_path / 'root'}: {left_mounted}" in result.stderr
+    assert len([line for line in lines if line.startswith("newer-pythons ")]) == 2
+
+
+def test_a_newer_pythons_root_that_a_live_process_runs_in_is_left_alone(tmp_path):
+    root = tmp_path / "root"
+    with _mounted_tmpfs(root / "proc"):
+        inside = subprocess.Popen(
+            [sys.executable, "-c", "import os, sys, time; os.chroot(sys.argv[1]); print(flush=True); time.sleep(60)",
+             str(root)], stdout=subprocess.PIPE)
+        try:
+            inside.stdout.readline()  # it is in
+            result = subprocess.run([str(ROOT / ".ci" / "release-stale-mounts"), str(root)],
+                                    capture_output=True, text=True, timeout=60)
+        finally:
+            inside.kill()
+            inside.wait()
+            inside.stdout.close()
+        assert result.returncode == 1
+        assert f"{root} is in use by process {inside.pid} (another run?); left as it is" in result.stderr
+        assert _is_mount_point(root / "proc")
 
 
 class _Item:
