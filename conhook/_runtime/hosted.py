@@ -116,7 +116,7 @@ class Host:
                 return
             if kernel.outside_waits and not kernel.timers and self.timer is None and kernel.on_block is None:
                 return  # a thread waits on asyncio, no timer: no deadlock, nothing to mirror
-            timeout = kernel._poll_timeout()  # (finds a deadlock, which readies threads)
+            timeout = kernel.poll_timeout()  # (finds a deadlock, which readies threads)
             if not kernel.done:
                 if kernel.ready:
                     self.schedule()
@@ -143,7 +143,7 @@ class Host:
 
     def _finish(self):
         self.over = True
-        self.kernel._close_orphans()
+        self.kernel.close_orphans()
         self.close()
         if not self.finished.done():
             self.finished.set_result(None)

@@ -272,8 +272,9 @@ class Kernel:
             else:
                 target()
 
-    def _poll_timeout(self):
-        """How long phase 1 may block when nothing is ready; None means until woken."""
+    def poll_timeout(self):
+        """How long phase 1 may block when nothing is ready; None means until woken.  (Finds a
+        deadlock, which readies threads.  A host loop asks it too: ``hosted``.)"""
         timers = self.timers
         while timers and timers[0][2] is None:
             heapq.heappop(timers)
@@ -507,7 +508,7 @@ class Kernel:
         self.start(root_coro)
         try:
             self.run_loop()
-            self._close_orphans()
+            self.close_orphans()
         finally:
             self.stop()
         return self.outcome
@@ -548,7 +549,7 @@ class Kernel:
                     pass
         self.ready.clear()
 
-    def _close_orphans(self):
+    def close_orphans(self):
         """Close the threads still queued when the root finished (only a closed coroutine
         leaves threads behind: its scope could not wait for them)."""
         ready = self.ready
@@ -581,7 +582,7 @@ class Kernel:
             elif once:
                 self._poll(0)  # a hosted turn: the host loop blocks, not the kernel
             else:
-                timeout = self._poll_timeout()
+                timeout = self.poll_timeout()
                 if self.done:
                     break
                 self._poll(timeout)
