@@ -262,8 +262,12 @@ def test_check_reports_each_endpoint_within_its_timeout(samples):
 
         async def never_answer():
             held = []
-            while True:
-                held.append(await silent.accept())
+            try:
+                while True:
+                    held.append(await silent.accept())
+            finally:
+                for stream in held:
+                    stream.close()
 
         async def servers():
             await together(answer, hang_up, never_answer)
