@@ -1,6 +1,7 @@
 """The helper that waits for a process to block in its poll before a test signals it."""
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 
@@ -21,29 +22,27 @@ thread.join()
 """
 
 
-def _started(source: str) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-c", source], stdout=subprocess.PIPE)
-    assert process.stdout.readline() == b"ready\n"
-    return process
+@contextlib.contextmanager
+def _started(source: str):
+    """A Python running `source` once it printed "ready"; killed, reaped and its pipes closed at
+    the end.  (Its stdin is a pipe that stays open: a select on fd 0 blocks.)"""
+    with subprocess.Popen([sys.executable, "-c", source], stdout=subprocess.PIPE, stdin=subprocess.PIPE) as process:
+        try:
+            assert process.stdout.readline() == b"ready\n"
+            yield process
+        finally:
+            process.kill()
 
 
 def test_a_main_thread_waiting_for_a_thread_blocked_in_its_poll_is_blocked():
-    process = _started(HOSTED)
-    try:
+    with _started(HOSTED) as process:
         wait_until_blocked_in_poll(process.pid)  # returns (would raise after its limit)
-    finally:
-        process.kill()
-        process.wait()
 
 
 def test_a_process_that_never_blocks_fails_the_wait_rather_than_letting_the_test_go_on():
-    process = _started("print('ready', flush=True)\nwhile True: pass")
-    try:
+    with _started("print('ready', flush=True)\nwhile True: pass") as process:
         with pytest.raises(AssertionError, match=f"process {process.pid} was not seen blocked"):
             wait_until_blocked_in_poll(process.pid, limit=0.5)
-    finally:
-        process.kill()
-        process.wait()
 
 
 # The hosted REPL's shape while an input runs: the console selects on the signal wake-up fd,
@@ -60,12 +59,6 @@ select.select([0], [], [])
 
 
 def test_a_main_thread_in_select_beside_a_busy_thread_is_not_blocked():
-    process = subprocess.Popen([sys.executable, "-c", CONSOLE_WHILE_AN_INPUT_RUNS], stdout=subprocess.PIPE,
-                               stdin=subprocess.PIPE)
-    try:
-        assert process.stdout.readline() == b"ready\n"
+    with _started(CONSOLE_WHILE_AN_INPUT_RUNS) as process:
         with pytest.raises(AssertionError, match="was not seen blocked"):
             wait_until_blocked_in_poll(process.pid, limit=0.5)
-    finally:
-        process.kill()
-        process.wait()
