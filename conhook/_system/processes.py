@@ -319,7 +319,7 @@ async def _start(argv, stdin, stdout, stderr, cwd, env, grace):
     finally:
         current_kernel().notify_closing(reader)
         os.close(reader)
-    [result] = outcome
+    result = outcome.pop()  # (the spawner OS thread may hold `spawn`, and so `outcome`, a while yet)
     if isinstance(result, BaseException):
         raise result
     thread = current_thread()

@@ -348,6 +348,41 @@ def test_closing_twice_stops_the_child_once():
     assert stoppers == 1 and proc.returncode == -signal.SIGTERM
 
 
+def test_the_spawner_os_thread_keeps_no_hold_on_the_process_it_started(monkeypatch):
+    """A spawner OS thread may still hold its work, and what the work made, after the caller
+    woke (a pool's worker drops it when it gets to it): the Process is the caller's alone, so
+    one dropped unclosed warns at once, not when the spawner lets go."""
+    import gc
+    import threading
+
+    let_go = threading.Event()
+
+    class LingeringSpawner:
+        def submit(self, work):
+            def run_and_hold():
+                work()
+                let_go.wait(10)  # `work` still referenced here
+            threading.Thread(target=run_and_hold, daemon=True).start()
+
+    monkeypatch.setattr(processes, "_spawner", LingeringSpawner())
+
+    async def main():
+        proc = await con.open_process(["sleep", "10"])
+        return proc.pid
+
+    try:
+        with pytest.warns(ResourceWarning, match="never closed"):
+            pid = run(main)
+            gc.collect()
+    finally:
+        let_go.set()
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass  # Popen's finaliser reaped it
+    assert gone(pid)
+
+
 def test_a_process_never_closed_is_killed_with_a_warning():
     import gc
 
