@@ -16,6 +16,7 @@ Every failure these found is pinned down as an explicit regression case below.
 """
 from __future__ import annotations
 
+import contextlib
 import dis
 import io
 import json
@@ -1039,6 +1040,9 @@ class Driver:
             reply = ""
         if not reply:
             status = self.proc.wait()
+            with contextlib.suppress(BrokenPipeError):  # (what it was sent, it never read)
+                self.proc.stdin.close()
+            self.proc.stdout.close()
             self.proc = None
             self.stderr.close()
             raise AssertionError(f"the interpreter died (exit status {status}) running:\n{source}\n"

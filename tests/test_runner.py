@@ -447,6 +447,7 @@ def test_dis_into_a_pipe_closed_early_ends_quietly(tmp_path):
     process.stdout.read(100)
     process.stdout.close()
     stderr = process.stderr.read().decode()
+    process.stderr.close()
     assert process.wait(timeout=60) == 1
     assert stderr == ""  # no BrokenPipeError, no "Exception ignored"
 

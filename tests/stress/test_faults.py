@@ -152,8 +152,10 @@ def test_faulty_clients_do_not_stall_or_leak(tmp_path, figure):
         assert abs(heap[0] - base_heap[0]) <= 200
         assert server.proc.poll() is None
     finally:
-        if vanisher is not None and vanisher.poll() is None:
-            vanisher.kill()
-            vanisher.wait()
+        if vanisher is not None:
+            if vanisher.poll() is None:
+                vanisher.kill()
+                vanisher.wait()
+            vanisher.stdout.close()
         err = server.kill()
     assert "Traceback" not in err
