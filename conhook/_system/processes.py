@@ -43,6 +43,7 @@ __all__ = ["Process", "open_process", "run_process", "GRACE"]
 
 GRACE = 5.0  # seconds between SIGTERM and SIGKILL when a child is stopped (trio's default)
 SPAWNERS = 16  # OS threads that start children (each fork/exec waits for the child's exec)
+KILLED_REAP_WAIT = 0.1  # seconds a finaliser waits to reap the child it SIGKILLed (gone at once)
 USE_PIDFD = hasattr(os, "pidfd_open")  # False: the waiting OS thread (tests force it)
 
 
@@ -241,9 +242,10 @@ class Process:
             warnings.warn(f"{self!r} was never closed: use it in a with block; it is killed now",
                           ResourceWarning, source=self, stacklevel=2)
             try:
-                self.kill()  # (Popen reaps it later: subprocess's list of children left active)
-            except Exception:  # noqa: BLE001  (a finaliser must not raise)
-                pass
+                self.kill()
+                popen.wait(KILLED_REAP_WAIT)  # (reaped: no second warning, "still running", from Popen)
+            except Exception:  # noqa: BLE001  (a finaliser must not raise; a child not gone in time
+                pass           # is reaped later by subprocess, from its list of children left active)
 
     def __exit__(self, *exc_info):
         self.close()
