@@ -1053,6 +1053,7 @@ class Driver:
         if self.proc is not None:
             self.proc.stdin.close()
             self.proc.wait(timeout=30)
+            self.proc.stdout.close()
             self.stderr.close()
 
 
