@@ -14,7 +14,7 @@ import re
 import pytest
 
 import conhook.api
-from interactive_helpers import wait_until_blocked_in_poll
+from tests.process_states import wait_until_blocked_in_poll
 
 nbformat = pytest.importorskip("nbformat", reason="nbformat is not installed (pip install -e '.[test]')")
 nbclient = pytest.importorskip("nbclient", reason="nbclient is not installed (pip install -e '.[test]')")

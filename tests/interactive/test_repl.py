@@ -18,7 +18,7 @@ import sys
 import time
 
 import pytest
-from interactive_helpers import wait_until_blocked_in_poll
+from tests.process_states import wait_until_blocked_in_poll
 
 pty = pytest.importorskip("pty", reason="the REPL tests need a pseudo-terminal (POSIX)")
 

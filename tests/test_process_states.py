@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from interactive_helpers import wait_until_blocked_in_poll
+from tests.process_states import wait_until_blocked_in_poll
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc (Linux)")
 

@@ -1,4 +1,5 @@
-"""Helpers shared by the REPL and notebook tests."""
+"""Whether a process sleeps in its poll (Linux, from /proc): the REPL, notebook and stress tests
+signal a process then, between two turns of its scheduler."""
 from __future__ import annotations
 
 import os
