@@ -12,7 +12,9 @@ process.  Its modules, and any other module without an opt-in line, are then jud
 application's own: a module without one is declined on a scan of its text, never tokenized.
 
 The finder sits just before ``PathFinder`` on ``sys.meta_path`` so that finders placed
-in front of the path finder keep their precedence.
+in front of the path finder keep their precedence.  Modules in zip archives are found by the
+path finder through a path hook of ours placed before ``zipimport``'s (``ConZipImporter``),
+which applies the same rules to the source in the archive.
 
 Every reason not to use a cache entry (missing, unreadable, stale, bad magic, wrong key,
 damaged, ...) is told to ``cache_trace(cache_path, reason)``, as pytest's ``_read_pyc`` tells
@@ -34,6 +36,7 @@ import sys
 import sysconfig
 import token
 import types
+import zipimport
 from collections.abc import Callable, Iterator
 
 API_MODULE = "con"
@@ -179,18 +182,31 @@ class ConFinder:
     def decide(self, fullname: str, origin: str) -> tuple[bool, tuple[str, memoryview] | None]:
         """Whether the module opts in, and its cache entry (path, marshalled code) if that
         was read to find out."""
-        if fullname.partition(".")[0] == _OWN_PACKAGE:
-            return False, None  # conhook itself uses no con syntax (and its runner must start fast)
-        if any(fullname == p or fullname.startswith(p + ".") for p in self.packages):
-            return True, None
-        if self.paths and origin.startswith(self.paths):
-            return True, None
-        if origin.startswith(self.skip_roots) and not (origin.startswith(self.site_roots) and self._in_library(origin)):
-            return False, None  # the standard library and site-packages never opt in by themselves
+        by_name_or_place = self._by_name_or_place(fullname, origin)
+        if by_name_or_place is not None:
+            return by_name_or_place, None
         # A fresh cache entry of a module that opted itself in answers for its source,
         # which then need not be read at all (a warm import reads one file, as CPython's).
         cached = read_cache_entry(origin, self_opted_in=True)
         return (True, cached) if cached is not None else (source_imports_con(origin), None)
+
+    def decide_archived(self, fullname: str, origin: str, source: bytes) -> bool:
+        """Whether a module in a zip archive opts in, its ``source`` read from there."""
+        by_name_or_place = self._by_name_or_place(fullname, origin)
+        return imports_con(source) if by_name_or_place is None else by_name_or_place
+
+    def _by_name_or_place(self, fullname: str, origin: str) -> bool | None:
+        """Whether the module's name or place decides that it opts in (True) or not (False);
+        None when its own text decides."""
+        if fullname.partition(".")[0] == _OWN_PACKAGE:
+            return False  # conhook itself uses no con syntax (and its runner must start fast)
+        if any(fullname == p or fullname.startswith(p + ".") for p in self.packages):
+            return True
+        if self.paths and origin.startswith(self.paths):
+            return True
+        if origin.startswith(self.skip_roots) and not (origin.startswith(self.site_roots) and self._in_library(origin)):
+            return False  # the standard library and site-packages never opt in by themselves
+        return None
 
     def _in_library(self, origin: str) -> bool:
         """Whether ``origin`` (in site-packages) lies in a package marked as a con library."""
@@ -230,15 +246,8 @@ class ConLoader(importlib.machinery.SourceFileLoader):
         super().__init__(fullname, path)
         self._cached = cached
 
-    # The namespace is prepared here and exec_module is the inherited one, so that no
-    # frame of conhook stands between importlib's frames: an exception raised while the
-    # module runs then shows the traceback CPython shows (importlib frames removed).
-    # (reload() keeps the module, and with it what was put there the first time.)
     def create_module(self, spec):
-        from ._runtime.prejoin import prepare_namespace
-        module = types.ModuleType(spec.name)
-        prepare_namespace(module.__dict__)
-        return module
+        return _con_module(spec)
 
     def get_code(self, fullname):
         cached, self._cached = self._cached, None  # good for one load (reload finds anew)
@@ -257,12 +266,86 @@ class ConLoader(importlib.machinery.SourceFileLoader):
             try:
                 code = pipeline.compile_con(source, source_path)
             except SyntaxError as error:
-                if sys._getframe(1).f_code is not _EXEC_MODULE:
-                    raise
-                return _raising_as_importlib(error)
+                return _syntax_error_code(error, sys._getframe(1))
             if cache_path and not sys.dont_write_bytecode:
                 write_cache(cache_path, code, stat, self_opted_in=imports_con(source))
         return code
+
+
+class ConZipImporter(zipimport.zipimporter):
+    """``zipimport`` with con modules (docs/spec.md §2.1): a module in a zip archive (a zipapp,
+    an archive on ``sys.path``) whose source there opts in goes through the con pipeline, on
+    every import (nothing is written into an archive, as ``zipimport`` writes nothing); every
+    other module is ``zipimport``'s.  It is a path hook while conhook's finder is installed.
+    (``zipimport`` itself compiles a module to find it, as plain Python: ``sibling`` would be
+    a syntax error there, and ``f@(x)`` a matrix product.)"""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self._con_origins: dict[str, str] = {}  # the con modules found here: name -> source path
+
+    def find_spec(self, fullname, target=None):
+        finder = next((f for f in sys.meta_path if isinstance(f, ConFinder)), None)
+        origin = self._con_origin(finder, fullname) if finder is not None else None
+        if origin is None:
+            self._con_origins.pop(fullname, None)
+            return super().find_spec(fullname, target)
+        self._con_origins[fullname] = origin
+        return importlib.util.spec_from_file_location(
+            fullname, origin, loader=self,
+            submodule_search_locations=[] if origin.endswith("__init__.py") else None)
+
+    def _con_origin(self, finder, fullname):
+        """The source path of ``fullname`` here if it is a con module, else None."""
+        try:
+            package = self.is_package(fullname)  # (reads the archive's table only)
+        except zipimport.ZipImportError:
+            return None
+        name = fullname.rpartition(".")[2]
+        origin = os.path.join(self.archive, self.prefix, *((name, "__init__.py") if package else (name + ".py",)))
+        try:
+            source = self.get_data(origin)
+        except OSError:
+            return None  # compiled code only: zipimport's
+        return origin if finder.decide_archived(fullname, origin, source) else None
+
+    def create_module(self, spec):
+        return _con_module(spec) if spec.name in self._con_origins else None
+
+    def get_filename(self, fullname):
+        origin = self._con_origins.get(fullname)
+        return super().get_filename(fullname) if origin is None else origin
+
+    def get_code(self, fullname):
+        origin = self._con_origins.get(fullname)
+        if origin is None:
+            return super().get_code(fullname)
+        from ._compiler import pipeline
+        try:
+            return pipeline.compile_con(self.get_data(origin), origin)
+        except SyntaxError as error:
+            return _syntax_error_code(error, sys._getframe(1))
+
+
+def _con_module(spec):
+    """A con module's object, its namespace prepared (``prepare_namespace``).
+
+    (The namespace is prepared here and ``exec_module`` is importlib's own, so that no frame of
+    conhook stands between importlib's frames: an exception raised while the module runs then
+    shows the traceback CPython shows, importlib frames removed.  ``reload()`` keeps the module,
+    and with it what was put there the first time.)"""
+    from ._runtime.prejoin import prepare_namespace
+    module = types.ModuleType(spec.name)
+    prepare_namespace(module.__dict__)
+    return module
+
+
+def _syntax_error_code(error: SyntaxError, caller):
+    """For importlib's ``exec_module`` (``caller``), code that raises ``error`` as CPython's
+    import raises a syntax error; for any other caller, ``error`` itself is raised."""
+    if caller.f_code is not _EXEC_MODULE:
+        raise error
+    return _raising_as_importlib(error)
 
 
 _EXEC_MODULE = importlib.machinery.SourceFileLoader.exec_module.__code__
@@ -487,8 +570,21 @@ def install(paths=(), packages=()) -> ConFinder:
     index = next((i for i, f in enumerate(sys.meta_path) if f is importlib.machinery.PathFinder),
                  len(sys.meta_path))
     sys.meta_path.insert(index, finder)
+    # Archives: ours before zipimport's; the importers zipimport made already are made again.
+    index = next((i for i, hook in enumerate(sys.path_hooks) if hook is zipimport.zipimporter), 0)
+    sys.path_hooks.insert(index, ConZipImporter)
+    _forget_importers(zipimport.zipimporter)
     return finder
 
 
 def uninstall() -> None:
     sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, ConFinder)]
+    sys.path_hooks[:] = [hook for hook in sys.path_hooks if hook is not ConZipImporter]
+    _forget_importers(ConZipImporter)
+
+
+def _forget_importers(kind: type) -> None:
+    """Drop the cached path importers of exactly ``kind``: the path hooks make them anew."""
+    for entry, importer in list(sys.path_importer_cache.items()):
+        if type(importer) is kind:
+            del sys.path_importer_cache[entry]

@@ -67,6 +67,105 @@ def test_zipapp_of_con_code_runs(tmp_path):
     assert (ours.returncode, ours.stdout, ours.stderr) == (0, "result 42\n", "")
 
 
+# A zipapp of several modules: con ones (a module; a package whose submodule starts a sibling),
+# a plain one whose tight ``@`` is a matrix product, and a data file read through the package.
+ARCHIVED = {
+    "src/tools.py": """\
+        from con import sleep
+
+        def twice(x):
+            sleep@(0)
+            return 2 * x
+        """,
+    "src/pkg/__init__.py": "import con\n",
+    "src/pkg/work.py": """\
+        from con import sleep
+
+        def put(out, x):
+            sleep@(0)
+            out.append(2 * x)
+
+        def both(x):
+            out = []
+            sibling put@(out, x)
+            put@(out, x + 1)
+            return out
+        """,
+    "src/pkg/data.txt": "kept\n",
+    "src/plain.py": """\
+        class Matrix:
+            def __matmul__(self, other):
+                return 3 * other
+
+        def product():
+            return Matrix()@(2)
+        """,
+}
+ARCHIVED_MAIN = """\
+import con
+import pkg.work, plain, tools
+from importlib.resources import files
+
+def main():
+    return (tools.twice@(20), sorted(pkg.work.both@(1)), plain.product(),
+            files("pkg").joinpath("data.txt").read_text().strip(), tools.__file__.endswith("app.pyz/tools.py"))
+
+print(con.bootstrap(main))
+"""
+
+
+def test_a_zipapps_con_modules_are_rewritten_and_its_plain_ones_are_not(tmp_path):
+    write(tmp_path, {**ARCHIVED, "src/__main__.py": ARCHIVED_MAIN})
+    zipapp.create_archive(tmp_path / "src", tmp_path / "app.pyz")
+    ours = con("app.pyz", cwd=tmp_path)
+    assert (ours.returncode, ours.stdout, ours.stderr) == (0, "(40, [2, 4], 6, 'kept', True)\n", "")
+
+
+def test_an_archive_on_sys_path_before_conhook_was_imported_gets_its_con_modules_rewritten(tmp_path):
+    # Plain python: zipimport made the archive's importer at start-up, before `import conhook`.
+    main = "import conhook, con, tools\nprint(con.bootstrap(tools.twice, 21))\n"
+    write(tmp_path, {**ARCHIVED, "src/__main__.py": main})
+    zipapp.create_archive(tmp_path / "src", tmp_path / "app.pyz")
+    plain = python("app.pyz", cwd=tmp_path)
+    assert (plain.returncode, plain.stdout, plain.stderr) == (0, "42\n", "")
+
+
+def test_archived_con_modules_follow_install_and_uninstall(tmp_path):
+    write(tmp_path, ARCHIVED)
+    shutil.make_archive(str(tmp_path / "lib"), "zip", tmp_path / "src")
+    probe = """\
+import inspect, sys
+import conhook
+sys.path.insert(0, "lib.zip")
+import tools
+print(inspect.iscoroutinefunction(tools.twice))
+conhook.uninstall()
+del sys.modules["tools"]
+import tools
+print(inspect.iscoroutinefunction(tools.twice), any("Con" in getattr(h, "__name__", "") for h in sys.path_hooks))
+conhook.install()
+del sys.modules["tools"]
+import tools
+print(inspect.iscoroutinefunction(tools.twice))
+"""
+    result = python("-c", probe, cwd=tmp_path)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "True\nFalse False\nTrue\n", "")
+
+
+def test_a_syntax_error_in_an_archived_con_module_names_its_file_line_and_column(tmp_path):
+    write(tmp_path, {"src/__main__.py": "import con\nimport broken\n",
+                     "src/broken.py": "import con\n\ndef f():\n    sibling 1 + g@()\n"})
+    zipapp.create_archive(tmp_path / "src", tmp_path / "app.pyz")
+    ours = con("app.pyz", cwd=tmp_path)
+    assert ours.returncode == 1
+    assert f'File "{tmp_path / "app.pyz" / "broken.py"}", line 4' in ours.stderr
+    assert ours.stderr.rstrip().splitlines()[-3:] == [  # the con compiler's error, not Python's
+        "    sibling 1 + g@()", "    ^",
+        "SyntaxError: 'sibling' is a statement of its own: write 'sibling f@(args)' on a line (or after ';' or ':') "
+        "of its own"]
+    assert "conhook" not in ours.stderr  # the user's frames only
+
+
 @pytest.mark.parametrize("spelling", ["app", "./app/", "<absolute>/app"])
 def test_directory_with_a_main_module_matches_plain_python(tmp_path, spelling):
     write(tmp_path, {"app/__main__.py": REPORT_LOADER})
