@@ -285,7 +285,7 @@ class ConZipImporter(zipimport.zipimporter):
         self._con_origins: dict[str, str] = {}  # the con modules found here: name -> source path
 
     def find_spec(self, fullname, target=None):
-        finder = next((f for f in sys.meta_path if isinstance(f, ConFinder)), None)
+        finder = installed_finder()
         origin = self._con_origin(finder, fullname) if finder is not None else None
         if origin is None:
             self._con_origins.pop(fullname, None)
@@ -556,11 +556,16 @@ def _temporary_name(path: str) -> str:
 def add(paths=(), packages=()) -> ConFinder:
     """Add ``paths`` and ``packages`` to our finder's (putting one on ``sys.meta_path`` if
     none is there): what ``conhook.install()`` does."""
-    finder = next((f for f in sys.meta_path if isinstance(f, ConFinder)), None)
+    finder = installed_finder()
     if finder is None:
         return install(paths, packages)
     finder.add(paths, packages)
     return finder
+
+
+def installed_finder() -> ConFinder | None:
+    """Our finder on ``sys.meta_path``, or None."""
+    return next((f for f in sys.meta_path if isinstance(f, ConFinder)), None)
 
 
 def install(paths=(), packages=()) -> ConFinder:

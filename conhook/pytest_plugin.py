@@ -111,10 +111,7 @@ class TestModuleFinder:
 
 def _con_finder():
     """The installed ConFinder (its paths and packages count as opt-in), or the default one."""
-    for finder in sys.meta_path:
-        if isinstance(finder, _import_hook.ConFinder):
-            return finder
-    return _import_hook.ConFinder()
+    return _import_hook.installed_finder() or _import_hook.ConFinder()
 
 
 class TestModuleLoader(_import_hook.ConLoader):
