@@ -377,9 +377,9 @@ def test_the_spawner_os_thread_keeps_no_hold_on_the_process_it_started(monkeypat
     finally:
         let_go.set()
     try:
-        os.waitpid(pid, 0)
+        os.waitpid(pid, 0)  # (a child the finaliser could not reap within its wait)
     except ChildProcessError:
-        pass  # Popen's finaliser reaped it
+        pass  # the Process's finaliser reaped it
     assert gone(pid)
 
 
